@@ -1,0 +1,113 @@
+"""Samplers: incremental updates, exact cases, and that each samples the right distribution."""
+import numpy as np
+import pytest
+
+from vmc.estimators import Moments, sums
+from vmc.hamiltonian import Hamiltonian
+from vmc.samplers import Sampler, Walkers, importance_sweep, metropolis_sweep
+from vmc.wavefunction import RBM, default_sigma, hidden_preactivation
+
+SAMPLERS = [("metropolis", {"step": 1.0}), ("importance", {"dt": 0.1}), ("gibbs", {})]
+
+
+def walkers(n, M, seed):
+    return Walkers.start(np.random.SeedSequence(seed).spawn(n), M, spread=1.0)
+
+
+def run(wf, ham, sampler, n_walkers=16, n_burn=100, n_steps=500, seed=1):
+    w = walkers(n_walkers, wf.n_visible, seed)
+    s = sampler.sample(wf, ham, w, n_burn, n_steps)
+    return s, Moments.from_sums(sums(s))
+
+
+@pytest.mark.parametrize("sweep", ["metropolis", "importance"])
+def test_incremental_hidden_update_matches_recomputation(sweep):
+    rng = np.random.default_rng(3)
+    P, D, N = 3, 2, 5
+    wf = RBM(P, D, N, sigma=0.8).randomize(rng, 0.5)
+    x = rng.normal(size=P * D)
+    u = wf.hidden_preactivation(x)
+    buf = [np.empty(D), np.empty(D), np.empty(N)]
+    accepted = 0
+    for _ in range(2000):
+        if sweep == "metropolis":
+            accepted += metropolis_sweep(x, u, wf.a, wf.W, wf.sigma, wf.g, P, D, 1.5, rng, *buf)
+        else:
+            accepted += importance_sweep(x, u, wf.a, wf.W, wf.sigma, wf.g, P, D, 0.5, rng, *buf,
+                                         np.empty(D), np.empty(D))
+    # both accepted and rejected moves happened
+    assert 0 < accepted < 2000 * P
+    fresh = np.empty(N)
+    hidden_preactivation(x, wf.b, wf.W, wf.sigma, fresh)
+    np.testing.assert_allclose(u, fresh, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind,opts", SAMPLERS)
+@pytest.mark.parametrize("g", [0.5, 1.0])
+def test_noninteracting_exact_energy_zero_variance(kind, opts, g):
+    if kind == "gibbs" and g == 1.0:
+        pytest.skip("Gibbs samples |psi|^2 only for g = 1/2 (tested as an error below)")
+    for P in (1, 2, 3):
+        for D in (1, 2, 3):
+            for omega in (0.5, 1.0):
+                wf = RBM(P, D, 2, sigma=default_sigma(omega, g), g=g)
+                ham = Hamiltonian(P, D, omega, interaction=False)
+                s, m = run(wf, ham, Sampler(kind, **opts), n_walkers=4, n_burn=10, n_steps=50)
+                assert m.energy == pytest.approx(P * D * omega / 2, abs=1e-12)
+                assert m.variance < 1e-10
+                assert np.ptp(s.local_energy) < 1e-10
+
+
+def test_gibbs_with_g_one_is_an_error():
+    wf = RBM(2, 2, 2, sigma=1.0, g=1.0)
+    with pytest.raises(ValueError, match="g = 1/2"):
+        run(wf, Hamiltonian(2, 2, 1.0), Sampler("gibbs"))
+
+
+@pytest.mark.parametrize("kind,opts", [("metropolis", {"step": 2.0}), ("importance", {"dt": 0.3}), ("gibbs", {}), ("importance", {"dt": 2.0})])
+@pytest.mark.parametrize("g", [0.5, 1.0])
+def test_sampled_second_moment_matches_gaussian_theory(kind, opts, g):
+    """W = 0: |psi|^2 ~ exp(-g x^2 / sigma^2), so <x_k^2> = sigma^2 / (2 g) for any sigma."""
+    if kind == "gibbs" and g == 1.0:
+        pytest.skip("Gibbs needs g = 1/2")
+    P, D, omega, sigma = 2, 2, 1.0, 0.9   # deliberately not the exact width: E_L fluctuates
+    wf = RBM(P, D, 2, sigma=sigma, g=g)
+    ham = Hamiltonian(P, D, omega, interaction=False)
+    s, m = run(wf, ham, Sampler(kind, **opts), n_walkers=64, n_burn=500, n_steps=4000, seed=11)
+    # <V_trap> = omega^2/2 * sum_k <x_k^2>; error from the spread of independent walkers
+    v = s.observables[..., 1].mean(axis=1)
+    err = v.std(ddof=1) / np.sqrt(v.size)
+    expected = 0.5 * omega**2 * P * D * sigma**2 / (2 * g)
+    assert abs(v.mean() - expected) < 4 * err
+    assert err < 0.01 * expected   # the check has teeth
+    if opts.get("dt") == 2.0:
+        assert s.acceptance < 0.7   # too large a time step: acceptance drops, the answer stays right
+
+
+def test_all_samplers_agree_for_interacting_random_rbm():
+    rng = np.random.default_rng(5)
+    P, D, omega = 2, 2, 1.0
+    wf = RBM(P, D, 2, sigma=default_sigma(omega, 0.5)).randomize(rng, 0.1)
+    ham = Hamiltonian(P, D, omega, interaction=True)
+    results = {}
+    for kind, opts in SAMPLERS:
+        _, m = run(wf, ham, Sampler(kind, **opts), n_walkers=64, n_burn=300, n_steps=2000, seed=21)
+        results[kind] = m
+        assert m.error < 0.01
+    kinds = list(results)
+    for i in range(len(kinds)):
+        for j in range(i + 1, len(kinds)):
+            a, b = results[kinds[i]], results[kinds[j]]
+            assert abs(a.energy - b.energy) < 4 * np.hypot(a.error, b.error), (kinds[i], kinds[j], a, b)
+    # a random RBM is not the ground state: above the exact 3.0
+    assert results["metropolis"].energy > 3.0
+
+
+def test_same_seed_same_chain():
+    wf = RBM(2, 2, 2, sigma=0.7).randomize(np.random.default_rng(0), 0.1)
+    ham = Hamiltonian(2, 2, 1.0)
+    a, _ = run(wf, ham, Sampler("importance", dt=0.1), n_walkers=3, n_steps=50, seed=9)
+    b, _ = run(wf, ham, Sampler("importance", dt=0.1), n_walkers=3, n_steps=50, seed=9)
+    c, _ = run(wf, ham, Sampler("importance", dt=0.1), n_walkers=3, n_steps=50, seed=10)
+    assert np.array_equal(a.observables, b.observables)
+    assert not np.array_equal(a.observables, c.observables)

@@ -1,0 +1,244 @@
+r"""Markov-chain samplers of |psi|^2: a walker state plus a transition rule.
+
+A *sweep* proposes a move of every particle once, one particle at a time (P proposals), except for
+Gibbs sampling, where a sweep is one full update of the hidden and then the visible units.
+
+* Metropolis (brute force): x_i' = x_i + step * (U - 1/2), U uniform in [0, 1)^D, accepted with
+  probability min(1, |psi(x')|^2 / |psi(x)|^2).
+* Importance sampling (Langevin / Fokker-Planck): x_i' = x_i + D F_i(x) dt + sqrt(dt) xi, D = 1/2,
+  F = 2 grad ln psi, xi ~ N(0, 1); accepted with min(1, G(x; x') |psi(x')|^2 / (G(x'; x) |psi(x)|^2)),
+  G(y; x) = exp(-(y - x - D dt F(x))^2 / (4 D dt)).
+* Gibbs: h_j | x ~ Bernoulli(sigmoid(u_j)), then x | h ~ Normal(a + W h, sigma^2). This samples the
+  RBM joint distribution whose x-marginal is F(x); it samples |psi|^2 = F^(2g) only for g = 1/2.
+
+Every walker has its own `numpy.random.Generator` (spawned from one `SeedSequence`) passed into the
+kernel, so a run is reproducible from (seed, number of walkers) whatever the order of work.
+After each measured sweep the kernel records the local observables (T_L, V_trap, V_int, mean r_ij),
+optionally d ln psi / d theta, and optionally a histogram of the particles' radial distances.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .hamiltonian import N_OBSERVABLES, Hamiltonian, local_observables
+from .wavefunction import (RBM, drift_particle, grad_lap_log_psi, hidden_preactivation,
+                           log_psi_grad_params, log_psi_sq_ratio, shift_hidden, sigmoid)
+
+METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
+KINDS = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernels
+# ----------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def metropolis_sweep(x, u, a, W, sigma, g, P, D, step, rng, xp, dx, u_new):
+    """One brute-force Metropolis sweep; returns the number of accepted particle moves."""
+    accepted = 0
+    for i in range(P):
+        first = i * D
+        for d in range(D):
+            dx[d] = step * (rng.random() - 0.5)
+            xp[d] = x[first + d] + dx[d]
+        shift_hidden(u, W, sigma, first, dx, u_new)
+        log_ratio = log_psi_sq_ratio(x, a, sigma, g, first, xp, u, u_new)
+        if log_ratio >= 0.0 or rng.random() < math.exp(log_ratio):
+            for d in range(D):
+                x[first + d] = xp[d]
+            u[:] = u_new
+            accepted += 1
+    return accepted
+
+
+@numba.njit(cache=True)
+def importance_sweep(x, u, a, W, sigma, g, P, D, dt, rng, xp, dx, u_new, f_old, f_new):
+    """One Langevin (importance-sampling) sweep; returns the number of accepted particle moves."""
+    accepted = 0
+    sqrt_dt = math.sqrt(dt)
+    for i in range(P):
+        first = i * D
+        drift_particle(x, u, a, W, sigma, g, first, x[first:first + D], f_old)
+        for d in range(D):
+            dx[d] = 0.5 * f_old[d] * dt + sqrt_dt * rng.standard_normal()
+            xp[d] = x[first + d] + dx[d]
+        shift_hidden(u, W, sigma, first, dx, u_new)
+        drift_particle(x, u_new, a, W, sigma, g, first, xp, f_new)
+        log_ratio = log_psi_sq_ratio(x, a, sigma, g, first, xp, u, u_new)
+        # ln G(x; x') - ln G(x'; x), with 4 D dt = 2 dt
+        log_green = 0.0
+        for d in range(D):
+            back = x[first + d] - xp[d] - 0.5 * dt * f_new[d]
+            forth = xp[d] - x[first + d] - 0.5 * dt * f_old[d]
+            log_green += forth * forth - back * back
+        log_ratio += log_green / (2.0 * dt)
+        if log_ratio >= 0.0 or rng.random() < math.exp(log_ratio):
+            for d in range(D):
+                x[first + d] = xp[d]
+            u[:] = u_new
+            accepted += 1
+    return accepted
+
+
+@numba.njit(cache=True)
+def gibbs_sweep(x, u, a, b, W, sigma, rng, h):
+    """One Gibbs update h | x, then x | h; u is recomputed for the new x."""
+    M, N = W.shape
+    for j in range(N):
+        h[j] = 1.0 if rng.random() < sigmoid(u[j]) else 0.0
+    for k in range(M):
+        mean = a[k]
+        for j in range(N):
+            mean += W[k, j] * h[j]
+        x[k] = mean + sigma * rng.standard_normal()
+    hidden_preactivation(x, b, W, sigma, u)
+
+
+@numba.njit(cache=True)
+def radial_histogram(x, P, D, r_max, hist):
+    n_bins = hist.shape[0]
+    for i in range(P):
+        r2 = 0.0
+        for d in range(D):
+            r2 += x[i * D + d] ** 2
+        k = int(math.sqrt(r2) / r_max * n_bins)
+        if k < n_bins:
+            hist[k] += 1.0
+
+
+@numba.njit(cache=True)
+def run_chain(kind, move, x, a, b, W, sigma, g, omega, P, D, interaction, rng,
+              n_burn, n_steps, obs_out, grad_out, hist, r_max):
+    """Advance one walker n_burn + n_steps sweeps, measuring after each of the last n_steps.
+
+    kind: METROPOLIS (move = step), IMPORTANCE (move = dt) or GIBBS (move unused).
+    obs_out: (n_steps, N_OBSERVABLES) local observables; grad_out: (n_steps, n_opt) d ln psi/d theta,
+    or (0, 0) to skip; hist: radial histogram counts (length 0 to skip).
+    Returns the number of accepted moves during the measured sweeps.
+    """
+    M, N = W.shape
+    u = np.empty(N)
+    u_new = np.empty(N)
+    xp = np.empty(D)
+    dx = np.empty(D)
+    f_old = np.empty(D)
+    f_new = np.empty(D)
+    h = np.empty(N)
+    grad = np.empty(M)
+    lap = np.empty(M)
+    hidden_preactivation(x, b, W, sigma, u)
+    accepted = 0
+    for s in range(n_burn + n_steps):
+        if kind == METROPOLIS:
+            acc = metropolis_sweep(x, u, a, W, sigma, g, P, D, move, rng, xp, dx, u_new)
+        elif kind == IMPORTANCE:
+            acc = importance_sweep(x, u, a, W, sigma, g, P, D, move, rng, xp, dx, u_new, f_old, f_new)
+        else:
+            gibbs_sweep(x, u, a, b, W, sigma, rng, h)
+            acc = P
+        if s < n_burn:
+            continue
+        t = s - n_burn
+        accepted += acc
+        grad_lap_log_psi(x, u, a, W, sigma, g, grad, lap)
+        local_observables(x, grad, lap, omega, P, D, interaction, obs_out[t])
+        if grad_out.shape[0] > 0:
+            log_psi_grad_params(x, u, a, W, sigma, g, grad_out[t])
+        if hist.shape[0] > 0:
+            radial_histogram(x, P, D, r_max, hist)
+    return accepted
+
+
+# ----------------------------------------------------------------------------------------------
+# Orchestration
+# ----------------------------------------------------------------------------------------------
+
+
+class Walkers:
+    """The Markov-chain state: positions (n_walkers, M) and one random stream per walker."""
+
+    def __init__(self, positions: np.ndarray, rngs: list[np.random.Generator]):
+        self.positions = np.ascontiguousarray(positions, dtype=np.float64)
+        self.rngs = rngs
+        if len(rngs) != self.positions.shape[0]:
+            raise ValueError("one random generator per walker is required")
+
+    @classmethod
+    def start(cls, seeds: list[np.random.SeedSequence], n_visible: int, spread: float) -> "Walkers":
+        """Walkers at Gaussian random positions of width `spread`, each with its own stream."""
+        rngs = [np.random.Generator(np.random.PCG64(s)) for s in seeds]
+        positions = np.array([rng.normal(0.0, spread, n_visible) for rng in rngs]).reshape(len(rngs), n_visible)
+        return cls(positions, rngs)
+
+    @property
+    def n_walkers(self) -> int:
+        return self.positions.shape[0]
+
+    def rng_states(self) -> list[dict]:
+        return [r.bit_generator.state for r in self.rngs]
+
+    def set_rng_states(self, states: list[dict]) -> None:
+        for r, s in zip(self.rngs, states):
+            r.bit_generator.state = s
+
+
+@dataclass
+class Samples:
+    """What a sampling pass produced for this process's walkers.
+
+    observables: (n_walkers, n_steps, 4) = T_L, V_trap, V_int, mean r_ij per measured sweep;
+    grad_log_psi: (n_walkers, n_steps, n_opt) or None; density_counts: radial histogram or None.
+    """
+    observables: np.ndarray
+    grad_log_psi: np.ndarray | None
+    accepted: int
+    proposed: int
+    density_counts: np.ndarray | None = None
+
+    @property
+    def local_energy(self) -> np.ndarray:
+        """E_L per walker and step, shape (n_walkers, n_steps)."""
+        return self.observables[..., :3].sum(axis=-1)
+
+    @property
+    def acceptance(self) -> float:
+        return self.accepted / self.proposed if self.proposed else float("nan")
+
+
+class Sampler:
+    """A transition rule for |psi|^2: kind ('metropolis', 'importance', 'gibbs') and its move size."""
+
+    def __init__(self, kind: str, step: float = 1.0, dt: float = 0.05):
+        if kind not in KINDS:
+            raise ValueError(f"sampler kind must be one of {sorted(KINDS)}, got {kind!r}")
+        self.kind = kind
+        self.move = {"metropolis": step, "importance": dt, "gibbs": 0.0}[kind]
+        if kind != "gibbs" and not self.move > 0:
+            raise ValueError(f"{kind} move size must be > 0, got {self.move}")
+
+    def check(self, wf: RBM) -> None:
+        if self.kind == "gibbs" and wf.g != 0.5:
+            raise ValueError("Gibbs sampling draws from the RBM marginal F(x), which is |psi|^2 only "
+                             f"for g = 1/2; got g = {wf.g}")
+
+    def sample(self, wf: RBM, hamiltonian: Hamiltonian, walkers: Walkers, n_burn: int, n_steps: int,
+               record_grad: bool = False, density_bins: int = 0, density_rmax: float = 1.0) -> Samples:
+        """Advance every walker n_burn + n_steps sweeps and return the measurements (see `Samples`)."""
+        self.check(wf)
+        n_w, P, D = walkers.n_walkers, wf.particles, wf.dimensions
+        obs = np.empty((n_w, n_steps, N_OBSERVABLES))
+        grads = np.empty((n_w, n_steps, wf.n_opt)) if record_grad else None
+        no_grad = np.empty((0, 0))
+        hist = np.zeros(density_bins)
+        accepted = 0
+        for w in range(n_w):
+            accepted += run_chain(KINDS[self.kind], self.move, walkers.positions[w], wf.a, wf.b, wf.W,
+                                  wf.sigma, wf.g, hamiltonian.omega, P, D, hamiltonian.interaction,
+                                  walkers.rngs[w], n_burn, n_steps, obs[w],
+                                  grads[w] if record_grad else no_grad, hist, density_rmax)
+        return Samples(obs, grads, accepted, n_w * n_steps * P, hist if density_bins else None)
