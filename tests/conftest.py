@@ -1,0 +1,29 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+MPIEXEC = BIN / "mpiexec"
+
+
+def run_cli(*args, ranks=None, cwd=None, timeout=600, env=None):
+    """Run `python -m vmc ...` (under mpiexec -n ranks when given); returns CompletedProcess."""
+    cmd = [sys.executable, "-m", "vmc", *map(str, args)]
+    if ranks is not None:
+        cmd = [str(MPIEXEC), "-n", str(ranks), *cmd]
+    full_env = dict(os.environ, HDF5_USE_FILE_LOCKING="FALSE", **(env or {}))
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout, env=full_env)
+
+
+@pytest.fixture
+def write_input(tmp_path):
+    """Write a TOML input file into tmp_path and return its path."""
+    def write(text, name="case.toml"):
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+    return write

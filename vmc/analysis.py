@@ -1,0 +1,160 @@
+"""Analysis of a run's production series: blocked error bars for the energy and its parts.
+
+`analyze_group` is the one code path behind both the summary `vmc run` prints and `vmc analyze`.
+The production layout it reads (`/production/local_energy`, `kinetic`, `trap`, `interaction`,
+each chains x steps, with attribute `steps_done`) is documented in the README; `analyze_path` also
+accepts a plain `.npy` file or a text column of numbers (one series, or one chain per column).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from . import blocking
+
+PARTS = ("kinetic", "trap", "interaction")
+
+
+class AnalysisError(Exception):
+    """Input that cannot be analysed; str() is one line for the user."""
+
+
+def exact_energy(cfg: dict) -> float | None:
+    """Exact ground-state energy where one is known: non-interacting P D omega / 2; two electrons
+    in 2D at omega = 1 (Taut): 3."""
+    s = cfg["system"]
+    if not s["interaction"] or s["particles"] == 1:
+        return 0.5 * s["particles"] * s["dimensions"] * s["omega"]
+    if s["particles"] == 2 and s["dimensions"] == 2 and s["omega"] == 1.0:
+        return 3.0
+    return None
+
+
+def _stats(chains: np.ndarray) -> dict:
+    try:
+        r = blocking.analyze(chains)
+    except ValueError as exc:
+        raise AnalysisError(str(exc)) from None
+    return {"mean": r.mean, "error": r.error, "naive_error": r.naive_error, "variance": r.variance,
+            "tau": r.tau, "n_samples": r.n_samples, "n_chains": r.n_chains, "level": r.level,
+            "r_hat": r.r_hat, "warnings": list(r.warnings), "curve": np.asarray(r.curve).tolist()}
+
+
+def analyze_series(chains: np.ndarray) -> dict:
+    """Blocking analysis of one observable given as (n_chains, n_steps) or a 1D series."""
+    chains = np.asarray(chains, dtype=float)
+    if chains.ndim == 1:
+        chains = chains[None, :]
+    if chains.size == 0:
+        raise AnalysisError("the series is empty")
+    bad = int(np.count_nonzero(~np.isfinite(chains)))
+    if bad:
+        raise AnalysisError(f"the series contains {bad} non-finite values (NaN or inf)")
+    return _stats(chains)
+
+
+def analyze_group(group) -> dict:
+    """Energy and parts with blocked errors, acceptance, virial ratio and efficiency of a run group."""
+    if "production" not in group or "local_energy" not in group["production"]:
+        raise AnalysisError(f"{group.file.filename}: no /production/local_energy dataset (is this a vmc run file?)")
+    prod = group["production"]
+    done = int(prod.attrs.get("steps_done", prod["local_energy"].shape[1]))
+    if done < 2:
+        raise AnalysisError(f"{group.file.filename}: the production phase holds {done} steps, too few to analyse")
+    result = analyze_series(prod["local_energy"][:, :done])
+    for part in PARTS:
+        if part in prod:
+            r = analyze_series(prod[part][:, :done])
+            result[part] = {"mean": r["mean"], "error": r["error"]}
+    if "pair_distance" in prod:
+        r = analyze_series(prod["pair_distance"][:, :done])
+        result["pair_distance"] = {"mean": r["mean"], "error": r["error"]}
+    result["acceptance"] = float(prod.attrs.get("acceptance", float("nan")))
+    cpu = float(prod.attrs.get("cpu_seconds", 0.0))
+    result["cpu_seconds"] = cpu
+    # QMCPACK's figure of merit: 1 / (error^2 * CPU time)
+    result["efficiency"] = 1.0 / (result["error"] ** 2 * cpu) if cpu > 0 and result["error"] > 0 else float("inf")
+    if "trap" in result and "kinetic" in result:
+        result["virial_ratio"] = result["kinetic"]["mean"] / result["trap"]["mean"]
+    if "config" in group.attrs:
+        cfg = json.loads(group.attrs["config"])
+        result["exact"] = exact_energy(cfg)
+        result["interacting"] = bool(cfg["system"]["interaction"])
+    return result
+
+
+def analyze_path(path: str) -> dict:
+    """Analyse an HDF5 run file, a .npy array or a text column of numbers."""
+    if not os.path.exists(path):
+        raise AnalysisError(f"{path}: no such file")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".h5", ".hdf5", ".hdf"):
+        from .io import OutputError, open_for_reading
+        try:
+            with open_for_reading(path) as f:
+                return analyze_group(f)
+        except OutputError as exc:
+            raise AnalysisError(str(exc)) from None
+        except (OSError, KeyError) as exc:
+            raise AnalysisError(f"{path}: damaged or incomplete HDF5 file ({exc})") from None
+    try:
+        data = np.load(path) if ext == ".npy" else np.loadtxt(path, ndmin=1)
+    except (ValueError, OSError) as exc:
+        raise AnalysisError(f"{path}: cannot read numbers ({str(exc).splitlines()[0]})") from None
+    data = np.asarray(data, dtype=float)
+    return analyze_series(data.T if data.ndim == 2 else data)
+
+
+def to_json(result: dict) -> dict:
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, (np.floating, float)):
+            return None if not math.isfinite(v) else float(v)
+        if isinstance(v, np.integer):
+            return int(v)
+        return v
+    return clean(result)
+
+
+def format_table(result: dict, name: str = "") -> str:
+    rows = [("energy", result)] + [(p, result[p]) for p in PARTS if p in result]
+    lines = [f"{name}" if name else "", f"{'':<12}{'mean':>14}{'error':>12}"]
+    for label, r in rows:
+        lines.append(f"{label:<12}{r['mean']:>14.7f}{r['error']:>12.7f}")
+    lines += [
+        f"naive error {result['naive_error']:.3g}, tau = {result['tau']:.2f}, blocking level {result['level']}, "
+        f"{result['n_samples']} samples in {result['n_chains']} chains, R-hat = {result['r_hat']:.4f}",
+        f"variance of E_L {result['variance']:.6g}",
+    ]
+    if "acceptance" in result:
+        lines.append(f"acceptance {result['acceptance']:.4f}, efficiency 1/(err^2 CPU s) = {result['efficiency']:.4g}")
+    if result.get("exact") is not None:
+        dev = (result["mean"] - result["exact"]) / result["error"] if result["error"] > 0 else float("inf")
+        lines.append(f"exact {result['exact']}: deviation {result['mean'] - result['exact']:+.3g} ({dev:+.1f} error bars)")
+    if "virial_ratio" in result and not result.get("interacting", True):
+        lines.append(f"virial check <T>/<V_trap> = {result['virial_ratio']:.5f} (1 for the exact non-interacting state)")
+    for w in result.get("warnings", []):
+        lines.append(f"warning: {w}")
+    return "\n".join(l for l in lines if l is not None)
+
+
+def plot(result: dict, path: str, series: np.ndarray | None = None) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 1, figsize=(6, 4))
+    curve = np.asarray(result["curve"])
+    ax.errorbar(np.arange(curve.size), curve, fmt="o-", label="blocked error per level")
+    ax.axhline(result["error"], color="k", ls="--", label=f"chosen: {result['error']:.3g}")
+    ax.set_xlabel("blocking level k (block size 2^k)")
+    ax.set_ylabel("error of the mean (Hartree)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,809 @@
+r"""Input options of a run: the one place where every option, its default, type, range and meaning lives.
+
+One TOML file describes a run. `OPTIONS` below is a declarative table; validation, defaults, the
+README's input reference (`reference_markdown`, printed by ``python -m vmc.config --markdown``) and a
+complete input template (``--template``) are all derived from it, so they cannot disagree.
+
+    >>> cfg = from_text("[sampler]\nstep = 2")
+    >>> cfg.get("sampler.step"), cfg.get("sampler.kind")
+    (2.0, 'metropolis')
+    >>> cfg.with_overrides({"wavefunction.hidden": 3}).to_dict()["wavefunction"]["hidden"]
+    3
+
+The resolved configuration is a `Config`: immutable, with `Config.to_dict()` giving a nested dict of
+plain Python values (JSON-serialisable; stored in the output file) and `Config.get` reading dotted keys.
+Every problem with an input — unknown key or section, wrong type, out-of-range value, TOML syntax
+error, missing or unreadable file, a rule between options — raises `ConfigError`, whose str() is one
+line naming the file, the key, the value and what is allowed, e.g.
+
+    inputs/x.toml: sampler.step = -0.5: must be > 0
+    inputs/x.toml: unknown key 'sampler.stepp' (did you mean 'sampler.step'?)
+
+An optional ``[sweep]`` table maps option keys to lists of values (a parameter study);
+`Config.sweep_points` expands it into one resolved `Config` per point.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import itertools
+import json
+import math
+import os
+import re
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+__all__ = [
+    "ConfigError", "Option", "OPTIONS", "OPTION_BY_KEY", "SECTIONS", "RULES", "MAX_SWEEP_POINTS",
+    "Config", "load", "from_text", "from_dict", "defaults", "resolved_sigma", "resolved_density_rmax",
+    "check_ranks", "reference_markdown", "template_toml", "update_readme",
+]
+
+
+class ConfigError(Exception):
+    """A problem with the input; str() is one line for the user (the CLI prints it and exits with 2).
+
+    `source` is the file (or other origin) of the input, `key` the dotted option key when there is one.
+    """
+
+    def __init__(self, message: str, source: str = "", key: str | None = None):
+        super().__init__(" ".join(str(message).split("\n")))
+        self.source = source
+        self.key = key
+
+
+def _fmt(value: Any) -> str:
+    """A value as it would be written in TOML (one line)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return re.sub(r"e([+-])0*(\d)", r"e\1\2", repr(value)).replace("e+", "e")
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_fmt(v)}" for k, v in value.items()) + " }" if value else "{}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Constraints on single values
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """A constraint on one value: `test(value)` and the text after "must be " when it fails."""
+
+    test: Callable[[Any], bool]
+    text: str
+    choices: tuple = ()     # for `one_of`: the allowed values (the README lists them instead of a type)
+
+
+def gt(lo: float) -> Check:
+    return Check(lambda v: v > lo, f"> {lo:g}")
+
+
+def ge(lo: float) -> Check:
+    return Check(lambda v: v >= lo, f">= {lo:g}")
+
+
+def between(lo: float, hi: float) -> Check:
+    """Closed interval [lo, hi]."""
+    return Check(lambda v: lo <= v <= hi, f"between {lo:g} and {hi:g}")
+
+
+def half_open(lo: float, hi: float) -> Check:
+    """Interval [lo, hi)."""
+    return Check(lambda v: lo <= v < hi, f"in [{lo:g}, {hi:g})")
+
+
+def one_of(*values) -> Check:
+    text = " or ".join(_fmt(v) for v in values) if len(values) <= 2 else \
+        "one of " + ", ".join(_fmt(v) for v in values)
+    return Check(lambda v: v in values, text, tuple(values))
+
+
+_TYPE_NAMES = {int: "integer", float: "number", bool: "true or false", str: "string"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One input option: dotted `key` ("section.name", or "name" at top level), its default, type,
+    meaning (`doc`, one sentence or a few; markdown-safe plain text) and optional constraint."""
+
+    key: str
+    default: Any
+    type: type
+    doc: str
+    check: Check | None = None
+    sweepable: bool = True
+
+    @property
+    def section(self) -> str:
+        return self.key.rpartition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.rpartition(".")[2]
+
+    def allowed(self) -> str:
+        """What is allowed, in words: "integer >= 0", "number in [0, 1)", 'one of "a", "b", "c"'."""
+        if self.check is None:
+            return _TYPE_NAMES[self.type]
+        if self.check.choices:
+            return self.check.text
+        return f"{_TYPE_NAMES[self.type]} {self.check.text}"
+
+    def _must(self) -> str:
+        if self.check is not None and self.check.choices:
+            return f"must be {self.allowed()}"
+        return f"must be {'an' if self.type is int else 'a'} {self.allowed()}"
+
+    def validate(self, value: Any) -> Any:
+        """The value converted to the option's type (int -> float); raises `_Invalid` with the reason."""
+        t = self.type
+        if t is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _Invalid(f"{self._must()} (got {_kind(value)})")
+            value = float(value)
+            if not math.isfinite(value):
+                raise _Invalid("must be a finite number")
+        elif t is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                hint = f"; write {int(value)}" if isinstance(value, float) and value.is_integer() else ""
+                raise _Invalid(f"{self._must()} (got {_kind(value)}{hint})")
+        elif t is bool:
+            if not isinstance(value, bool):
+                raise _Invalid(f"must be true or false (got {_kind(value)})")
+        elif t is str:
+            if not isinstance(value, str):
+                raise _Invalid(f"{self._must()} (got {_kind(value)})")
+        if self.check is not None and not self.check.test(value):
+            reason = f"must be {self.check.text}"
+            if self.check.choices and isinstance(value, str):
+                close = difflib.get_close_matches(value, [c for c in self.check.choices if isinstance(c, str)], 1)
+                if close:
+                    reason += f" (did you mean {_fmt(close[0])}?)"
+            raise _Invalid(reason)
+        return value
+
+
+class _Invalid(Exception):
+    """Internal: why a value is not allowed (the caller adds file, key and value)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# The table of options
+# ----------------------------------------------------------------------------------------------
+
+OPTIONS: tuple[Option, ...] = (
+    # ---- top level
+    Option("seed", 2026, int, "Root seed of every random stream (initial parameters, one stream per walker); "
+           "the same input and seed give the same numbers.", ge(0)),
+    Option("output", "", str, "HDF5 output file; empty: `runs/<input file stem>.h5` (`vmc run -o` overrides it).",
+           sweepable=False),
+    # ---- [system]
+    Option("system.particles", 2, int, "Number of particles P.", between(1, 64)),
+    Option("system.dimensions", 2, int, "Number of spatial dimensions D.", between(1, 3)),
+    Option("system.omega", 1.0, float, "Trap frequency omega (atomic units): V_trap = omega^2 sum_i r_i^2 / 2.",
+           gt(0)),
+    Option("system.interaction", True, bool, "Coulomb repulsion `sum_{i<j} 1/r_ij` on or off. In 1D with P > 1 "
+           "the exact state vanishes where particles meet (hard core); the RBM state does not, so expect "
+           "large, heavy-tailed energy fluctuations there."),
+    # ---- [wavefunction]
+    Option("wavefunction.hidden", 2, int, "Number of hidden units N of the RBM.", ge(1)),
+    Option("wavefunction.g", 0.5, float, "Trial state psi = F^g, F the RBM marginal of the visible units: 0.5 "
+           "makes |psi|^2 the RBM marginal p(x) (needed for Gibbs sampling); 1.0 makes psi = F.",
+           one_of(0.5, 1.0)),
+    Option("wavefunction.sigma", 0.0, float, "Width sigma of the visible units; 0: sqrt(g / omega), i.e. "
+           "sqrt(1/(2 omega)) for g = 0.5 and sqrt(1/omega) for g = 1, which makes the W = 0, a = 0 state the "
+           "exact non-interacting Gaussian.", ge(0)),
+    Option("wavefunction.init_scale", 0.1, float, "Standard deviation of the normally distributed initial "
+           "a, b and W (0: all start at zero).", ge(0)),
+    Option("wavefunction.optimize_sigma", False, bool, "Optimize sigma too (otherwise it stays fixed)."),
+    # ---- [sampler]
+    Option("sampler.kind", "metropolis", str, "metropolis: brute-force moves uniform in a box of side `step`; "
+           "importance: Langevin drift with time step `dt` and Metropolis-Hastings acceptance; gibbs: "
+           "alternate h | x and x | h of the RBM joint distribution (needs wavefunction.g = 0.5). A sweep "
+           "moves every particle once (gibbs: one update of all hidden, then all visible units).",
+           one_of("metropolis", "importance", "gibbs")),
+    Option("sampler.step", 1.0, float, "Metropolis step length: x' = x + step (U - 1/2), U uniform in [0, 1)^D.",
+           gt(0)),
+    Option("sampler.dt", 0.05, float, "Langevin time step of importance sampling.", gt(0)),
+    Option("sampler.walkers", 16, int, "Number of walkers (Markov chains) in total, shared by the MPI ranks "
+           "(every rank needs at least one); walker w always uses random stream w.", ge(1)),
+    Option("sampler.burn_in", 1000, int, "Sweeps per walker discarded before the first optimization "
+           "iteration.", ge(0)),
+    Option("sampler.steps", 1000, int, "Measured sweeps per walker per optimization iteration.", ge(1)),
+    Option("sampler.thermalize", 10, int, "Sweeps per walker discarded after each parameter update.", ge(0)),
+    # ---- [optimizer]
+    Option("optimizer.kind", "adam", str, "sgd: plain gradient descent; momentum: gradient descent with "
+           "momentum; adam: Adam; sr: stochastic reconfiguration (natural gradient, solves "
+           "(S + sr_shift I) delta = -eta_t G).", one_of("sgd", "momentum", "adam", "sr")),
+    Option("optimizer.learning_rate", 0.01, float, "Learning rate eta.", gt(0)),
+    Option("optimizer.iterations", 200, int, "Number of optimization iterations (0: evaluate the initial "
+           "parameters).", ge(0)),
+    Option("optimizer.schedule", "constant", str, "Learning rate of iteration t: constant: eta_t = eta; "
+           "inverse: eta_t = eta / (1 + decay t).", one_of("constant", "inverse")),
+    Option("optimizer.decay", 0.0, float, "Decay rate of the inverse schedule.", ge(0)),
+    Option("optimizer.momentum", 0.9, float, "Momentum coefficient mu (kind = momentum).", half_open(0, 1)),
+    Option("optimizer.beta1", 0.9, float, "Adam: decay rate of the gradient average.", half_open(0, 1)),
+    Option("optimizer.beta2", 0.999, float, "Adam: decay rate of the squared-gradient average.", half_open(0, 1)),
+    Option("optimizer.epsilon", 1e-8, float, "Adam: added to sqrt(v) in the denominator.", gt(0)),
+    Option("optimizer.sr_shift", 1e-3, float, "Stochastic reconfiguration: diagonal shift added to the "
+           "matrix S.", gt(0)),
+    Option("optimizer.patience", 0, int, "0: off; else stop early when |Delta E| between successive "
+           "iterations is below its error bar for this many consecutive iterations.", ge(0)),
+    Option("optimizer.max_step", 0.0, float, "0: off; else scale each parameter update down to at most "
+           "this norm.", ge(0)),
+    # ---- [production]
+    Option("production.steps", 10000, int, "Measured sweeps per walker in the final evaluation at fixed "
+           "parameters (the reported energy).", ge(1)),
+    Option("production.burn_in", 200, int, "Sweeps per walker discarded before the production "
+           "measurements.", ge(0)),
+    Option("production.density_bins", 100, int, "Number of bins of the radial one-body density.", ge(1)),
+    Option("production.density_rmax", 0.0, float, "Outer radius of the density histogram; 0: 5/sqrt(omega).",
+           ge(0)),
+)
+
+OPTION_BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}
+SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in OPTIONS if o.section))
+SWEEP = "sweep"
+MAX_SWEEP_POINTS = 10_000
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule between options: `ok(values)` on the flat {key: value} dict; `message` says what is needed."""
+
+    keys: tuple[str, ...]
+    ok: Callable[[Mapping[str, Any]], bool]
+    message: str
+    doc: str = field(default="")
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(("sampler.kind", "wavefunction.g"),
+         lambda c: c["sampler.kind"] != "gibbs" or c["wavefunction.g"] == 0.5,
+         "Gibbs sampling needs wavefunction.g = 0.5 (only then is |psi|^2 the x-marginal of the RBM "
+         "joint distribution it samples)",
+         "`sampler.kind = \"gibbs\"` needs `wavefunction.g = 0.5`: Gibbs sampling draws from the RBM joint "
+         "distribution, whose x-marginal is |psi|^2 only for g = 1/2."),
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# Formatting and suggestions
+# ----------------------------------------------------------------------------------------------
+
+
+def _label_value(value: Any) -> str:
+    return value if isinstance(value, str) else _fmt(value)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+def _suggest(key: str) -> str:
+    """' (did you mean 'x'?)' for an unknown dotted key, or ''."""
+    name = key.rpartition(".")[2]
+    same_name = [o.key for o in OPTIONS if o.name == name and o.key != key]
+    if not same_name:
+        same_name = difflib.get_close_matches(key, list(OPTION_BY_KEY), n=1, cutoff=0.6)
+    if not same_name:
+        section = key.rpartition(".")[0]
+        in_section = [o.key for o in OPTIONS if o.section == section]
+        names = difflib.get_close_matches(name, [k.rpartition(".")[2] for k in in_section], n=1, cutoff=0.6)
+        same_name = [f"{section}.{n}" if section else n for n in names]
+    if not same_name:
+        return ""
+    return " (did you mean " + " or ".join(f"'{k}'" for k in same_name) + "?)"
+
+
+def _error(source: str, key: str | None, value: Any, problem: str) -> ConfigError:
+    where = f"{key} = {_fmt(value)}: " if key is not None else ""
+    return ConfigError(f"{source}: {where}{problem}", source, key)
+
+
+def _unknown_key(source: str, key: str) -> ConfigError:
+    section = key.partition(".")[0]
+    if "." not in key and section in SECTIONS:
+        return ConfigError(f"{source}: '{key}' is a section, not an option: give a key such as "
+                           f"'{next(o.key for o in OPTIONS if o.section == section)}'", source, key)
+    return ConfigError(f"{source}: unknown key '{key}'{_suggest(key)}", source, key)
+
+
+def _checked(opt: Option, value: Any, source: str, key: str | None = None) -> Any:
+    try:
+        return opt.validate(value)
+    except _Invalid as exc:
+        raise _error(source, key or opt.key, value, str(exc)) from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Resolution: raw nested mapping -> flat {key: value} + sweep
+# ----------------------------------------------------------------------------------------------
+
+
+def _flat_values(raw: Any, source: str) -> tuple[dict[str, Any], Any]:
+    """Defaults updated by the options in `raw` (validated one by one); returns (flat, raw sweep table)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: the configuration must be a table of options (got {_kind(raw)})", source)
+    flat = {o.key: o.default for o in OPTIONS}
+    sweep = None
+    for name, value in raw.items():
+        name = str(name)
+        if name == SWEEP:
+            if not isinstance(value, Mapping):
+                raise _error(source, SWEEP, value, "must be a table ([sweep]) of option keys and lists of values")
+            sweep = value
+        elif name in SECTIONS:
+            if not isinstance(value, Mapping):
+                raise _error(source, name, value, f"must be a table ([{name}])")
+            for sub, v in value.items():
+                key = f"{name}.{sub}"
+                if key not in OPTION_BY_KEY:
+                    raise _unknown_key(source, key)
+                flat[key] = _checked(OPTION_BY_KEY[key], v, source)
+        elif name in OPTION_BY_KEY:
+            flat[name] = _checked(OPTION_BY_KEY[name], value, source)
+        elif isinstance(value, Mapping):
+            close = difflib.get_close_matches(name, list(SECTIONS) + [SWEEP], n=1, cutoff=0.6)
+            hint = f" (did you mean '[{close[0]}]'?)" if close else \
+                f" (sections: {', '.join(f'[{s}]' for s in SECTIONS)}, [sweep])"
+            raise ConfigError(f"{source}: unknown section '[{name}]'{hint}", source, name)
+        else:
+            raise _unknown_key(source, name)
+    return flat, sweep
+
+
+def _sweep_entries(table: Mapping, prefix: str, out: list, source: str) -> None:
+    for name, value in table.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            _sweep_entries(value, f"{key}.", out, source)
+        else:
+            out.append((key, value))
+
+
+def _parse_sweep(table: Mapping | None, source: str) -> tuple[tuple[tuple[str, tuple], ...], bool]:
+    """[sweep] -> (((key, values), ...) in input order, zip)."""
+    if not table:
+        return (), False
+    zip_ = False
+    entries: list[tuple[str, Any]] = []
+    for name, value in table.items():
+        if name == "zip":
+            if not isinstance(value, bool):
+                raise _error(source, "sweep.zip", value, f"must be true or false (got {_kind(value)})")
+            zip_ = value
+        elif isinstance(value, Mapping):
+            _sweep_entries(value, f"{name}.", entries, source)
+        else:
+            entries.append((str(name), value))
+    sweep: dict[str, tuple] = {}
+    for key, values in entries:
+        if key not in OPTION_BY_KEY:
+            msg = f"{source}: sweep: unknown option '{key}'{_suggest(key)}"
+            if key.partition(".")[0] in SECTIONS and "." not in key:
+                msg = f"{source}: sweep: '{key}' is a section, not an option"
+            raise ConfigError(msg, source, key)
+        opt = OPTION_BY_KEY[key]
+        if not opt.sweepable:
+            raise ConfigError(f"{source}: sweep: '{key}' cannot be swept (one output file holds all points "
+                              "of a sweep)", source, key)
+        if key in sweep:
+            raise ConfigError(f"{source}: sweep: '{key}' is given twice", source, key)
+        if not isinstance(values, (list, tuple)) or not values:
+            raise _error(source, f"sweep.{key}", values, "must be a non-empty list of values, e.g. "
+                         f"[{_fmt(opt.default)}, ...]")
+        sweep[key] = tuple(_checked(opt, v, source, key=f"sweep.{key}") for v in values)
+    if zip_ and len({len(v) for v in sweep.values()}) > 1:
+        lengths = ", ".join(f"{k} has {len(v)}" for k, v in sweep.items())
+        raise ConfigError(f"{source}: sweep: zip = true needs lists of equal length ({lengths})", source, "sweep.zip")
+    return tuple(sweep.items()), zip_
+
+
+def _check_rules(flat: Mapping[str, Any], source: str) -> None:
+    for rule in RULES:
+        if not rule.ok(flat):
+            given = ", ".join(f"{k} = {_fmt(flat[k])}" for k in rule.keys)
+            raise ConfigError(f"{source}: {given}: {rule.message}", source, rule.keys[0])
+
+
+def _combinations(sweep, zip_) -> list[tuple]:
+    values = [v for _, v in sweep]
+    return list(zip(*values)) if zip_ else list(itertools.product(*values))
+
+
+def _point_label(keys, combo) -> str:
+    return ",".join(f"{k}={_label_value(v)}" for k, v in zip(keys, combo))
+
+
+def _check_sweep_points(flat: Mapping[str, Any], sweep, zip_, source: str) -> None:
+    if not sweep:
+        return
+    n = len(sweep[0][1]) if zip_ else math.prod(len(v) for _, v in sweep)
+    if n > MAX_SWEEP_POINTS:
+        raise ConfigError(f"{source}: sweep: {n} points, at most {MAX_SWEEP_POINTS} are allowed", source, SWEEP)
+    keys = [k for k, _ in sweep]
+    seen = set()
+    for combo in _combinations(sweep, zip_):
+        label = _point_label(keys, combo)
+        if label in seen:
+            raise ConfigError(f"{source}: sweep: point {label} appears twice", source, SWEEP)
+        seen.add(label)
+        _check_rules({**flat, **dict(zip(keys, combo))}, f"{source}: sweep point {label}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Config
+# ----------------------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+class Config:
+    """A resolved, validated, immutable configuration (build it with `load`, `from_text`, `from_dict`).
+
+    `source`: where it came from (file name, "<string>", ...); `text`: the raw input text ("" if not
+    read from text).
+    """
+
+    __slots__ = ("_flat", "_sweep", "_zip", "source", "text")
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("build a Config with vmc.config.load, from_text or from_dict")
+
+    @classmethod
+    def _make(cls, flat: dict, sweep, zip_: bool, source: str, text: str, check_source: str | None = None):
+        where = check_source or source
+        _check_rules(flat, where)
+        _check_sweep_points(flat, sweep, zip_, where)
+        self = object.__new__(cls)
+        object.__setattr__(self, "_flat", dict(flat))
+        object.__setattr__(self, "_sweep", tuple(sweep))
+        object.__setattr__(self, "_zip", bool(zip_) and bool(sweep))
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "text", text)
+        return self
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Config is immutable: use with_overrides")
+
+    # ---- reading
+    def get(self, key: str, default: Any = _MISSING) -> Any:
+        """The value of a dotted option key ("sampler.step", "seed"); a section name gives a dict copy.
+
+        An unknown key raises KeyError unless `default` is given.
+        """
+        if key in self._flat:
+            return self._flat[key]
+        if key in SECTIONS:
+            return {o.name: self._flat[o.key] for o in OPTIONS if o.section == key}
+        if default is not _MISSING:
+            return default
+        raise KeyError(f"unknown option '{key}'{_suggest(key)}")
+
+    __getitem__ = get
+
+    @property
+    def sweep(self) -> dict[str, list]:
+        """The swept keys and their (validated) values, in input order; {} without a sweep."""
+        return {k: list(v) for k, v in self._sweep}
+
+    @property
+    def sweep_zip(self) -> bool:
+        return self._zip
+
+    def to_dict(self) -> dict:
+        """Nested plain dict (JSON-serialisable): top-level options, one dict per section and, only when
+        there is a sweep, "sweep": {"zip": ..., "<dotted key>": [values]}. `from_dict` reads it back."""
+        out: dict[str, Any] = {}
+        for o in OPTIONS:
+            if o.section:
+                out.setdefault(o.section, {})[o.name] = self._flat[o.key]
+            else:
+                out[o.key] = self._flat[o.key]
+        if self._sweep:
+            out[SWEEP] = {"zip": self._zip, **{k: list(v) for k, v in self._sweep}}
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    # ---- deriving
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
+        """A new Config with dotted-key overrides ({"wavefunction.hidden": 3}), validated like the file.
+
+        Overriding a swept key fixes it: the key is dropped from the sweep.
+        """
+        src = f"{self.source} (override)"
+        flat = dict(self._flat)
+        sweep = list(self._sweep)
+        for key, value in overrides.items():
+            if key not in OPTION_BY_KEY:
+                raise _unknown_key(src, key)
+            flat[key] = _checked(OPTION_BY_KEY[key], value, src)
+            sweep = [(k, v) for k, v in sweep if k != key]
+        return Config._make(flat, sweep, self._zip, self.source, self.text, check_source=src)
+
+    def sweep_points(self) -> list[tuple[str, "Config"]]:
+        """One (label, Config) per point of the sweep, Cartesian grid in input order (last key fastest)
+        or element-wise with zip = true; labels like "wavefunction.hidden=2,sampler.dt=0.01".
+        Without a sweep: [("", self)]. The point configs have no sweep."""
+        if not self._sweep:
+            return [("", self)]
+        keys = [k for k, _ in self._sweep]
+        points = []
+        for combo in _combinations(self._sweep, self._zip):
+            flat = {**self._flat, **dict(zip(keys, combo))}
+            points.append((_point_label(keys, combo), Config._make(flat, (), False, self.source, self.text)))
+        return points
+
+    # ---- comparison and display
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Config):
+            return NotImplemented
+        return self._flat == other._flat and self._sweep == other._sweep and self._zip == other._zip
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (_rebuild, (self.to_dict(), self.source, self.text))
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self._flat.items() if v != OPTION_BY_KEY[k].default}
+        extra = f", sweep={self.sweep}, zip={self._zip}" if self._sweep else ""
+        return f"Config(source={self.source!r}, non-defaults={changed}{extra})"
+
+
+# ----------------------------------------------------------------------------------------------
+# Constructors and helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def from_dict(d: Mapping, source: str = "<dict>", text: str = "") -> Config:
+    """Validate a nested mapping (as parsed from TOML, or as returned by `Config.to_dict`)."""
+    flat, sweep_table = _flat_values(d, source)
+    sweep, zip_ = _parse_sweep(sweep_table, source)
+    return Config._make(flat, sweep, zip_, source, text)
+
+
+def from_text(text: str, source: str = "<string>") -> Config:
+    """Parse and validate TOML text."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = re.search(r"line (\d+)", msg)
+        lines = text.splitlines()
+        if m and 1 <= int(m.group(1)) <= len(lines) and lines[int(m.group(1)) - 1].strip():
+            msg += f": {lines[int(m.group(1)) - 1].strip()!r}"
+        raise ConfigError(f"{source}: TOML syntax error: {msg}", source) from None
+    return from_dict(raw, source, text)
+
+
+def load(path: str | os.PathLike) -> Config:
+    """Read, parse and validate a TOML input file (errors name the path as given)."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such file", source) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a directory, not an input file", source) from None
+    except PermissionError:
+        raise ConfigError(f"{source}: cannot read the file (permission denied)", source) from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the file ({exc.strerror or exc})", source) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not a UTF-8 text file (byte {data[exc.start]:#04x} at offset "
+                          f"{exc.start})", source) from None
+    return from_text(text, source)
+
+
+def _rebuild(d: dict, source: str, text: str) -> Config:
+    return from_dict(d, source, text)
+
+
+def defaults() -> Config:
+    """The configuration with every option at its default."""
+    return from_dict({}, "<defaults>")
+
+
+def _values(config: Config | Mapping) -> Callable[[str], Any]:
+    if isinstance(config, Config):
+        return config.get
+
+    def get(key: str) -> Any:
+        section, _, name = key.rpartition(".")
+        return config[section][name] if section else config[name]
+    return get
+
+
+def resolved_sigma(config: Config | Mapping) -> float:
+    """The RBM width actually used: wavefunction.sigma, or if that is 0 the default sqrt(g / omega)
+    (sqrt(1/(2 omega)) for g = 1/2, sqrt(1/omega) for g = 1). Accepts a Config or its `to_dict()`."""
+    get = _values(config)
+    sigma = get("wavefunction.sigma")
+    return float(sigma) if sigma > 0 else math.sqrt(get("wavefunction.g") / get("system.omega"))
+
+
+def resolved_density_rmax(config: Config | Mapping) -> float:
+    """Outer radius of the density histogram: production.density_rmax, or if 0, 5 / sqrt(omega)."""
+    get = _values(config)
+    r = get("production.density_rmax")
+    return float(r) if r > 0 else 5.0 / math.sqrt(get("system.omega"))
+
+
+def check_ranks(config: Config | Mapping, n_ranks: int) -> None:
+    """Raise ConfigError unless every one of `n_ranks` MPI ranks gets at least one walker
+    (sampler.walkers is the total number, shared by the ranks)."""
+    get = _values(config)
+    walkers = get("sampler.walkers")
+    source = config.source if isinstance(config, Config) else "<config>"
+    if n_ranks < 1 or walkers < n_ranks:
+        raise _error(source, "sampler.walkers", walkers,
+                     f"fewer walkers than the {n_ranks} MPI ranks: every rank needs at least one walker "
+                     "(raise sampler.walkers or use fewer ranks)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Documentation derived from the table
+# ----------------------------------------------------------------------------------------------
+
+README_BEGIN = "<!-- BEGIN INPUT REFERENCE"
+README_END = "<!-- END INPUT REFERENCE -->"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _md_allowed(opt: Option) -> str:
+    if opt.check is not None and opt.check.choices:
+        return ", ".join(f"`{_fmt(c)}`" for c in opt.check.choices)
+    return _md(opt.allowed())
+
+
+def reference_markdown() -> str:
+    """The README's input reference: one table per section, the rules between options, sweeps."""
+    out = [
+        "A run is described by one TOML file. Every option is optional and takes its default when "
+        "missing. Unknown keys or sections, wrong types and out-of-range values are errors that name the "
+        "file, the key and the value (`vmc run` stops with exit code 2 before any work). An integer is "
+        "accepted where a number is expected, but a boolean is never accepted as a number and a "
+        "number with a decimal point (`2.0`) is not accepted as an integer. Options are named by dotted keys "
+        "(`sampler.step` is `step` in `[sampler]`), in error messages, in `vmc run --set KEY=VALUE` and in "
+        "`[sweep]`. `python -m vmc.config --check FILE...` checks input files; "
+        "`python -m vmc.config --template` prints a complete input with every default.",
+        "",
+    ]
+    for section in ("",) + SECTIONS:
+        out.append("### Top level" if not section else f"### `[{section}]`")
+        out.append("")
+        out.append("| key | default | allowed | meaning |")
+        out.append("| --- | --- | --- | --- |")
+        for o in OPTIONS:
+            if o.section == section:
+                out.append(f"| `{o.key}` | `{_md(_fmt(o.default))}` | {_md_allowed(o)} | {_md(o.doc)} |")
+        out.append("")
+    out.append("### Rules between options")
+    out.append("")
+    for rule in RULES:
+        out.append(f"- {_md(rule.doc)}")
+    out.append("- `sampler.walkers` is the total over all MPI ranks; each rank needs at least one walker.")
+    out.append("")
+    out.append("### Parameter sweeps: `[sweep]`")
+    out.append("")
+    out.append(
+        "An optional `[sweep]` table turns one input into a parameter study. It maps option keys to "
+        "non-empty lists of values, written either with quoted dotted keys (`\"wavefunction.hidden\" = "
+        "[1, 2, 3]`) or as sub-tables (`[sweep.wavefunction]` then `hidden = [1, 2, 3]`). Every value "
+        "is checked like the option itself, and every point against the rules above. With "
+        "`zip = false` (the default) the points are the Cartesian grid over all keys in input order (the "
+        "last key varies fastest); with `zip = true` the lists, which must then have equal lengths, are "
+        "paired element by element. Each point is labelled like `wavefunction.hidden=2,sampler.dt=0.01`. "
+        f"Any option but `output` can be swept (`seed` too); at most {MAX_SWEEP_POINTS} points. "
+        "Overriding a swept key (`--set`) fixes it and removes it from the sweep.")
+    out.append("")
+    out.append("```toml")
+    out.append("[sweep]")
+    out.append("\"wavefunction.hidden\" = [2, 4]")
+    out.append("\"sampler.dt\" = [0.1, 0.5]   # 2 x 2 = 4 points")
+    out.append("```")
+    return "\n".join(out) + "\n"
+
+
+def template_toml() -> str:
+    """A complete input file with every option at its default and its meaning as a comment."""
+    out = ["# vmc input with every option at its default (python -m vmc.config --template)."]
+    for section in ("",) + SECTIONS:
+        if section:
+            out.append("")
+            out.append(f"[{section}]")
+        for o in OPTIONS:
+            if o.section == section:
+                out.append(f"# {o.doc} Allowed: {o.allowed()}.")
+                out.append(f"{o.name} = {_fmt(o.default)}")
+    return "\n".join(out) + "\n"
+
+
+def update_readme(path: str | os.PathLike) -> bool:
+    """Replace the README text between the input-reference markers by `reference_markdown()`;
+    returns whether the file changed."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    start = text.index(README_BEGIN)
+    start = text.index("\n", start) + 1
+    end = text.index(README_END, start)
+    new = text[:start] + reference_markdown() + text[end:]
+    if new != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+    return new != text
+
+
+def readme_section(text: str) -> str:
+    """The text between the input-reference markers of a README."""
+    start = text.index("\n", text.index(README_BEGIN)) + 1
+    return text[start:text.index(README_END, start)]
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vmc.config", description="vmc input options.")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--markdown", action="store_true", help="print the input reference (README section)")
+    g.add_argument("--template", action="store_true", help="print an input file with every default")
+    g.add_argument("--check", nargs="+", metavar="FILE", help="validate input files")
+    g.add_argument("--update-readme", metavar="README", help="rewrite the README's input reference")
+    args = p.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(reference_markdown())
+    elif args.template:
+        sys.stdout.write(template_toml())
+    elif args.update_readme:
+        changed = update_readme(args.update_readme)
+        print(f"{args.update_readme}: {'updated' if changed else 'up to date'}")
+    else:
+        status = 0
+        for path in args.check:
+            try:
+                cfg = load(path)
+                n = len(cfg.sweep_points())
+                print(f"{path}: ok" + (f" ({n} sweep points)" if cfg.sweep else ""))
+            except ConfigError as exc:
+                print(exc, file=sys.stderr)
+                status = 2
+        return status
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

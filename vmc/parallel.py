@@ -1,0 +1,84 @@
+"""MPI parallelism over walkers.
+
+Every rank advances its own share of the walkers; per iteration the ranks add their vectors of
+sufficient statistics with one allreduce, so all ranks compute the same gradient and apply the same
+update, and the parameters stay bit-identical. Without mpi4py (or without mpiexec) the run is a
+single rank.
+
+Walker w of W in total is always driven by the w-th stream spawned from the root seed, whatever the
+number of ranks; rank r drives walkers [r W // K, (r + 1) W // K). K need not divide W.
+"""
+from __future__ import annotations
+
+import os
+import zlib
+
+import numpy as np
+
+# Environment variables by which common launchers announce the world size.
+_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
+
+
+class ParallelError(RuntimeError):
+    pass
+
+
+class Comm:
+    """The world communicator, or a stand-in for a single process without MPI."""
+
+    def __init__(self, mpi_comm=None):
+        self._comm = mpi_comm
+        self.rank = mpi_comm.Get_rank() if mpi_comm is not None else 0
+        self.size = mpi_comm.Get_size() if mpi_comm is not None else 1
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def allreduce_sum(self, local: np.ndarray) -> np.ndarray:
+        if self._comm is None:
+            return local.copy()
+        from mpi4py import MPI
+        total = np.empty_like(local)
+        self._comm.Allreduce(local, total, op=MPI.SUM)
+        return total
+
+    def gather(self, obj):
+        """A list of every rank's object on rank 0 (rank order), None elsewhere."""
+        return [obj] if self._comm is None else self._comm.gather(obj, root=0)
+
+    def bcast(self, obj):
+        return obj if self._comm is None else self._comm.bcast(obj, root=0)
+
+    def all_equal(self, array: np.ndarray) -> bool:
+        """True when every rank holds a bit-identical array (compares a checksum)."""
+        if self._comm is None:
+            return True
+        digest = zlib.crc32(np.ascontiguousarray(array).tobytes())
+        return len(set(self._comm.allgather(digest))) == 1
+
+    def barrier(self) -> None:
+        if self._comm is not None:
+            self._comm.Barrier()
+
+
+def world() -> Comm:
+    """COMM_WORLD when mpi4py is importable, else a single rank (an error if a launcher asked for more)."""
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        for var in _SIZE_VARIABLES:
+            if int(os.environ.get(var, "1") or 1) > 1:
+                raise ParallelError(f"{var}={os.environ[var]} asks for several MPI ranks, but mpi4py "
+                                    f"cannot be imported ({exc}); install it (pip install mpi4py mpich)")
+        return Comm(None)
+    return Comm(MPI.COMM_WORLD)
+
+
+def walker_range(n_walkers: int, rank: int, size: int) -> range:
+    """Global indices of the walkers driven by `rank` of `size`.
+
+    >>> [list(walker_range(5, r, 2)) for r in range(2)]
+    [[0, 1], [2, 3, 4]]
+    """
+    return range(rank * n_walkers // size, (rank + 1) * n_walkers // size)
