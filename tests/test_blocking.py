@@ -46,8 +46,10 @@ def replicates(phi: float, log2n: int) -> dict[str, np.ndarray]:
     n = 2 ** log2n
     rows = []
     for rep in range(N_REPLICATES):
-        r = block(ar1(n, phi, seed=100_000 * log2n + 1_000 * round(100 * phi) + rep))
-        rows.append((r.error, r.naive_error, r.jonsson_error, r.mean, r.level))
+        x = ar1(n, phi, seed=100_000 * log2n + 1_000 * round(100 * phi) + rep)
+        r = block(x)
+        plain = r.curve[jonsson_level(x)]                 # plain Jonsson, no cap, no correction
+        rows.append((r.error, r.naive_error, plain, r.mean, r.level))
     a = np.array(rows)
     ex = exact_error(n, phi)
     return {"ratio": a[:, 0] / ex, "naive_ratio": a[:, 1] / ex, "jonsson_ratio": a[:, 2] / ex,
@@ -116,10 +118,11 @@ def test_plain_jonsson_matches_reference(phi, n, seed):
     x = ar1(n, phi, seed)
     ref_level, ref_error = reference_jonsson(x)
     assert jonsson_level(x) == ref_level
+    assert blocking_levels(x).error[ref_level] == pytest.approx(ref_error, rel=1e-10)
     r = block(x)
-    assert r.level == ref_level
-    assert r.jonsson_error == pytest.approx(ref_error, rel=1e-10)
     assert r.curve[ref_level] == pytest.approx(ref_error, rel=1e-10)
+    assert r.level == min(ref_level, wolff_lee_level(x))
+    assert r.error == pytest.approx(r.curve[r.level] * math.sqrt(r.correction))
 
 
 def test_blocking_levels_by_hand():

@@ -17,6 +17,7 @@ streams, same sums, so it ends on the same numbers as an uninterrupted run with 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 
@@ -31,7 +32,6 @@ from .parallel import Comm, walker_range
 from .samplers import Sampler, Walkers
 from .wavefunction import RBM, default_sigma
 
-PRODUCTION_CHUNK = 1000   # production sweeps between two writes (and checkpoints)
 
 
 class RunError(RuntimeError):
@@ -116,6 +116,13 @@ def _restore(comm: Comm, group, setup: Setup) -> dict:
     return ck
 
 
+def _progress(total: int, initial: int, desc: str, unit: str, enabled: bool) -> tqdm:
+    """A progress bar on rank 0; in a batch log (not a terminal) it writes a line every 30 s at most."""
+    tty = sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled,
+                dynamic_ncols=tty, mininterval=0.1 if tty else 30.0, ascii=not tty)
+
+
 def _finite(*arrays) -> bool:
     return all(np.all(np.isfinite(a)) for a in arrays)
 
@@ -145,8 +152,7 @@ def run(cfg: dict, group, comm: Comm, resume: bool = False, progress: bool = Tru
         _checkpoint(comm, group, setup, dict(iteration=0, phase=phase, production_steps_done=0, calm=0))
 
     # ---- optimization ------------------------------------------------------------------------------
-    bar = tqdm(total=o["iterations"], initial=start_it, desc="optimizing", unit="it",
-               disable=not (progress and comm.is_root), dynamic_ncols=True)
+    bar = _progress(o["iterations"], start_it, "optimizing", "it", progress and comm.is_root)
     it = start_it
     while phase == "optimization" and it < o["iterations"]:
         n_burn = smp["burn_in"] if it == 0 else smp["thermalize"]
@@ -194,8 +200,7 @@ def run(cfg: dict, group, comm: Comm, resume: bool = False, progress: bool = Tru
 
     # ---- production --------------------------------------------------------------------------------
     steps = prod["steps"]
-    bar = tqdm(total=steps, initial=prod_done, desc="production", unit="step",
-               disable=not (progress and comm.is_root), dynamic_ncols=True)
+    bar = _progress(steps, prod_done, "production", "step", progress and comm.is_root)
     counts = np.zeros(prod["density_bins"])
     accepted = np.zeros(2)
     if resume and prod_done:
@@ -203,7 +208,7 @@ def run(cfg: dict, group, comm: Comm, resume: bool = False, progress: bool = Tru
         accepted[:] = ck["accepted"], ck["proposed"]
     t_prod, cpu_prod = time.time(), time.process_time()
     while prod_done < steps:
-        n = min(PRODUCTION_CHUNK, steps - prod_done)
+        n = min(io.PRODUCTION_CHUNK, steps - prod_done)
         n_burn = prod["burn_in"] if prod_done == 0 else 0
         s = sampler.sample(wf, ham, walkers, n_burn, n, density_bins=prod["density_bins"], density_rmax=r_max)
         counts += comm.allreduce_sum(s.density_counts)

@@ -19,6 +19,7 @@ FORMAT_VERSION = 1
 ITERATION_FIELDS = ("energy", "error", "variance", "acceptance", "grad_norm", "learning_rate",
                     "kinetic", "trap", "interaction", "pair_distance", "wall_time")
 SERIES = ("local_energy",) + OBSERVABLE_NAMES
+PRODUCTION_CHUNK = 1000   # production sweeps per write (and per checkpoint); also the HDF5 chunk width
 
 
 class OutputError(RuntimeError):
@@ -39,7 +40,9 @@ def create_run(group: h5py.Group, attrs: dict, n_params: int, n_walkers: int,
     opt.create_dataset("params", shape=(0, n_params), maxshape=(None, n_params), dtype="f8",
                        chunks=(max(1, min(256, 65536 // n_params)), n_params))
     prod = group.create_group("production")
-    chunk = (1, min(production_steps, 16384))
+    # HDF5 chunks as wide as one production write: no read-modify-write of compressed chunks
+    width = min(production_steps, PRODUCTION_CHUNK)
+    chunk = (min(n_walkers, max(1, 65536 // width)), width)
     for name in SERIES:
         prod.create_dataset(name, shape=(n_walkers, production_steps), dtype="f8", chunks=chunk,
                             compression="gzip", compression_opts=4, shuffle=True, fillvalue=np.nan)
