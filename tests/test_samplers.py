@@ -27,19 +27,21 @@ def test_incremental_hidden_update_matches_recomputation(sweep):
     wf = RBM(P, D, N, sigma=0.8).randomize(rng, 0.5)
     x = rng.normal(size=P * D)
     u = wf.hidden_preactivation(x)
-    buf = [np.empty(D), np.empty(D), np.empty(N)]
+    sp = np.log1p(np.exp(u))
+    buf = [np.empty(D), np.empty(D), np.empty(N), np.empty(N)]
     accepted = 0
     for _ in range(2000):
         if sweep == "metropolis":
-            accepted += metropolis_sweep(x, u, wf.a, wf.W, wf.sigma, wf.g, P, D, 1.5, rng, *buf)
+            accepted += metropolis_sweep(x, u, sp, wf.a, wf.W, wf.sigma, wf.g, P, D, 1.5, rng, *buf)
         else:
-            accepted += importance_sweep(x, u, wf.a, wf.W, wf.sigma, wf.g, P, D, 0.5, rng, *buf,
+            accepted += importance_sweep(x, u, sp, wf.a, wf.W, wf.sigma, wf.g, P, D, 0.5, rng, *buf,
                                          np.empty(D), np.empty(D))
     # both accepted and rejected moves happened
     assert 0 < accepted < 2000 * P
     fresh = np.empty(N)
     hidden_preactivation(x, wf.b, wf.W, wf.sigma, fresh)
     np.testing.assert_allclose(u, fresh, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sp, np.log1p(np.exp(fresh)), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind,opts", SAMPLERS)

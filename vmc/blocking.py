@@ -288,7 +288,16 @@ def select_level(x) -> int:
     0
     """
     lv = _get_levels(x)
-    return min(jonsson_level(lv), wolff_lee_level(lv))
+    j = jonsson_level(lv)
+    if lv.error[0] == 0:
+        return j
+    ratio = lv.error / lv.error[0]
+    scale = np.maximum(ratio, 1.0 / np.where(ratio > 0, ratio, np.inf)) ** 4
+    n = lv.n[0] * lv.n_chains
+    for k in range(j):
+        if 2.0 ** (3 * k) > 2 * n * scale[k]:
+            return k
+    return j
 
 
 def residual_correction(x, level: int | None = None) -> float:

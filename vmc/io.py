@@ -45,7 +45,7 @@ def create_run(group: h5py.Group, attrs: dict, n_params: int, n_walkers: int,
     chunk = (min(n_walkers, max(1, 65536 // width)), width)
     for name in SERIES:
         prod.create_dataset(name, shape=(n_walkers, production_steps), dtype="f8", chunks=chunk,
-                            compression="gzip", compression_opts=4, shuffle=True, fillvalue=np.nan)
+                            compression="gzip", compression_opts=1, shuffle=True, fillvalue=np.nan)
     prod.attrs["steps_done"] = 0
     dens = prod.create_group("density")
     dens.create_dataset("counts", shape=(density_bins,), dtype="f8")
@@ -154,9 +154,10 @@ def write_production_chunk(group: h5py.Group, start: int, observables: np.ndarra
     """Store observables (n_walkers, n_steps, 4) at production steps [start, start + n_steps)."""
     prod = group["production"]
     stop = start + observables.shape[1]
-    prod["local_energy"][:, start:stop] = observables[..., :3].sum(axis=-1)
+    columns = np.ascontiguousarray(np.moveaxis(observables, -1, 0))   # (4, walkers, steps)
+    prod["local_energy"][:, start:stop] = columns[:3].sum(axis=0)
     for i, name in enumerate(OBSERVABLE_NAMES):
-        prod[name][:, start:stop] = observables[..., i]
+        prod[name][:, start:stop] = columns[i]
     prod.attrs["steps_done"] = stop
 
 

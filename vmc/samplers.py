@@ -26,7 +26,7 @@ import numpy as np
 
 from .hamiltonian import N_OBSERVABLES, Hamiltonian, local_observables
 from .wavefunction import (RBM, drift_particle, grad_lap_log_psi, hidden_preactivation,
-                           log_psi_grad_params, log_psi_sq_ratio, shift_hidden, sigmoid)
+                           log_psi_grad_params, log_psi_sq_ratio, shift_hidden, sigmoid, softplus_all)
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 KINDS = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
@@ -38,26 +38,31 @@ KINDS = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
 
 
 @numba.njit(cache=True)
-def metropolis_sweep(x, u, a, W, sigma, g, P, D, step, rng, xp, dx, u_new):
-    """One brute-force Metropolis sweep; returns the number of accepted particle moves."""
+def metropolis_sweep(x, u, sp, a, W, sigma, g, P, D, step, rng, xp, dx, u_new, sp_new):
+    """One brute-force Metropolis sweep; returns the number of accepted particle moves.
+
+    (u, sp) are the walker's hidden pre-activations and their softplus, kept up to date.
+    """
     accepted = 0
     for i in range(P):
         first = i * D
         for d in range(D):
             dx[d] = step * (rng.random() - 0.5)
             xp[d] = x[first + d] + dx[d]
-        shift_hidden(u, W, sigma, first, dx, u_new)
-        log_ratio = log_psi_sq_ratio(x, a, sigma, g, first, xp, u, u_new)
+        shift_hidden(u, W, sigma, first, dx, u_new, sp_new)
+        log_ratio = log_psi_sq_ratio(x, a, sigma, g, first, xp, sp, sp_new)
         if log_ratio >= 0.0 or rng.random() < math.exp(log_ratio):
             for d in range(D):
                 x[first + d] = xp[d]
-            u[:] = u_new
+            for j in range(u.shape[0]):
+                u[j] = u_new[j]
+                sp[j] = sp_new[j]
             accepted += 1
     return accepted
 
 
 @numba.njit(cache=True)
-def importance_sweep(x, u, a, W, sigma, g, P, D, dt, rng, xp, dx, u_new, f_old, f_new):
+def importance_sweep(x, u, sp, a, W, sigma, g, P, D, dt, rng, xp, dx, u_new, sp_new, f_old, f_new):
     """One Langevin (importance-sampling) sweep; returns the number of accepted particle moves."""
     accepted = 0
     sqrt_dt = math.sqrt(dt)
@@ -67,9 +72,9 @@ def importance_sweep(x, u, a, W, sigma, g, P, D, dt, rng, xp, dx, u_new, f_old, 
         for d in range(D):
             dx[d] = 0.5 * f_old[d] * dt + sqrt_dt * rng.standard_normal()
             xp[d] = x[first + d] + dx[d]
-        shift_hidden(u, W, sigma, first, dx, u_new)
+        shift_hidden(u, W, sigma, first, dx, u_new, sp_new)
         drift_particle(x, u_new, a, W, sigma, g, first, xp, f_new)
-        log_ratio = log_psi_sq_ratio(x, a, sigma, g, first, xp, u, u_new)
+        log_ratio = log_psi_sq_ratio(x, a, sigma, g, first, xp, sp, sp_new)
         # ln G(x; x') - ln G(x'; x), with 4 D dt = 2 dt
         log_green = 0.0
         for d in range(D):
@@ -80,14 +85,16 @@ def importance_sweep(x, u, a, W, sigma, g, P, D, dt, rng, xp, dx, u_new, f_old, 
         if log_ratio >= 0.0 or rng.random() < math.exp(log_ratio):
             for d in range(D):
                 x[first + d] = xp[d]
-            u[:] = u_new
+            for j in range(u.shape[0]):
+                u[j] = u_new[j]
+                sp[j] = sp_new[j]
             accepted += 1
     return accepted
 
 
 @numba.njit(cache=True)
-def gibbs_sweep(x, u, a, b, W, sigma, rng, h):
-    """One Gibbs update h | x, then x | h; u is recomputed for the new x."""
+def gibbs_sweep(x, u, sp, a, b, W, sigma, rng, h):
+    """One Gibbs update h | x, then x | h; u and sp = softplus(u) are recomputed for the new x."""
     M, N = W.shape
     for j in range(N):
         h[j] = 1.0 if rng.random() < sigmoid(u[j]) else 0.0
@@ -97,6 +104,7 @@ def gibbs_sweep(x, u, a, b, W, sigma, rng, h):
             mean += W[k, j] * h[j]
         x[k] = mean + sigma * rng.standard_normal()
     hidden_preactivation(x, b, W, sigma, u)
+    softplus_all(u, sp)
 
 
 @numba.njit(cache=True)
@@ -124,6 +132,10 @@ def run_chain(kind, move, x, a, b, W, sigma, g, omega, P, D, interaction, rng,
     M, N = W.shape
     u = np.empty(N)
     u_new = np.empty(N)
+    sp = np.empty(N)
+    sp_new = np.empty(N)
+    sig = np.empty(N)
+    dsig = np.empty(N)
     xp = np.empty(D)
     dx = np.empty(D)
     f_old = np.empty(D)
@@ -132,20 +144,21 @@ def run_chain(kind, move, x, a, b, W, sigma, g, omega, P, D, interaction, rng,
     grad = np.empty(M)
     lap = np.empty(M)
     hidden_preactivation(x, b, W, sigma, u)
+    softplus_all(u, sp)
     accepted = 0
     for s in range(n_burn + n_steps):
         if kind == METROPOLIS:
-            acc = metropolis_sweep(x, u, a, W, sigma, g, P, D, move, rng, xp, dx, u_new)
+            acc = metropolis_sweep(x, u, sp, a, W, sigma, g, P, D, move, rng, xp, dx, u_new, sp_new)
         elif kind == IMPORTANCE:
-            acc = importance_sweep(x, u, a, W, sigma, g, P, D, move, rng, xp, dx, u_new, f_old, f_new)
+            acc = importance_sweep(x, u, sp, a, W, sigma, g, P, D, move, rng, xp, dx, u_new, sp_new, f_old, f_new)
         else:
-            gibbs_sweep(x, u, a, b, W, sigma, rng, h)
+            gibbs_sweep(x, u, sp, a, b, W, sigma, rng, h)
             acc = P
         if s < n_burn:
             continue
         t = s - n_burn
         accepted += acc
-        grad_lap_log_psi(x, u, a, W, sigma, g, grad, lap)
+        grad_lap_log_psi(x, u, a, W, sigma, g, grad, lap, sig, dsig)
         local_observables(x, grad, lap, omega, P, D, interaction, obs_out[t])
         if grad_out.shape[0] > 0:
             log_psi_grad_params(x, u, a, W, sigma, g, grad_out[t])

@@ -82,18 +82,17 @@ def log_psi(x, a, b, W, sigma, g):
 
 
 @numba.njit(cache=True)
-def grad_lap_log_psi(x, u, a, W, sigma, g, grad, lap):
+def grad_lap_log_psi(x, u, a, W, sigma, g, grad, lap, sig, dsig):
     """Gradient and diagonal second derivatives of ln psi in x, given u = u(x).
 
     d_k ln psi   = g [ -(x_k - a_k) + sum_j W_kj s(u_j) ] / sigma^2
     d_k^2 ln psi = g [ -1 / sigma^2 + sum_j W_kj^2 s(u_j) (1 - s(u_j)) / sigma^4 ]
 
-    with s the logistic sigmoid; results are written into ``grad`` and ``lap`` (length M).
+    with s the logistic sigmoid; results are written into ``grad`` and ``lap`` (length M);
+    ``sig`` and ``dsig`` (length N) are scratch space.
     """
     M, N = W.shape
     inv_s2 = 1.0 / (sigma * sigma)
-    sig = np.empty(N)
-    dsig = np.empty(N)
     for j in range(N):
         s = sigmoid(u[j])
         sig[j] = s
@@ -143,23 +142,32 @@ def log_psi_grad_params(x, u, a, W, sigma, g, out):
 
 
 @numba.njit(cache=True, inline="always")
-def shift_hidden(u, W, sigma, first, dx, u_new):
-    """u_new = u + sum_d dx_d W[first + d, :] / sigma^2: O(N D) update when one particle moves."""
-    inv_s2 = 1.0 / (sigma * sigma)
-    N = u.shape[0]
-    for j in range(N):
-        u_new[j] = u[j]
-    for d in range(dx.shape[0]):
-        c = dx[d] * inv_s2
-        for j in range(N):
-            u_new[j] += c * W[first + d, j]
+def softplus_all(u, sp):
+    """sp_j = softplus(u_j): cached per walker so a move costs N new softplus evaluations, not 2N."""
+    for j in range(u.shape[0]):
+        sp[j] = softplus(u[j])
 
 
 @numba.njit(cache=True, inline="always")
-def log_psi_sq_ratio(x, a, sigma, g, first, x_new_p, u, u_new):
+def shift_hidden(u, W, sigma, first, dx, u_new, sp_new):
+    """u'_j = u_j + sum_d dx_d W[first + d, j] / sigma^2 and sp'_j = softplus(u'_j): the O(N D)
+    update when one particle (coordinates first..first+D-1) moves by dx."""
+    inv_s2 = 1.0 / (sigma * sigma)
+    N = u.shape[0]
+    for j in range(N):
+        v = u[j]
+        for d in range(dx.shape[0]):
+            v += dx[d] * inv_s2 * W[first + d, j]
+        u_new[j] = v
+        sp_new[j] = softplus(v)
+
+
+@numba.njit(cache=True, inline="always")
+def log_psi_sq_ratio(x, a, sigma, g, first, x_new_p, sp, sp_new):
     """ln |psi(x')|^2 - ln |psi(x)|^2 when only coordinates first..first+D-1 change to x_new_p.
 
     = 2 g [ -sum_d ((x'_d - a_d)^2 - (x_d - a_d)^2) / (2 sigma^2) + sum_j (softplus(u'_j) - softplus(u_j)) ]
+    with sp = softplus(u), sp_new = softplus(u') precomputed.
     """
     s = 0.0
     for d in range(x_new_p.shape[0]):
@@ -168,8 +176,8 @@ def log_psi_sq_ratio(x, a, sigma, g, first, x_new_p, u, u_new):
         dn = x_new_p[d] - a[k]
         s -= dn * dn - do * do
     s /= 2.0 * sigma * sigma
-    for j in range(u.shape[0]):
-        s += softplus(u_new[j]) - softplus(u[j])
+    for j in range(sp.shape[0]):
+        s += sp_new[j] - sp[j]
     return 2.0 * g * s
 
 
@@ -261,7 +269,8 @@ class RBM:
 
     def grad_lap_log_psi(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         grad, lap = np.empty(self.n_visible), np.empty(self.n_visible)
-        grad_lap_log_psi(x, self.hidden_preactivation(x), self.a, self.W, self.sigma, self.g, grad, lap)
+        grad_lap_log_psi(x, self.hidden_preactivation(x), self.a, self.W, self.sigma, self.g, grad, lap,
+                         np.empty(self.hidden), np.empty(self.hidden))
         return grad, lap
 
     def log_psi_grad_params(self, x: np.ndarray) -> np.ndarray:
