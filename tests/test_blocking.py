@@ -168,7 +168,7 @@ def test_correction_beats_plain_jonsson_bias(phi):
     rep = replicates(phi, 16)
     # plain Jonsson is biased low on AR(1); the corrected error is closer to 1 and not noisier
     assert abs(rep["ratio"].mean() - 1) < abs(rep["jonsson_ratio"].mean() - 1)
-    assert rep["ratio"].std() < 1.25 * rep["jonsson_ratio"].std()
+    assert rep["ratio"].std() < 1.1 * rep["jonsson_ratio"].std()
 
 
 @pytest.mark.parametrize("phi", [0.5, 0.9])

@@ -53,7 +53,9 @@ def analyze_series(chains: np.ndarray) -> dict:
     bad = int(np.count_nonzero(~np.isfinite(chains)))
     if bad:
         raise AnalysisError(f"the series contains {bad} non-finite values (NaN or inf)")
-    return _stats(chains)
+    out = _stats(chains)
+    out["trace"] = chains.mean(axis=0)   # walker-averaged series, for plots (not in JSON)
+    return out
 
 
 def analyze_group(group) -> dict:
@@ -109,9 +111,10 @@ def analyze_path(path: str) -> dict:
 
 
 def to_json(result: dict) -> dict:
+    """A JSON-ready copy: numpy scalars to Python numbers, non-finite to null, no series."""
     def clean(v):
         if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
+            return {k: clean(x) for k, x in v.items() if k != "trace"}
         if isinstance(v, (list, tuple)):
             return [clean(x) for x in v]
         if isinstance(v, (np.floating, float)):
@@ -144,17 +147,36 @@ def format_table(result: dict, name: str = "") -> str:
     return "\n".join(l for l in lines if l is not None)
 
 
-def plot(result: dict, path: str, series: np.ndarray | None = None) -> None:
+def plot(result: dict, path: str) -> None:
+    """Two panels: the Flyvbjerg-Petersen blocking curve with the chosen error, and the
+    walker-averaged energy trace with its running mean and the blocked error band."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(1, 1, figsize=(6, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     curve = np.asarray(result["curve"])
-    ax.errorbar(np.arange(curve.size), curve, fmt="o-", label="blocked error per level")
-    ax.axhline(result["error"], color="k", ls="--", label=f"chosen: {result['error']:.3g}")
-    ax.set_xlabel("blocking level k (block size 2^k)")
-    ax.set_ylabel("error of the mean (Hartree)")
-    ax.legend()
+    ax1.plot(np.arange(curve.size), curve, "o-", label="naive error at level k")
+    ax1.axhline(result["error"], color="k", ls="--", label=f"blocked error {result['error']:.3g}")
+    ax1.axvline(result["level"], color="gray", ls=":", label=f"chosen level {result['level']}")
+    ax1.set_xlabel("blocking level k (block length 2^k steps)")
+    ax1.set_ylabel("error of the mean (Hartree)")
+    ax1.set_title("blocking curve")
+    ax1.legend()
+    trace = np.asarray(result["trace"])
+    steps = np.arange(1, trace.size + 1)
+    ax2.plot(steps, trace, lw=0.3, color="C0", alpha=0.6, label="energy (mean over walkers)")
+    ax2.plot(steps, np.cumsum(trace) / steps, color="C3", label="running mean")
+    ax2.axhspan(result["mean"] - result["error"], result["mean"] + result["error"], color="C3", alpha=0.2,
+                label=f"{result['mean']:.5f} +- {result['error']:.5f}")
+    if result.get("exact") is not None:
+        ax2.axhline(result["exact"], color="k", ls="--", label=f"exact {result['exact']}")
+    lo, hi = np.percentile(trace, [0.5, 99.5])
+    pad = 0.1 * (hi - lo) or 1e-6
+    ax2.set_ylim(min(lo, result["mean"]) - pad, max(hi, result["mean"]) + pad)   # rare 1/r spikes clipped
+    ax2.set_xlabel("production step")
+    ax2.set_ylabel("local energy (Hartree)")
+    ax2.set_title("trace")
+    ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

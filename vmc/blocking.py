@@ -257,7 +257,7 @@ def wolff_lee_level(x) -> int:
 
     First level k with B^3 > 2 n (err_k / err_0)^4, B = 2^k, n the number of samples
     (pyblock ``find_optimal_block``; for chains n is the total number of samples).  Returns d - 1
-    if none qualifies (pyblock: NaN).  Used as a cap in `select_level`.
+    if none qualifies (pyblock: NaN).  `select_level` uses a variant of it as a cap.
 
     >>> wolff_lee_level(np.random.default_rng(0).normal(size=4096))
     5
@@ -273,16 +273,20 @@ def wolff_lee_level(x) -> int:
 
 
 def select_level(x) -> int:
-    r"""The level `block` and `analyze` use: j = min(jonsson_level, wolff_lee_level).
+    r"""The level `block` and `analyze` use: Jonsson's level, capped at a Wolff / Lee block size.
 
-    Jonsson's M_j sums the squared correlations of all levels k >= j, so a single chance
-    fluctuation at a high level, where few blocks make rho_k noisy, can reject every lower level
-    and push j to a level with ~8 blocks (measured: ~1 in 1000 AR(1) series, error bar off by
-    50%).  Wolff (2004) / Lee et al. (2011) give the block size that minimises the mean squared
-    error of the uncorrected error bar, B^3 = 2 n tau^2; beyond it the statistical error of the
-    error bar outweighs the bias it removes (and with the residual correction the bias is smaller
-    still).  Capping Jonsson's level there removes those outliers and changes nothing else in the
-    measured tables (docs/blocking.md).
+        j = min(jonsson_level, first k with B_k^3 > 2 n max(t_k, 1/t_k)^2),  t_k = (err_k/err_0)^2,
+
+    n the total number of samples.  Jonsson's M_j sums the squared correlations of all levels
+    k >= j, so one chance fluctuation at a high level, where few blocks make rho_k noisy, can
+    reject every lower level and push j to a level with ~8 blocks (seen in ~1 of 1000 AR(1)
+    series: error bar 50% too large).  Wolff (2004) and Lee et al. (2011) put the block size that
+    minimises the mean squared error of the blocked error bar at B^3 = 2 n tau^2 (pyblock's
+    criterion, `wolff_lee_level`); beyond it the noise of the error bar outweighs the bias it
+    removes, and the residual correction makes the bias smaller still.  For anticorrelated data
+    tau < 1 but the bias scale is not small (AR(1) with -phi has the same residual-correlation
+    length as with +phi and tau(-phi) = 1/tau(phi)), hence max(t, 1/t).  The cap does not bind in
+    the AR(1) tables of docs/blocking.md apart from those rare outliers.
 
     >>> select_level(np.random.default_rng(0).normal(size=4096))
     0
@@ -403,7 +407,8 @@ def _core(a: np.ndarray) -> dict:
     naive = math.sqrt(variance / (n_total - 1))
     notes, warnings = [], []
     if lv.n_dropped:
-        notes.append(f"dropped the oldest {lv.n_dropped} of {a.shape[1]} samples per chain "
+        per = " per chain" if lv.n_chains > 1 else ""
+        notes.append(f"dropped the oldest {lv.n_dropped} of {a.shape[1]} samples{per} "
                      f"to keep a power of two ({kept.shape[1]})")
     if constant:
         notes.append("constant series: error is 0")

@@ -241,6 +241,9 @@ def main(argv=None) -> int:
     except UsageError as exc:
         _print_once(f"vmc: error: {exc}")
         return EXIT_USAGE
+    except BrokenPipeError:   # output piped into head & co.
+        sys.stderr.close()
+        return 0
 
 
 def _print_once(message: str) -> None:

@@ -192,7 +192,7 @@ def run(cfg: dict, group, comm: Comm, resume: bool = False, progress: bool = Tru
         _checkpoint(comm, group, setup, dict(iteration=it, phase=phase, production_steps_done=0, calm=calm,
                                              last_energy=m.energy, last_error=m.error))
         bar.update(1)
-        bar.set_postfix_str(f"E = {m.energy:.5f} +- {m.error:.5f}, acc = {m.acceptance:.2f}")
+        bar.set_postfix_str(f"E = {m.energy:.5f} +- {m.error:.5f}, acc = {m.acceptance:.2f}", refresh=False)
     bar.close()
     phase = "production"
     if group is not None:
