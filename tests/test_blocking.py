@@ -91,18 +91,20 @@ def test_chi2_table_against_wilson_hilferty():
 # ---------------------------------------------------------------------------------------------
 
 def reference_jonsson(x):
-    """Jonsson (2018) for a power-of-two series, written from the paper: (level, error)."""
+    """Jonsson (2018) written from the paper: (level, error).  Any length: an odd level loses its
+    first (oldest) element before the pairs are averaged."""
     x = np.array(x, dtype=float)
-    d = int(round(math.log2(x.size)))
-    assert 2 ** d == x.size
-    mu = x.mean()
+    d = int(math.floor(math.log2(x.size)))
     n_k, s2, g = [], [], []
     for _ in range(d):
         n = x.size
+        mu = x.mean()
         n_k.append(n)
         s2.append(np.sum((x - mu) ** 2) / n)
         g.append(np.sum((x[:-1] - mu) * (x[1:] - mu)) / n)
-        x = 0.5 * (x[::2] + x[1::2])
+        if n % 2 == 1:
+            x = x[1:]
+        x = np.array([(x[2 * i] + x[2 * i + 1]) / 2 for i in range(x.size // 2)])
     n_k, s2, g = map(np.array, (n_k, s2, g))
     terms = n_k * ((n_k - 1) * s2 / n_k ** 2 + g) ** 2 / s2 ** 2
     for j in range(d):
@@ -113,7 +115,9 @@ def reference_jonsson(x):
 
 
 @pytest.mark.parametrize("phi,n,seed", [(0.0, 2 ** 12, 1), (0.5, 2 ** 14, 2), (0.9, 2 ** 16, 3),
-                                        (0.99, 2 ** 16, 4), (0.95, 2 ** 10, 5), (-0.6, 2 ** 13, 6)])
+                                        (0.99, 2 ** 16, 4), (0.95, 2 ** 10, 5), (-0.6, 2 ** 13, 6),
+                                        (0.9, 100_000, 7), (0.5, 12_345, 8), (0.99, 20_000, 9),
+                                        (0.0, 1000, 10)])
 def test_plain_jonsson_matches_reference(phi, n, seed):
     x = ar1(n, phi, seed)
     ref_level, ref_error = reference_jonsson(x)
@@ -207,24 +211,51 @@ def test_uncorrelated_blocked_equals_naive(seed):
 # Lengths, input checks, constant series
 # ---------------------------------------------------------------------------------------------
 
-def test_non_power_of_two_drops_oldest_samples():
-    x = ar1(2 ** 12 + 5, 0.7, seed=21)
-    x[0] = 1e9                                           # huge outlier in the very first sample
-    r, ref = block(x), block(x[5:])
-    assert r.n_dropped == 5 and r.n_samples == 2 ** 12
-    assert r.mean == ref.mean and r.error == ref.error and r.level == ref.level
-    assert abs(r.mean) < 1.0
-    assert any("dropped the oldest 5" in note for note in r.notes)
+@pytest.mark.parametrize("seed", range(3))
+def test_non_power_of_two_uses_all_samples(seed):
+    n = 2 ** 12 + 5
+    x = ar1(n, 0.7, seed=21 + seed)
+    r, newest = block(x), block(x[5:])
+    assert r.n_samples == n and not r.notes
+    assert r.mean == pytest.approx(np.mean(x), rel=1e-12, abs=1e-15)
+    assert r.variance == pytest.approx(np.var(x))
+    assert r.naive_error == pytest.approx(np.std(x) / math.sqrt(n - 1))
+    assert r.error == pytest.approx(newest.error, rel=0.03)
+    # 4101 -> (drop 1) 2050 -> 1025 -> (drop 1) 512: from level 3 on, the blocks are those of x[5:]
+    lv, lv5 = blocking_levels(x), blocking_levels(x[5:])
+    assert lv.n.tolist()[:4] == [4101, 2050, 1025, 512]
+    assert np.allclose(lv.error[3:], lv5.error[3:], rtol=1e-12)
 
 
-@pytest.mark.parametrize("n,kept", [(1000, 512), (12345, 8192), (MIN_SAMPLES, MIN_SAMPLES)])
-def test_odd_lengths_work(n, kept):
+def test_odd_level_leaves_out_the_oldest_block():
+    x = ar1(2 ** 10 + 1, 0.5, seed=22)
+    y = x.copy()
+    y[0] = 1e9                                           # outlier in the very first sample
+    lx, ly = blocking_levels(x), blocking_levels(y)
+    assert ly.variance[0] > 1e10 * lx.variance[0]        # level 0 is all samples ...
+    assert np.array_equal(lx.variance[1:], ly.variance[1:])   # ... level 1 leaves it out
+    assert np.array_equal(lx.gamma[1:], ly.gamma[1:])
+
+
+@pytest.mark.parametrize("n", [1000, 12345, 20_000, MIN_SAMPLES, MIN_SAMPLES + 1, 2 ** 11 - 1])
+def test_odd_lengths_work(n):
     x = ar1(n, 0.3, seed=n)
     r = block(x)
-    assert r.n_samples == kept and r.n_dropped == n - kept
-    assert r.mean == pytest.approx(x[n - kept:].mean())
-    assert len(r.curve) == int(math.log2(kept))
+    assert r.n_samples == n
+    assert r.mean == pytest.approx(x.mean())
+    assert r.variance == pytest.approx(x.var())
+    d = int(math.floor(math.log2(n)))
+    assert len(r.curve) == d
+    assert blocking_levels(x).n.tolist() == [n // 2 ** k for k in range(d)]
     assert np.isfinite(r.error) and r.error > 0
+
+
+def test_non_power_of_two_ar1_accuracy():
+    n, phi = 100_000, 0.9                     # 100000 -> 65536 kept before: 34 % of the data lost
+    ratio = np.array([block(ar1(n, phi, seed=900 + s)).error for s in range(50)]) / exact_error(n, phi)
+    print(f"phi={phi} n={n}: blocked/exact = {ratio.mean():.4f} +- {ratio.std():.4f}")
+    assert abs(ratio.mean() - 1) < 0.05
+    assert np.all(np.abs(ratio - 1) < 0.20)
 
 
 def test_empty_series():
@@ -276,7 +307,7 @@ def chains(n_chains, n_steps, phi, seed, shift=None):
 
 
 @pytest.mark.parametrize("n_chains,n_steps,phi,reps", [(16, 2 ** 14, 0.9, 20), (256, 256, 0.5, 20),
-                                                       (64, 1024, 0.9, 20)])
+                                                       (64, 1024, 0.9, 20), (40, 3000, 0.9, 20)])
 def test_chains_error_matches_exact(n_chains, n_steps, phi, reps):
     ex = exact_error(n_steps, phi) / math.sqrt(n_chains)      # grand mean of C independent chains
     ratio = np.array([analyze(chains(n_chains, n_steps, phi, seed=s)).error / ex for s in range(reps)])
@@ -288,13 +319,16 @@ def test_chains_error_matches_exact(n_chains, n_steps, phi, reps):
 def test_chains_bookkeeping():
     c = chains(5, 3000, 0.6, seed=1)
     s = analyze(c)
-    assert s.n_chains == 5 and s.n_steps == 2048 and s.n_samples == 5 * 2048 and s.n_dropped == 952
-    kept = c[:, 952:]
-    assert s.mean == pytest.approx(kept.mean())
-    assert np.allclose(s.chain_means, kept.mean(axis=1))
+    assert s.n_chains == 5 and s.n_steps == 3000 and s.n_samples == 5 * 3000
+    assert s.mean == pytest.approx(c.mean())
+    assert np.allclose(s.chain_means, c.mean(axis=1))
     assert s.error == pytest.approx(math.sqrt(np.sum(s.chain_errors ** 2)) / 5)
-    assert s.variance == pytest.approx(kept.var())
-    assert s.naive_error == pytest.approx(math.sqrt(kept.var() / (kept.size - 1)))
+    assert s.variance == pytest.approx(c.var())
+    assert s.naive_error == pytest.approx(math.sqrt(c.var() / (c.size - 1)))
+    assert s.r_hat == split_rhat(c)
+    for i in range(5):                               # pooled levels = chain averages, same rule
+        lv = blocking_levels(c[i])
+        assert np.allclose(blocking_levels(c).chain_variance[i], lv.variance)
     assert s.tau == pytest.approx((s.error / s.naive_error) ** 2)
 
 

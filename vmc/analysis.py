@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -22,14 +23,23 @@ class AnalysisError(Exception):
     """Input that cannot be analysed; str() is one line for the user."""
 
 
+# Two electrons in 2D (singlet), exact: Taut, Phys. Rev. A 48, 3561 (1993) and J. Phys. A 27, 1045 (1994)
+# for omega = 1 and 0.5 analytically; other omega from the numerically solved relative-motion equation.
+TWO_ELECTRONS_2D = {1.0: 3.0, 0.5: 1.6597722, 0.28: 1.0216440, 0.1: 0.4407919, 0.05: 0.2540494, 0.01: 0.0738350}
+
+
 def exact_energy(cfg: dict) -> float | None:
-    """Exact ground-state energy where one is known: non-interacting P D omega / 2; two electrons
-    in 2D at omega = 1 (Taut): 3."""
+    """Exact ground-state energy where one is known: P D omega / 2 without interaction (or for one
+    particle); two interacting electrons in 2D at the omega values of `TWO_ELECTRONS_2D`.
+
+    >>> exact_energy({"system": {"particles": 2, "dimensions": 2, "omega": 0.5, "interaction": True}})
+    1.6597722
+    """
     s = cfg["system"]
     if not s["interaction"] or s["particles"] == 1:
         return 0.5 * s["particles"] * s["dimensions"] * s["omega"]
-    if s["particles"] == 2 and s["dimensions"] == 2 and s["omega"] == 1.0:
-        return 3.0
+    if s["particles"] == 2 and s["dimensions"] == 2:
+        return TWO_ELECTRONS_2D.get(float(s["omega"]))
     return None
 
 
@@ -58,15 +68,19 @@ def analyze_series(chains: np.ndarray) -> dict:
     return out
 
 
-def analyze_group(group) -> dict:
+def analyze_group(group, name: str | None = None) -> dict:
     """Energy and parts with blocked errors, acceptance, virial ratio and efficiency of a run group."""
+    name = name or group.file.filename
     if "production" not in group or "local_energy" not in group["production"]:
-        raise AnalysisError(f"{group.file.filename}: no /production/local_energy dataset (is this a vmc run file?)")
+        raise AnalysisError(f"{name}: no /production/local_energy dataset (is this a vmc run file?)")
     prod = group["production"]
     done = int(prod.attrs.get("steps_done", prod["local_energy"].shape[1]))
     if done < 2:
-        raise AnalysisError(f"{group.file.filename}: the production phase holds {done} steps, too few to analyse")
-    result = analyze_series(prod["local_energy"][:, :done])
+        raise AnalysisError(f"{name}: the production phase holds {done} steps, too few to analyse")
+    try:
+        result = analyze_series(prod["local_energy"][:, :done])
+    except AnalysisError as exc:
+        raise AnalysisError(f"{name}: {exc}") from None
     for part in PARTS:
         if part in prod:
             r = analyze_series(prod[part][:, :done])
@@ -88,8 +102,23 @@ def analyze_group(group) -> dict:
     return result
 
 
+def run_groups(f) -> list[tuple[str, object]]:
+    """(label, group) of every run in an output file: the root of a run file, each point of a study."""
+    from .io import FORMAT, STUDY_FORMAT
+    kind = f.attrs.get("format")
+    if kind == STUDY_FORMAT:
+        points = f.get("points", {})
+        return [(points[k].attrs.get("label", k), points[k]) for k in sorted(points)]
+    if kind == FORMAT or "production" in f:
+        return [("", f)]
+    return []
+
+
 def analyze_path(path: str) -> dict:
-    """Analyse an HDF5 run file, a .npy array or a text column of numbers."""
+    """Analyse an HDF5 run or study file, a .npy array or a text column of numbers.
+
+    A study gives {"points": [{"label": ..., **result}, ...]}; anything else one result.
+    """
     if not os.path.exists(path):
         raise AnalysisError(f"{path}: no such file")
     ext = os.path.splitext(path)[1].lower()
@@ -97,17 +126,34 @@ def analyze_path(path: str) -> dict:
         from .io import OutputError, open_for_reading
         try:
             with open_for_reading(path) as f:
-                return analyze_group(f)
+                groups = run_groups(f)
+                if len(groups) == 1 and groups[0][0] == "":
+                    return analyze_group(f, path)
+                if not groups:
+                    raise AnalysisError(f"{path}: no /production/local_energy dataset (is this a vmc run file?)")
+                points = []
+                for label, g in groups:
+                    if g.attrs.get("status") != "complete":
+                        continue
+                    points.append({"label": label, **analyze_group(g, f"{path} [{label}]")})
+                if not points:
+                    raise AnalysisError(f"{path}: no completed point in this study yet")
+                return {"points": points}
         except OutputError as exc:
             raise AnalysisError(str(exc)) from None
         except (OSError, KeyError) as exc:
             raise AnalysisError(f"{path}: damaged or incomplete HDF5 file ({exc})") from None
     try:
-        data = np.load(path) if ext == ".npy" else np.loadtxt(path, ndmin=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # loadtxt warns on an empty file; we say it below
+            data = np.load(path) if ext == ".npy" else np.loadtxt(path, ndmin=1)
+        data = np.asarray(data, dtype=float)
     except (ValueError, OSError) as exc:
         raise AnalysisError(f"{path}: cannot read numbers ({str(exc).splitlines()[0]})") from None
-    data = np.asarray(data, dtype=float)
-    return analyze_series(data.T if data.ndim == 2 else data)
+    try:
+        return analyze_series(data.T if data.ndim == 2 else data)
+    except AnalysisError as exc:
+        raise AnalysisError(f"{path}: {exc}") from None
 
 
 def to_json(result: dict) -> dict:

@@ -1,4 +1,4 @@
-"""Command line: `vmc run`, `vmc analyze`, `vmc info` (also `python -m vmc ...`).
+"""Command line: `vmc run`, `vmc analyze`, `vmc report`, `vmc info` (also `python -m vmc ...`).
 
 Exit codes: 0 success, 1 the run failed (numerical blow-up, I/O failure mid-run), 2 bad input
 (configuration, missing or unreadable files) — reported as one line on stderr, before any work.
@@ -73,88 +73,131 @@ def _collective(comm, fn):
     return result
 
 
-def cmd_run(args) -> int:
-    import h5py
-
+def _resolve_run_inputs(args, comm):
+    """(config, input text, output path) for `vmc run`, checked on every rank before any work."""
     from . import config as config_mod
-    from . import driver, io
-    from .parallel import world
+    from . import io
 
-    comm = world()
     overrides = dict(_parse_override(s) for s in args.set or [])
     try:
         if args.resume:
             def read_stored():
-                with io.open_for_reading(args.resume) as f:
-                    if f.attrs.get("format") != io.FORMAT or "config" not in f.attrs:
-                        raise UsageError(f"{args.resume}: not a vmc run file, cannot resume")
-                    return f.attrs["config"], f.attrs.get("input_text", ""), f.attrs.get("status", "")
-            def read_checked():
                 try:
-                    return read_stored()
+                    with io.open_for_reading(args.resume) as f:
+                        if f.attrs.get("format") not in (io.FORMAT, io.STUDY_FORMAT) or "config" not in f.attrs:
+                            raise UsageError(f"{args.resume}: not a vmc output file, cannot resume")
+                        return f.attrs["config"], f.attrs.get("input_text", "")
                 except io.OutputError as exc:
                     raise UsageError(str(exc)) from None
-            stored, text, _ = comm.bcast(_collective(comm, read_checked))
-            config = config_mod.from_dict(json.loads(stored), source=args.resume)
+            stored, text = comm.bcast(_collective(comm, read_stored))
+            config = config_mod.from_dict(json.loads(stored), source=args.resume, text=text)
             path = args.resume
         else:
             if not args.input:
                 raise UsageError("vmc run: give an input file (INPUT) or --resume FILE")
             config = config_mod.load(args.input)
-            text = config.text
+            path = _output_path(args, config)
         if overrides:
             config = config.with_overrides(overrides)
-        cfg = config.to_dict()
-        if comm.size > cfg["sampler"]["walkers"]:
-            raise UsageError(f"{comm.size} MPI ranks but sampler.walkers = {cfg['sampler']['walkers']}: "
-                             "every rank needs at least one walker (raise sampler.walkers or use fewer ranks)")
+        for _, point in config.sweep_points():
+            walkers = point.get("sampler.walkers")
+            if comm.size > walkers:
+                raise UsageError(f"{comm.size} MPI ranks but sampler.walkers = {walkers}: every rank needs at "
+                                 "least one walker (raise sampler.walkers or use fewer ranks)")
         if not args.resume:
-            path = _output_path(args, config)
             _collective(comm, lambda: _prepare_output(path, args.force))
     except config_mod.ConfigError as exc:
         raise UsageError(str(exc)) from None
+    return config, config.text, path, overrides
 
-    group = None
+
+def _run_attrs(cfg: dict, text: str, comm) -> dict:
+    return {"vmc_version": __version__, "input_text": text, "config": json.dumps(cfg), "n_ranks": comm.size,
+            "seed": cfg["seed"], "started": _now(), "host": socket.gethostname(), "command": " ".join(sys.argv)}
+
+
+def cmd_run(args) -> int:
+    """Run one input (or every point of its [sweep]) into one HDF5 file; resume what is unfinished."""
+    import h5py
+
+    from . import driver, io
+    from .parallel import world
+
+    comm = world()
+    config, text, path, overrides = _resolve_run_inputs(args, comm)
+    points = config.sweep_points()
+    study = bool(config.sweep)
+    f = None
     if comm.is_root:
         if args.resume:
-            group = h5py.File(path, "a")
-            group.attrs["resumed"] = json.dumps(
-                list(json.loads(group.attrs.get("resumed", "[]"))) + [{"time": _now(), "ranks": comm.size,
-                                                                       "overrides": overrides}])
+            f = h5py.File(path, "a")
+            f.attrs["resumed"] = json.dumps(json.loads(f.attrs.get("resumed", "[]")) + [
+                {"time": _now(), "ranks": comm.size, "overrides": overrides}])
             if overrides:
-                group.attrs["config"] = json.dumps(cfg)
-            if group.attrs.get("n_ranks") != comm.size:
-                print(f"vmc: note: {path} was run on {group.attrs.get('n_ranks')} ranks, resuming on "
-                      f"{comm.size}: results are statistically equivalent but not bit-identical", file=sys.stderr)
-            group.attrs["status"] = "running"
+                f.attrs["config"] = json.dumps(config.to_dict())
+            if f.attrs.get("n_ranks") != comm.size:
+                print(f"vmc: note: {path} was run on {f.attrs.get('n_ranks')} ranks, resuming on {comm.size}: "
+                      "results are statistically equivalent but not bit-identical", file=sys.stderr)
         else:
             if os.path.exists(path):
                 os.remove(path)
-            group = h5py.File(path, "w")
-            wf_n = _n_params(cfg)
-            io.create_run(group, {
-                "vmc_version": __version__, "input_text": text, "config": json.dumps(cfg),
-                "n_ranks": comm.size, "seed": cfg["seed"], "started": _now(), "host": socket.gethostname(),
-                "command": " ".join(sys.argv),
-            }, n_params=wf_n, n_walkers=cfg["sampler"]["walkers"], production_steps=cfg["production"]["steps"], density_bins=cfg["production"]["density_bins"])
-            group.flush()
-    try:
-        summary = driver.run(cfg, group, comm, resume=bool(args.resume), progress=not args.quiet)
-    except driver.RunError as exc:
-        if group is not None:
-            group.attrs["status"] = "failed"
-            group.attrs["message"] = str(exc)
-            group.close()
-            hint = (f"\n  continue with: vmc run --resume {path} --set optimizer.learning_rate=<smaller>"
-                    if isinstance(exc, driver.NumericalError) else "")
-            print(f"vmc: run failed: {exc}{hint}", file=sys.stderr)
-        return EXIT_FAILED
-    if group is not None:
-        group.attrs["status"] = "complete"
-        group.attrs["finished"] = _now()
-        group.close()
-        print(_summary_text(summary, cfg, path))
-    return 0
+            f = h5py.File(path, "w")
+            if study:
+                f.attrs.update(format=io.STUDY_FORMAT, format_version=io.FORMAT_VERSION, n_points=len(points),
+                               **_run_attrs(config.to_dict(), text, comm))
+                f.attrs["status"] = "running"
+                f.create_group("points")
+        f.flush()
+    status = 0
+    for index, (label, point) in enumerate(points):
+        cfg = point.to_dict()
+        group, state = None, None
+        if comm.is_root:
+            name = f"points/{index:03d}" if study else "/"
+            if name in f and "format" in f[name].attrs:
+                group = f[name]
+                state = group.attrs.get("status", "running")
+            else:
+                group = f.require_group(name)
+                io.create_run(group, {**_run_attrs(cfg, text, comm), "label": label, "index": index},
+                              n_params=_n_params(cfg), n_walkers=cfg["sampler"]["walkers"],
+                              production_steps=cfg["production"]["steps"],
+                              density_bins=cfg["production"]["density_bins"])
+                f.flush()
+        state = comm.bcast(state)
+        if state == "complete":
+            continue
+        if comm.is_root and study and not args.quiet:
+            print(f"point {index + 1}/{len(points)}: {label}", file=sys.stderr)
+        if comm.is_root:
+            group.attrs["status"] = "running"
+            if overrides and state is not None:
+                group.attrs["config"] = json.dumps(cfg)
+        try:
+            summary = driver.run(cfg, group, comm, resume=state is not None, progress=not args.quiet)
+        except driver.RunError as exc:
+            if comm.is_root:
+                group.attrs["status"] = "failed"
+                group.attrs["message"] = str(exc)
+                f.flush()
+                hint = (f"\n  continue with: vmc run --resume {path} --set optimizer.learning_rate=<smaller>"
+                        if isinstance(exc, driver.NumericalError) else "")
+                print(f"vmc: run failed{' at ' + label if label else ''}: {exc}{hint}", file=sys.stderr)
+            status = EXIT_FAILED
+            if not study:
+                break
+            continue
+        if comm.is_root:
+            group.attrs["status"] = "complete"
+            group.attrs["finished"] = _now()
+            f.flush()
+            print((f"\n[{label}]" if label else "") + _summary_text(summary, cfg, path))
+    if comm.is_root:
+        if study:
+            f.attrs["status"] = "complete" if status == 0 else "failed"
+            f.attrs["finished"] = _now()
+        f.close()
+    return status
 
 
 def _n_params(cfg) -> int:
@@ -200,12 +243,24 @@ def cmd_analyze(args) -> int:
         result = analysis.analyze_path(args.file)
     except analysis.AnalysisError as exc:
         raise UsageError(str(exc)) from None
+    results = result["points"] if "points" in result else [result]
     if args.json:
         print(json.dumps(analysis.to_json(result), indent=2))
     else:
-        print(analysis.format_table(result, args.file))
+        print("\n\n".join(analysis.format_table(r, f"{args.file} [{r['label']}]" if "label" in r else args.file)
+                          for r in results))
     if args.plot:
-        analysis.plot(result, args.plot)
+        analysis.plot(results[-1], args.plot)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from . import analysis, report
+    try:
+        md = report.write_report(args.file, args.output)
+    except analysis.AnalysisError as exc:
+        raise UsageError(str(exc)) from None
+    print(md)
     return 0
 
 
@@ -228,6 +283,10 @@ def make_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     a.add_argument("--plot", metavar="PNG", help="draw the blocking curve and the energy trace")
     a.set_defaults(func=cmd_analyze)
+    rp = sub.add_parser("report", help="markdown report with figures from a run or study file")
+    rp.add_argument("file")
+    rp.add_argument("-o", "--output", metavar="DIR", help="report directory (default: <file stem>_report)")
+    rp.set_defaults(func=cmd_report)
     i = sub.add_parser("info", help="what an output file holds")
     i.add_argument("file")
     i.set_defaults(func=cmd_info)

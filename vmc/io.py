@@ -15,6 +15,7 @@ import numpy as np
 from .hamiltonian import OBSERVABLE_NAMES
 
 FORMAT = "vmc-run"
+STUDY_FORMAT = "vmc-study"   # a parameter study: one run group per point under /points
 FORMAT_VERSION = 1
 ITERATION_FIELDS = ("energy", "error", "variance", "acceptance", "grad_norm", "learning_rate",
                     "kinetic", "trap", "interaction", "pair_distance", "wall_time")
@@ -195,6 +196,16 @@ def open_for_reading(path: str) -> h5py.File:
 def describe(path: str) -> str:
     """A few lines on what an output file holds (for `vmc info`)."""
     with open_for_reading(path) as f:
+        if f.attrs.get("format") == STUDY_FORMAT:
+            pts = f.get("points", {})
+            lines = [f"{path}: vmc {f.attrs.get('vmc_version', '?')} parameter study, status {f.attrs.get('status')}, "
+                     f"{len(pts)} of {f.attrs.get('n_points')} points started, {f.attrs.get('n_ranks')} ranks"]
+            for k in sorted(pts):
+                g = pts[k]
+                e = g["optimization/energy"]
+                lines.append(f"  {k} {g.attrs.get('label')}: {g.attrs.get('status')}, {e.shape[0]} iterations, "
+                             f"production {g['production'].attrs['steps_done']} steps")
+            return "\n".join(lines)
         if f.attrs.get("format") != FORMAT:
             raise OutputError(f"{path}: not a vmc run file (no format attribute '{FORMAT}')")
         cfg = json.loads(f.attrs["config"])

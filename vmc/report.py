@@ -1,0 +1,251 @@
+"""`vmc report`: a markdown report with figures from a run or study file.
+
+Figures (PNG, matplotlib Agg): energy versus optimization iteration for every point (with the exact
+value where known), final energy with blocked error bars versus each swept option, acceptance versus
+the step length or time step, the energy parts and mean pair distance versus each swept option, and
+the radial one-body density of every point (interacting and non-interacting on one plot when both
+are there). The table lists, per point: E, blocked error, variance, acceptance, <T>, <V_trap>,
+<V_int>, <r_ij>, samples per second, and the exact value with the deviation in error bars.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+
+import numpy as np
+
+from . import __version__
+from .analysis import AnalysisError, analyze_group, run_groups
+from .io import open_for_reading
+
+ACCEPTANCE_KEYS = ("sampler.step", "sampler.dt")
+UNITS = {"system.omega": "omega (Hartree)", "sampler.dt": "time step dt", "sampler.step": "step length (Bohr)",
+         "wavefunction.hidden": "hidden units N", "optimizer.learning_rate": "learning rate",
+         "wavefunction.sigma": "sigma (Bohr)"}
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _value(cfg: dict, key: str):
+    section, _, name = key.rpartition(".")
+    return cfg[section][name] if section else cfg[name]
+
+
+def _label(key: str) -> str:
+    return UNITS.get(key, key)
+
+
+def collect(path: str) -> tuple[dict, list[dict]]:
+    """File attributes and one record per completed point (config, analysis, history, density)."""
+    with open_for_reading(path) as f:
+        info = {k: f.attrs.get(k) for k in ("format", "started", "finished", "host", "n_ranks", "command",
+                                            "vmc_version", "config")}
+        points = []
+        for label, g in run_groups(f):
+            if g.attrs.get("status") != "complete":
+                continue
+            cfg = json.loads(g.attrs["config"])
+            result = analyze_group(g, f"{path} [{label}]" if label else path)
+            dens = g["production/density"]
+            points.append({
+                "label": label or "run", "config": cfg, "result": result,
+                "energy_history": g["optimization/energy"][...], "error_history": g["optimization/error"][...],
+                "r": dens["r"][...] if "r" in dens else None,
+                "density": dens["density"][...] if "density" in dens else None,
+                "samples_per_s": g["production/local_energy"].size / max(float(g["production"].attrs.get("wall_seconds", 0)), 1e-12),
+            })
+    if not points:
+        raise AnalysisError(f"{path}: no completed run to report on")
+    return info, points
+
+
+def swept_keys(info: dict, points: list[dict]) -> list[str]:
+    """Options whose value differs between points, in input order."""
+    sweep = json.loads(info["config"]).get("sweep", {}) if info.get("config") else {}
+    keys = [k for k in sweep if k != "zip"]
+    return [k for k in keys if len({json.dumps(_value(p["config"], k)) for p in points}) > 1]
+
+
+def _series_by_others(points, key, keys):
+    """Group points into lines along `key`, one line per combination of the other swept options."""
+    others = [k for k in keys if k != key]
+    lines: dict[str, list] = {}
+    for p in points:
+        name = ", ".join(f"{k.split('.')[-1]}={_value(p['config'], k)}" for k in others)
+        lines.setdefault(name, []).append(p)
+    for name in lines:
+        lines[name].sort(key=lambda p: _value(p["config"], key))
+    return lines
+
+
+def figure_history(points, out):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    exacts = set()
+    for p in points:
+        e = p["energy_history"]
+        if e.size:
+            ax.plot(np.arange(e.size), e, lw=1, label=p["label"])
+        if p["result"].get("exact") is not None:
+            exacts.add(p["result"]["exact"])
+    for x in sorted(exacts):
+        ax.axhline(x, color="k", ls="--", lw=0.8)
+    if exacts:
+        ax.plot([], [], "k--", lw=0.8, label="exact")
+    finals = [p["result"]["mean"] for p in points]
+    lo = min(min(finals), min(exacts) if exacts else np.inf)
+    hi = max(np.percentile(np.concatenate([p["energy_history"] for p in points if p["energy_history"].size]
+                                          or [np.array(finals)]), 90), max(finals))
+    ax.set_ylim(lo - 0.05 * abs(hi - lo) - 1e-3, hi + 0.1 * abs(hi - lo) + 1e-3)
+    ax.set_xlabel("optimization iteration")
+    ax.set_ylabel("energy (Hartree)")
+    ax.set_title("energy during optimization")
+    if len(points) <= 12:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def figure_vs(points, key, keys, out, quantity="energy"):
+    """energy (with exact), acceptance, or parts (<T>, <V_trap>, <V_int> and <r_12>) versus a swept key."""
+    plt = _plt()
+    if quantity == "parts":
+        fig, (ax, ax_r) = plt.subplots(1, 2, figsize=(11, 4.2))
+    else:
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        ax_r = None
+    for i, (name, line) in enumerate(_series_by_others(points, key, keys).items()):
+        color = f"C{i % 10}"
+        x = [_value(p["config"], key) for p in line]
+        if quantity == "energy":
+            ax.errorbar(x, [p["result"]["mean"] for p in line], yerr=[p["result"]["error"] for p in line],
+                        fmt="o-", color=color, capsize=3, label=name or "VMC energy")
+            ex = [p["result"].get("exact") for p in line]
+            if any(e is not None for e in ex):
+                ax.plot(x, [np.nan if e is None else e for e in ex], "--", color=color, lw=0.8,
+                        label=f"exact {name}".strip())
+            ax.set_ylabel("energy (Hartree), blocked error bars")
+        elif quantity == "acceptance":
+            ax.plot(x, [p["result"]["acceptance"] for p in line], "o-", color=color, label=name or "acceptance")
+            ax.set_ylabel("acceptance ratio")
+            ax.set_ylim(0, 1.02)
+        else:
+            for part, marker, sym in (("kinetic", "o", "T"), ("trap", "s", "V_trap"), ("interaction", "^", "V_int")):
+                ax.errorbar(x, [p["result"][part]["mean"] for p in line],
+                            yerr=[p["result"][part]["error"] for p in line], fmt=marker + "-", color=color,
+                            capsize=2, label=f"<{sym}> {name}".strip())
+            ax.set_ylabel("energy parts (Hartree)")
+            if line[0]["config"]["system"]["particles"] > 1:
+                ax_r.errorbar(x, [p["result"]["pair_distance"]["mean"] for p in line],
+                              yerr=[p["result"]["pair_distance"]["error"] for p in line], fmt="o-", color=color,
+                              capsize=2, label=name or "<r_12>")
+    axes = [ax] + ([ax_r] if ax_r is not None else [])
+    numeric = all(isinstance(_value(p["config"], key), (int, float)) and not isinstance(_value(p["config"], key), bool)
+                  for p in points)
+    for a in axes:
+        if numeric:
+            vals = [_value(p["config"], key) for p in points]
+            if min(vals) > 0 and max(vals) / min(vals) >= 50:
+                a.set_xscale("log")
+        a.set_xlabel(_label(key))
+        a.legend(fontsize=7)
+    if ax_r is not None:
+        ax_r.set_ylabel("mean pair distance <r_12> (Bohr)")
+        ax_r.set_title(f"<r_12> versus {key}")
+    ax.set_title(f"{quantity} versus {key}")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def figure_density(points, out):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, p in enumerate(points):
+        if p["r"] is None:
+            continue
+        inter = p["config"]["system"]["interaction"]
+        ax.plot(p["r"], p["density"], "-" if inter else "--", color=f"C{i % 10}",
+                label=f"{p['label']} ({'interacting' if inter else 'non-interacting'})")
+    ax.set_xlabel("r (Bohr)")
+    ax.set_ylabel("radial one-body density rho(r) (Bohr^-D)")
+    ax.set_title("one-body density (integral rho d^D r = P)")
+    if len(points) <= 12:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(x, digits=6):
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}f}"
+
+
+def table(points) -> str:
+    head = ("| point | E (Hartree) | error | variance | acceptance | <T> | <V_trap> | <V_int> | <r_12> (Bohr) "
+            "| samples/s | exact | (E - exact)/error |")
+    rows = [head, "|" + "---|" * 12]
+    for p in points:
+        r = p["result"]
+        exact = r.get("exact")
+        dev = (r["mean"] - exact) / r["error"] if exact is not None and r["error"] > 0 else None
+        rows.append("| " + " | ".join([
+            p["label"], _fmt(r["mean"]), _fmt(r["error"]), f"{r['variance']:.3g}", f"{r['acceptance']:.3f}",
+            _fmt(r["kinetic"]["mean"], 5), _fmt(r["trap"]["mean"], 5), _fmt(r["interaction"]["mean"], 5),
+            _fmt(r["pair_distance"]["mean"], 4) if p["config"]["system"]["particles"] > 1 else "–",
+            f"{p['samples_per_s']:.3g}", "–" if exact is None else f"{exact}",
+            "–" if dev is None else f"{dev:+.1f}"]) + " |")
+    return "\n".join(rows)
+
+
+def write_report(path: str, out_dir: str | None = None, title: str | None = None) -> str:
+    """Write report.md and its figures into out_dir (default: <file stem>_report); returns the .md path."""
+    info, points = collect(path)
+    out_dir = out_dir or os.path.splitext(path)[0] + "_report"
+    os.makedirs(out_dir, exist_ok=True)
+    keys = swept_keys(info, points)
+    figures = []
+
+    def add(name, caption, fn, *args):
+        fn(*args, os.path.join(out_dir, name))
+        figures.append((name, caption))
+
+    add("energy_history.png", "Energy per optimization iteration (mean over all walkers).", figure_history, points)
+    for key in keys:
+        slug = key.replace(".", "_")
+        add(f"energy_vs_{slug}.png", f"Final energy with blocked error bars versus `{key}`.",
+            lambda p, o, k=key: figure_vs(p, k, keys, o, "energy"), points)
+        add(f"parts_vs_{slug}.png", f"<T>, <V_trap>, <V_int> and <r_12> versus `{key}`.",
+            lambda p, o, k=key: figure_vs(p, k, keys, o, "parts"), points)
+        if key in ACCEPTANCE_KEYS:
+            add(f"acceptance_vs_{slug}.png", f"Acceptance versus `{key}`.",
+                lambda p, o, k=key: figure_vs(p, k, keys, o, "acceptance"), points)
+    add("density.png", "Radial one-body density of each point.", figure_density, points)
+
+    name = title or os.path.basename(path)
+    lines = [f"# Report: {name}", "",
+             f"Produced by vmc {__version__} from `{path}` on {datetime.date.today()} "
+             f"({platform.node()}, {platform.processor() or platform.machine()}).",
+             f"Run: started {info.get('started')}, finished {info.get('finished')}, host {info.get('host')}, "
+             f"{info.get('n_ranks')} MPI ranks; command `{info.get('command')}`.", "",
+             "Energies in Hartree, lengths in Bohr; errors are automated-blocking errors of the production run.",
+             ""]
+    if keys:
+        lines += ["Swept options: " + ", ".join(f"`{k}`" for k in keys) + ".", ""]
+    lines += [table(points), ""]
+    for fig, caption in figures:
+        lines += [f"![{caption}]({fig})", "", caption, ""]
+    md = os.path.join(out_dir, "report.md")
+    with open(md, "w") as fh:
+        fh.write("\n".join(lines))
+    return md
