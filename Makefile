@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NPROC ?= 2
 
-.PHONY: run test bench clean-venv
+.PHONY: run test bench studies clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,19 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_sampling.py
+	$(BIN)/python benchmarks/bench_sampling.py --with-c-limit
+	$(BIN)/python benchmarks/bench_scaling.py
+
+# Every parameter study in inputs/studies, then docs/results.md and docs/figures/ from their output.
+STUDIES := $(wildcard inputs/studies/*.toml)
+studies: $(STAMP)
+	@mkdir -p runs/studies
+	for f in $(STUDIES); do \
+	  out=runs/studies/$$(basename $$f .toml).h5; \
+	  if [ -f $$out ]; then $(BIN)/mpiexec -n $(NPROC) $(BIN)/vmc run --resume $$out --quiet; \
+	  else $(BIN)/mpiexec -n $(NPROC) $(BIN)/vmc run $$f -o $$out --quiet; fi || exit 1; \
+	done
+	$(BIN)/python docs/make_results.py $(patsubst inputs/studies/%.toml,runs/studies/%.h5,$(STUDIES))
 
 clean-venv:
 	rm -rf $(VENV)

@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from vmc.hamiltonian import Hamiltonian  # noqa: E402
 from vmc.samplers import Sampler, Walkers  # noqa: E402
-from vmc.wavefunction import RBM, default_sigma  # noqa: E402
+from vmc.wavefunction import TrialState, default_sigma  # noqa: E402
 
 CASES = [(2, 2, 2), (2, 2, 4), (6, 2, 12), (2, 3, 4)]
 SAMPLERS = [("metropolis", dict(step=1.0)), ("importance", dict(dt=0.05)), ("gibbs", {})]
@@ -81,7 +81,7 @@ def machine_info() -> dict:
 
 def setup(P: int, D: int, N: int, n_walkers: int, seed: int):
     rng = np.random.default_rng(seed)
-    wf = RBM(P, D, N, default_sigma(OMEGA, G), g=G).randomize(rng, PARAM_SCALE)
+    wf = TrialState(P, D, N, default_sigma(OMEGA, G), g=G).randomize(rng, PARAM_SCALE)
     ham = Hamiltonian(P, D, OMEGA, interaction=True)
     walkers = Walkers.start(np.random.SeedSequence(seed).spawn(n_walkers), P * D, SPREAD)
     return wf, ham, walkers

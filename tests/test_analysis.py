@@ -19,7 +19,7 @@ init_scale = 0.0     # W = 0, a = 0, default sigma: the exact ground state
 walkers = 4
 steps = 100
 [optimizer]
-iterations = 2
+iterations = 0      # evaluate the exact state as it is
 [production]
 steps = 4000
 """

@@ -40,7 +40,8 @@ def test_defaults_match_table_and_round_trip():
         assert cfg.get(opt.key) == opt.default
         assert type(cfg.get(opt.key)) is opt.type
     assert d["seed"] == 2026 and d["output"] == ""
-    assert d["system"] == {"particles": 2, "dimensions": 2, "omega": 1.0, "interaction": True}
+    assert d["system"] == {"particles": 2, "dimensions": 2, "omega": 1.0, "statistics": "fermion", "interaction": True}
+    assert d["wavefunction"]["jastrow"] == "none" and d["wavefunction"]["slater"] is False
     assert d["sampler"]["kind"] == "metropolis" and d["optimizer"]["kind"] == "adam"
     assert d["optimizer"]["epsilon"] == 1e-8 and d["production"]["steps"] == 10000
     assert config.from_dict(d, "again") == cfg
@@ -161,7 +162,7 @@ def test_bad_choice_suggests_closest():
 
 
 def test_limits_accepted():
-    cfg = config.from_text("seed = 0\n[system]\nparticles = 64\ndimensions = 1\n[optimizer]\nmomentum = 0\n"
+    cfg = config.from_text("seed = 0\n[system]\nparticles = 64\ndimensions = 1\nstatistics = \"boson\"\n[optimizer]\nmomentum = 0\n"
                            "iterations = 0\n[wavefunction]\ng = 1\ninit_scale = 0\n")
     assert cfg.get("system.particles") == 64 and cfg.get("optimizer.iterations") == 0
 
@@ -271,8 +272,23 @@ def test_gibbs_needs_g_one_half():
 
 
 def test_one_dimensional_interacting_is_allowed():
-    cfg = config.from_text("[system]\nparticles = 3\ndimensions = 1\ninteraction = true\n")
+    cfg = config.from_text("[system]\nparticles = 3\ndimensions = 1\ninteraction = true\nstatistics = \"boson\"\n")
     assert cfg.get("system.dimensions") == 1
+
+
+def test_statistics_and_factor_rules():
+    # more than two fermions need determinants, which need closed shells and D >= 2
+    msg = error_of("[system]\nparticles = 6\n", "f.toml")
+    assert "wavefunction.slater" in msg and "fermion" in msg
+    assert config.from_text("[system]\nparticles = 6\n[wavefunction]\nslater = true\n").get("wavefunction.slater")
+    assert "closed shell" in error_of("[system]\nparticles = 4\n[wavefunction]\nslater = true\n", "f.toml")
+    assert "closed shell" in error_of("[system]\nparticles = 6\ndimensions = 3\n[wavefunction]\nslater = true\n", "f.toml")
+    assert config.from_text("[system]\nparticles = 8\ndimensions = 3\n[wavefunction]\nslater = true\n")
+    assert "fermion" in error_of("[system]\nstatistics = \"boson\"\n[wavefunction]\nslater = true\n", "f.toml")
+    assert "dimensions" in error_of("[system]\ndimensions = 1\n[wavefunction]\njastrow = \"pade\"\n", "f.toml")
+    msg = error_of("[sampler]\nkind = \"gibbs\"\n[wavefunction]\njastrow = \"pade\"\n", "f.toml")
+    assert "Gibbs" in msg and "Jastrow" in msg
+    assert "jastrow" in error_of("[wavefunction]\njastrow = \"slater\"\n", "f.toml")
 
 
 def test_check_ranks():

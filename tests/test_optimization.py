@@ -11,7 +11,7 @@ from vmc import config, driver, io
 from vmc.cli import _n_params
 from vmc.optimizers import Optimizer, learning_rate
 from vmc.parallel import Comm
-from vmc.wavefunction import RBM
+from vmc.wavefunction import TrialState
 
 NONINTERACTING = """
 seed = 4
@@ -97,7 +97,7 @@ def test_optimize_sigma_recovers_from_a_poor_start():
 
 def test_sigma_derivative_matches_finite_difference():
     rng = np.random.default_rng(2)
-    wf = RBM(2, 2, 3, sigma=0.8, optimize_sigma=True).randomize(rng, 0.4)
+    wf = TrialState(2, 2, 3, sigma=0.8, optimize_sigma=True).randomize(rng, 0.4)
     x = rng.normal(size=4)
     h = 1e-6
     plus, minus = wf.copy(), wf.copy()

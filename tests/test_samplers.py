@@ -4,8 +4,8 @@ import pytest
 
 from vmc.estimators import Moments, sums
 from vmc.hamiltonian import Hamiltonian
-from vmc.samplers import Sampler, Walkers, importance_sweep, metropolis_sweep
-from vmc.wavefunction import RBM, default_sigma, hidden_preactivation
+from vmc.samplers import Sampler, Walkers, importance_sweep, metropolis_sweep, refresh_determinants
+from vmc.wavefunction import TrialState, default_sigma, hidden_preactivation
 
 SAMPLERS = [("metropolis", {"step": 1.0}), ("importance", {"dt": 0.1}), ("gibbs", {})]
 
@@ -21,27 +21,41 @@ def run(wf, ham, sampler, n_walkers=16, n_burn=100, n_steps=500, seed=1):
 
 
 @pytest.mark.parametrize("sweep", ["metropolis", "importance"])
-def test_incremental_hidden_update_matches_recomputation(sweep):
+@pytest.mark.parametrize("factors", ["rbm", "rbm+jastrow+slater"])
+def test_incremental_updates_match_recomputation(sweep, factors):
+    """Hidden pre-activations, their softplus and the inverse Slater matrices, updated move by move
+    over accepted and rejected moves, equal a recomputation from scratch."""
     rng = np.random.default_rng(3)
-    P, D, N = 3, 2, 5
-    wf = RBM(P, D, N, sigma=0.8).randomize(rng, 0.5)
+    P, D, N = 6, 2, 5
+    full = factors != "rbm"
+    wf = TrialState(P, D, N, sigma=0.8, jastrow=full, slater=full).randomize(rng, 0.3)
     x = rng.normal(size=P * D)
     u = wf.hidden_preactivation(x)
     sp = np.log1p(np.exp(u))
+    n = wf.qn.shape[0]
+    dinv_up, dinv_dn, dmat = np.empty((n, n)), np.empty((n, n)), np.empty((n, n))
+    val, scratch, g_orb, l_orb = np.empty(n), np.empty(n), np.empty((n, D)), np.empty((n, D))
+    if full:
+        refresh_determinants(x, P, D, 1.0, wf.qn, dinv_up, dinv_dn, dmat, g_orb, l_orb)
     buf = [np.empty(D), np.empty(D), np.empty(N), np.empty(N)]
+    factor_args = [wf.jastrow, wf.cusp, wf.beta, wf.slater, wf.qn, 1.0, dinv_up, dinv_dn, val, g_orb, l_orb, scratch]
     accepted = 0
-    for _ in range(2000):
+    for _ in range(1000):
         if sweep == "metropolis":
-            accepted += metropolis_sweep(x, u, sp, wf.a, wf.W, wf.sigma, wf.g, P, D, 1.5, rng, *buf)
+            accepted += metropolis_sweep(x, u, sp, wf.a, wf.W, wf.sigma, wf.g, P, D, 1.0, rng, *buf, *factor_args)
         else:
-            accepted += importance_sweep(x, u, sp, wf.a, wf.W, wf.sigma, wf.g, P, D, 0.5, rng, *buf,
-                                         np.empty(D), np.empty(D))
-    # both accepted and rejected moves happened
-    assert 0 < accepted < 2000 * P
+            accepted += importance_sweep(x, u, sp, wf.a, wf.W, wf.sigma, wf.g, P, D, 0.3, rng, *buf,
+                                         np.empty(D), np.empty(D), *factor_args, np.empty(D))
+    assert 0.05 * 1000 * P < accepted < 0.98 * 1000 * P   # both accepted and rejected moves
     fresh = np.empty(N)
     hidden_preactivation(x, wf.b, wf.W, wf.sigma, fresh)
     np.testing.assert_allclose(u, fresh, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(sp, np.log1p(np.exp(fresh)), rtol=1e-12, atol=1e-12)
+    if full:
+        up, dn, m2 = np.empty((n, n)), np.empty((n, n)), np.empty((n, n))
+        refresh_determinants(x, P, D, 1.0, wf.qn, up, dn, m2, g_orb, l_orb)
+        np.testing.assert_allclose(dinv_up, up, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(dinv_dn, dn, rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.parametrize("kind,opts", SAMPLERS)
@@ -52,7 +66,7 @@ def test_noninteracting_exact_energy_zero_variance(kind, opts, g):
     for P in (1, 2, 3):
         for D in (1, 2, 3):
             for omega in (0.5, 1.0):
-                wf = RBM(P, D, 2, sigma=default_sigma(omega, g), g=g)
+                wf = TrialState(P, D, 2, sigma=default_sigma(omega, g), g=g)
                 ham = Hamiltonian(P, D, omega, interaction=False)
                 s, m = run(wf, ham, Sampler(kind, **opts), n_walkers=4, n_burn=10, n_steps=50)
                 assert m.energy == pytest.approx(P * D * omega / 2, abs=1e-12)
@@ -61,7 +75,7 @@ def test_noninteracting_exact_energy_zero_variance(kind, opts, g):
 
 
 def test_gibbs_with_g_one_is_an_error():
-    wf = RBM(2, 2, 2, sigma=1.0, g=1.0)
+    wf = TrialState(2, 2, 2, sigma=1.0, g=1.0)
     with pytest.raises(ValueError, match="g = 1/2"):
         run(wf, Hamiltonian(2, 2, 1.0), Sampler("gibbs"))
 
@@ -73,7 +87,7 @@ def test_sampled_second_moment_matches_gaussian_theory(kind, opts, g):
     if kind == "gibbs" and g == 1.0:
         pytest.skip("Gibbs needs g = 1/2")
     P, D, omega, sigma = 2, 2, 1.0, 0.9   # deliberately not the exact width: E_L fluctuates
-    wf = RBM(P, D, 2, sigma=sigma, g=g)
+    wf = TrialState(P, D, 2, sigma=sigma, g=g)
     ham = Hamiltonian(P, D, omega, interaction=False)
     s, m = run(wf, ham, Sampler(kind, **opts), n_walkers=64, n_burn=500, n_steps=4000, seed=11)
     # <V_trap> = omega^2/2 * sum_k <x_k^2>; error from the spread of independent walkers
@@ -89,7 +103,7 @@ def test_sampled_second_moment_matches_gaussian_theory(kind, opts, g):
 def test_all_samplers_agree_for_interacting_random_rbm():
     rng = np.random.default_rng(5)
     P, D, omega = 2, 2, 1.0
-    wf = RBM(P, D, 2, sigma=default_sigma(omega, 0.5)).randomize(rng, 0.1)
+    wf = TrialState(P, D, 2, sigma=default_sigma(omega, 0.5)).randomize(rng, 0.1)
     ham = Hamiltonian(P, D, omega, interaction=True)
     results = {}
     for kind, opts in SAMPLERS:
@@ -106,7 +120,7 @@ def test_all_samplers_agree_for_interacting_random_rbm():
 
 
 def test_same_seed_same_chain():
-    wf = RBM(2, 2, 2, sigma=0.7).randomize(np.random.default_rng(0), 0.1)
+    wf = TrialState(2, 2, 2, sigma=0.7).randomize(np.random.default_rng(0), 0.1)
     ham = Hamiltonian(2, 2, 1.0)
     a, _ = run(wf, ham, Sampler("importance", dt=0.1), n_walkers=3, n_steps=50, seed=9)
     b, _ = run(wf, ham, Sampler("importance", dt=0.1), n_walkers=3, n_steps=50, seed=9)

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from vmc.wavefunction import RBM, default_sigma, sigmoid, softplus
+from vmc.wavefunction import TrialState, default_sigma, sigmoid, softplus
 
 CASES = [(g, P, D, N) for g in (0.5, 1.0) for (P, D, N) in
          [(1, 1, 1), (2, 1, 3), (1, 2, 2), (2, 2, 4), (3, 2, 2), (2, 3, 5), (3, 3, 1)]]
@@ -12,7 +12,7 @@ CASES = [(g, P, D, N) for g in (0.5, 1.0) for (P, D, N) in
 
 def random_state(P, D, N, g, seed, optimize_sigma=True):
     rng = np.random.default_rng(seed)
-    wf = RBM(P, D, N, sigma=0.7 + 0.5 * rng.random(), g=g, optimize_sigma=optimize_sigma)
+    wf = TrialState(P, D, N, sigma=0.7 + 0.5 * rng.random(), g=g, optimize_sigma=optimize_sigma)
     wf.randomize(rng, 0.5)
     x = rng.normal(0.0, 1.0, P * D)
     return wf, x
@@ -57,7 +57,7 @@ def test_gradient_and_laplacian_in_x_match_finite_differences(g, P, D, N):
 
 
 def test_flat_parameter_views_share_memory():
-    wf = RBM(2, 2, 3, sigma=1.0)
+    wf = TrialState(2, 2, 3, sigma=1.0)
     wf.params[:] = np.arange(wf.n_params, dtype=float)
     assert wf.a.tolist() == [0, 1, 2, 3]
     assert wf.b.tolist() == [4, 5, 6]
@@ -79,7 +79,7 @@ def test_stable_softplus_and_sigmoid_for_large_arguments():
     assert sigmoid(1e3) == 1.0 and sigmoid(-1e3) < 1e-300
     assert softplus(0.0) == pytest.approx(np.log(2.0))
     # huge pre-activations keep ln psi finite
-    wf = RBM(1, 2, 2, sigma=1.0)
+    wf = TrialState(1, 2, 2, sigma=1.0)
     wf.W[:] = 1e3
     grad, lap = wf.grad_lap_log_psi(np.array([1.0, 1.0]))
     assert np.all(np.isfinite(grad)) and np.all(np.isfinite(lap))
@@ -89,7 +89,7 @@ def test_stable_softplus_and_sigmoid_for_large_arguments():
 @pytest.mark.parametrize("g", [0.5, 1.0])
 @pytest.mark.parametrize("omega", [0.5, 1.0])
 def test_default_sigma_gives_exact_gaussian(g, omega):
-    wf = RBM(1, 1, 1, sigma=default_sigma(omega, g), g=g)
+    wf = TrialState(1, 1, 1, sigma=default_sigma(omega, g), g=g)
     for x in (0.3, -1.2, 2.0):
         # ln psi(x) - ln psi(0) = -omega x^2 / 2 for the exact ground state
         diff = wf.log_psi(np.array([x])) - wf.log_psi(np.array([0.0]))

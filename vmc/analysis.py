@@ -26,20 +26,40 @@ class AnalysisError(Exception):
 # Two electrons in 2D (singlet), exact: Taut, Phys. Rev. A 48, 3561 (1993) and J. Phys. A 27, 1045 (1994)
 # for omega = 1 and 0.5 analytically; other omega from the numerically solved relative-motion equation.
 TWO_ELECTRONS_2D = {1.0: 3.0, 0.5: 1.6597722, 0.28: 1.0216440, 0.1: 0.4407919, 0.05: 0.2540494, 0.01: 0.0738350}
+# Closed-shell diffusion Monte Carlo energies (D, P) -> {omega: E}: S. Hogberget, MSc thesis, University
+# of Oslo (2013), as tabulated in E. M. Nordhagen, MSc thesis, University of Oslo (2019).
+CLOSED_SHELL_DMC = {
+    (2, 6): {1.0: 20.15932, 0.5: 11.78484, 0.28: 7.60019, 0.1: 3.55385},
+    (2, 12): {1.0: 65.7001, 0.5: 39.1596, 0.28: 25.63577, 0.1: 12.26984},
+    (2, 20): {1.0: 155.8822, 0.5: 93.8752, 0.28: 61.9268, 0.1: 29.9779},
+    (3, 8): {1.0: 32.6680, 0.5: 18.9611},
+    (3, 20): {1.0: 142.8875, 0.5: 85.6555},
+}
 
 
-def exact_energy(cfg: dict) -> float | None:
-    """Exact ground-state energy where one is known: P D omega / 2 without interaction (or for one
-    particle); two interacting electrons in 2D at the omega values of `TWO_ELECTRONS_2D`.
+def reference_energy(cfg: dict) -> tuple[float, str] | None:
+    """(E, kind) of the best known ground-state energy, kind "exact" or "DMC"; None if unknown.
 
-    >>> exact_energy({"system": {"particles": 2, "dimensions": 2, "omega": 0.5, "interaction": True}})
-    1.6597722
+    Without interaction (or for one particle): P D omega / 2 for bosons, the closed-shell sum
+    2 sum (n + D/2) omega for fermions. Two interacting electrons in 2D: `TWO_ELECTRONS_2D`;
+    closed shells: `CLOSED_SHELL_DMC`.
+
+    >>> reference_energy({"system": {"particles": 2, "dimensions": 2, "omega": 0.5, "interaction": True,
+    ...                              "statistics": "fermion"}})
+    (1.6597722, 'exact')
     """
     s = cfg["system"]
-    if not s["interaction"] or s["particles"] == 1:
-        return 0.5 * s["particles"] * s["dimensions"] * s["omega"]
-    if s["particles"] == 2 and s["dimensions"] == 2:
-        return TWO_ELECTRONS_2D.get(float(s["omega"]))
+    P, D, omega = s["particles"], s["dimensions"], float(s["omega"])
+    fermions = s.get("statistics", "fermion") == "fermion"
+    if not s["interaction"] or P == 1:
+        if fermions and P > 2:
+            from .slater import closed_shell_energy
+            return closed_shell_energy(P, D, omega), "exact"
+        return 0.5 * P * D * omega, "exact"
+    if fermions and P == 2 and D == 2 and omega in TWO_ELECTRONS_2D:
+        return TWO_ELECTRONS_2D[omega], "exact"
+    if fermions and omega in CLOSED_SHELL_DMC.get((D, P), {}):
+        return CLOSED_SHELL_DMC[(D, P)][omega], "DMC"
     return None
 
 
@@ -97,7 +117,8 @@ def analyze_group(group, name: str | None = None) -> dict:
         result["virial_ratio"] = result["kinetic"]["mean"] / result["trap"]["mean"]
     if "config" in group.attrs:
         cfg = json.loads(group.attrs["config"])
-        result["exact"] = exact_energy(cfg)
+        ref = reference_energy(cfg)
+        result["reference"], result["reference_kind"] = ref if ref else (None, None)
         result["interacting"] = bool(cfg["system"]["interaction"])
     return result
 
@@ -183,9 +204,10 @@ def format_table(result: dict, name: str = "") -> str:
     ]
     if "acceptance" in result:
         lines.append(f"acceptance {result['acceptance']:.4f}, efficiency 1/(err^2 CPU s) = {result['efficiency']:.4g}")
-    if result.get("exact") is not None:
-        dev = (result["mean"] - result["exact"]) / result["error"] if result["error"] > 0 else float("inf")
-        lines.append(f"exact {result['exact']}: deviation {result['mean'] - result['exact']:+.3g} ({dev:+.1f} error bars)")
+    if result.get("reference") is not None:
+        ref = result["reference"]
+        dev = (result["mean"] - ref) / result["error"] if result["error"] > 0 else float("inf")
+        lines.append(f"{result['reference_kind']} {ref}: deviation {result['mean'] - ref:+.3g} ({dev:+.1f} error bars)")
     if "virial_ratio" in result and not result.get("interacting", True):
         lines.append(f"virial check <T>/<V_trap> = {result['virial_ratio']:.5f} (1 for the exact non-interacting state)")
     for w in result.get("warnings", []):
@@ -214,8 +236,8 @@ def plot(result: dict, path: str) -> None:
     ax2.plot(steps, np.cumsum(trace) / steps, color="C3", label="running mean")
     ax2.axhspan(result["mean"] - result["error"], result["mean"] + result["error"], color="C3", alpha=0.2,
                 label=f"{result['mean']:.5f} +- {result['error']:.5f}")
-    if result.get("exact") is not None:
-        ax2.axhline(result["exact"], color="k", ls="--", label=f"exact {result['exact']}")
+    if result.get("reference") is not None:
+        ax2.axhline(result["reference"], color="k", ls="--", label=f"{result['reference_kind']} {result['reference']}")
     lo, hi = np.percentile(trace, [0.5, 99.5])
     pad = 0.1 * (hi - lo) or 1e-6
     ax2.set_ylim(min(lo, result["mean"]) - pad, max(hi, result["mean"]) + pad)   # rare 1/r spikes clipped

@@ -23,10 +23,11 @@ Any length n >= MIN_SAMPLES is used in full: the mean, variance and naive error 
 all samples.  Level 0 of the blocking is all n samples; when level k has an odd number of blocks
 n_k, its OLDEST block (the first, at the equilibration end of the series) is left out before the
 pairs are averaged, so n_{k+1} = floor(n_k / 2) = floor(n / 2^k) and at most one block per level
-is lost.  The blocked error at level j is the error of the mean of the newest n_j 2^j samples that
-level covers (at most 2^j - 1 fewer than n; relative difference to the error of the mean of all
-samples < 1 / (2 n_j), i.e. < 1.6 % even at the 32-block warning threshold).  For power-of-two
-lengths nothing is ever left out.
+is lost.  Level k then covers the newest m_k = n_k 2^k samples (m_k > n - 2^k), and its naive
+error, which estimates the error of the mean of those m_k samples, is scaled to all n samples by
+sqrt(m_k / n) (Var(mean) ~ 1/length once the length is >> the correlation time).  The factor is
+1 for power-of-two lengths; without it, many short chains (64 x 1000 steps, n_j ~ 15 blocks per
+chain) were measured 3-5 % too high.
 """
 from __future__ import annotations
 
@@ -107,14 +108,16 @@ def _as_chains(x, what: str = "series") -> np.ndarray:
 class BlockingLevels:
     """Statistics of every blocking level k = 0..d-1 (pooled over chains for 2D input).
 
-    n[k] = floor(n / 2^k) blocks per chain of size 2^k, covering the newest n[k] 2^k steps of every
-    chain (see `blocking_levels`); variance[k] = s_k^2 (1/n_k normalisation, averaged over
-    chains); gamma[k] lag-1 autocovariance (1/n_k normalisation, averaged over chains);
-    error[k] = sqrt(s_k^2 / (n_chains (n_k - 1))), the naive error of the grand mean at level k
-    (the blocking curve).  chain_variance[c, k] and chain_gamma[c, k] are the per-chain values;
-    chain_means and mean are over all steps.
+    n[k] = floor(n / 2^k) blocks per chain of size 2^k, covering the newest covered[k] = n[k] 2^k
+    steps of every chain (see `blocking_levels`); variance[k] = s_k^2 (1/n_k normalisation,
+    averaged over chains); gamma[k] lag-1 autocovariance (1/n_k normalisation, averaged over
+    chains); error[k] = sqrt(s_k^2 / (n_chains (n_k - 1)) covered[k] / n), the naive error of the
+    grand mean at level k (the blocking curve; covered[k] / n = 1 for power-of-two n).
+    chain_variance[c, k] and chain_gamma[c, k] are the per-chain values; chain_means and mean are
+    over all steps.
     """
     n: np.ndarray
+    covered: np.ndarray
     variance: np.ndarray
     gamma: np.ndarray
     error: np.ndarray
@@ -163,10 +166,11 @@ def _levels(a: np.ndarray) -> BlockingLevels:
         y = 0.5 * (y[:, 0::2] + y[:, 1::2])
     variance = chain_var.mean(axis=0)
     gamma = chain_gamma.mean(axis=0)
-    error = np.sqrt(variance / (n_chains * (n - 1.0)))
-    for arr in (n, variance, gamma, error, chain_var, chain_gamma, chain_means):
+    covered = n << np.arange(d, dtype=np.int64)           # n_k 2^k newest steps per chain
+    error = np.sqrt(variance / (n_chains * (n - 1.0)) * (covered / a.shape[1]))
+    for arr in (n, covered, variance, gamma, error, chain_var, chain_gamma, chain_means):
         arr.setflags(write=False)
-    return BlockingLevels(n=n, variance=variance, gamma=gamma, error=error,
+    return BlockingLevels(n=n, covered=covered, variance=variance, gamma=gamma, error=error,
                           chain_variance=chain_var, chain_gamma=chain_gamma,
                           chain_means=chain_means, mean=float(chain_means.mean()),
                           n_chains=n_chains)
@@ -178,18 +182,21 @@ def blocking_levels(x) -> BlockingLevels:
     Level 0 is all n samples; level k+1 averages neighbours of level k, x^{(k+1)}_i =
     (x^{(k)}_{o+2i} + x^{(k)}_{o+2i+1}) / 2 with o = n_k mod 2: if n_k is odd, the OLDEST block of
     level k (its first element, at the equilibration end) is left out.  So n_k = floor(n / 2^k),
-    level k covers the newest n_k 2^k samples (at most 2^k - 1 fewer than n) and there are
-    d = floor(log2 n) levels (n_{d-1} = 2 or 3).  Per level, with xbar_k the mean of its blocks:
-    s_k^2 = (1/n_k) sum_i (x_i - xbar_k)^2, gamma_k = (1/n_k) sum_{i<n_k-1} (x_i - xbar_k)(x_{i+1} - xbar_k)
-    and the naive error of the mean sqrt(s_k^2 / (n_k - 1)), which rises to a plateau (the true
-    error) once blocks are longer than the correlation time.  ``mean`` is that of all samples.
+    level k covers the newest m_k = n_k 2^k samples (``covered``; at most 2^k - 1 fewer than n) and
+    there are d = floor(log2 n) levels (n_{d-1} = 2 or 3).  Per level, with xbar_k the mean of its
+    blocks: s_k^2 = (1/n_k) sum_i (x_i - xbar_k)^2,
+    gamma_k = (1/n_k) sum_{i<n_k-1} (x_i - xbar_k)(x_{i+1} - xbar_k), and the naive error of the
+    mean of all n samples, sqrt(s_k^2 / (n_k - 1) m_k / n) (sqrt(s_k^2 / (n_k - 1)) estimates the
+    error of the mean of the m_k covered samples; Var(mean) ~ 1/length for lengths >> the
+    correlation time).  It rises to a plateau (the true error) once blocks are longer than the
+    correlation time.  ``mean`` is that of all samples.
 
     >>> lv = blocking_levels(np.arange(16.0))
     >>> lv.n.tolist(), float(lv.variance[0]), lv.error.round(2).tolist()
     ([16, 8, 4, 2], 21.25, [1.19, 1.73, 2.58, 4.0])
     >>> lv = blocking_levels(np.arange(20.0))          # 20 -> 10 -> 5 -> (drop oldest) 2
-    >>> lv.n.tolist(), float(lv.mean), float(lv.variance[3])
-    ([20, 10, 5, 2], 9.5, 16.0)
+    >>> lv.n.tolist(), lv.covered.tolist(), float(lv.mean), float(lv.variance[3])
+    ([20, 10, 5, 2], [20, 20, 20, 16], 9.5, 16.0)
     """
     return _levels(_as_chains(x))
 
@@ -357,8 +364,8 @@ class BlockingResult:
     naive_error use all n_samples samples.  curve[k] is the naive error at blocking level k;
     level is the selected level (`select_level`) and correction the factor f on the variance
     there: error = curve[level] sqrt(correction).  For lengths that are not a power of two the
-    blocks of that level cover all but at most 2^level - 1 of the oldest samples (see
-    `blocking_levels`); error is used as the error of the mean of all samples.
+    blocks of that level cover all but at most 2^level - 1 of the oldest samples; the curve is
+    scaled to the mean of all samples (see `blocking_levels`).
     """
     mean: float
     error: float
@@ -419,7 +426,7 @@ def _core(a: np.ndarray) -> dict:
     else:
         j = select_level(lv)
         f = residual_correction(lv, j)
-        chain_err = np.sqrt(lv.chain_variance[:, j] / (lv.n[j] - 1) * f)
+        chain_err = np.sqrt(lv.chain_variance[:, j] / (lv.n[j] - 1) * (lv.covered[j] / a.shape[1]) * f)
         error = float(lv.error[j] * math.sqrt(f))
         blocks = int(lv.n[j]) * lv.n_chains
         if blocks < MIN_BLOCKS:
@@ -439,14 +446,14 @@ def _core(a: np.ndarray) -> dict:
 def block(x) -> BlockingResult:
     r"""Blocked mean and error of one correlated series.
 
-    error^2 = f s_j^2 / (n_j - 1), with j = `select_level` (Jonsson's level, capped at Wolff/Lee's)
-    and f = `residual_correction`.
+    error^2 = f s_j^2 / (n_j - 1) m_j / n, with j = `select_level` (Jonsson's level, capped at
+    Wolff/Lee's), f = `residual_correction` and m_j / n the fraction of the samples covered by
+    level j (1 for power-of-two n).
     Every sample is used: mean, variance, naive_error and n_samples refer to the whole series.  If
     the length is not a power of two, a level with an odd number of blocks leaves out its OLDEST
     block before pairing (`blocking_levels`), so the blocks of level j cover the newest
-    n_j 2^j >= n - 2^j + 1 samples; err_j is used as the error of the mean of all n samples, a
-    relative difference below 1 / (2 n_j) (the variance of a mean scales as 1 / length).
-    A constant series gives error 0 (constant=True).
+    m_j = n_j 2^j > n - 2^j samples; m_j / n scales their error to that of the mean of all n
+    samples (Var(mean) ~ 1/length).  A constant series gives error 0 (constant=True).
     Raises ValueError for an empty series, non-finite values, or fewer than MIN_SAMPLES samples.
     Runs `equilibration_check` when the series is long enough and reports it in ``warnings``.
 
@@ -555,7 +562,7 @@ def analyze(chains) -> ChainStats:
     chains, Jonsson's statistic with exact small-n null moments, see `jonsson_statistic`), one
     common level j is selected and corrected as in `block`:
 
-        error^2 = f (1/C^2) sum_c s_{c,j}^2 / (n_j - 1) = (1/C^2) sum_c chain_errors_c^2.
+        error^2 = f (m_j / n) (1/C^2) sum_c s_{c,j}^2 / (n_j - 1) = (1/C^2) sum_c chain_errors_c^2.
 
     Why pooled: blocking the per-step average over chains gives the same expectation but only n_j
     blocks, while pooling uses C n_j (with many short walker chains, C times the degrees of

@@ -203,7 +203,7 @@ def cmd_run(args) -> int:
 def _n_params(cfg) -> int:
     M = cfg["system"]["particles"] * cfg["system"]["dimensions"]
     N = cfg["wavefunction"]["hidden"]
-    return M + N + M * N + 1
+    return M + N + M * N + (cfg["wavefunction"]["jastrow"] == "pade") + 1
 
 
 def _now() -> str:
@@ -211,12 +211,12 @@ def _now() -> str:
 
 
 def _summary_text(summary: dict, cfg: dict, path: str) -> str:
-    from .analysis import exact_energy
-    exact = exact_energy(cfg)
+    from .analysis import reference_energy
+    ref = reference_energy(cfg)
     lines = [
         "",
         f"E = {summary['mean']:.6f} +- {summary['error']:.6f}  (blocked error; naive {summary['naive_error']:.6f}, "
-        f"tau = {summary['tau']:.1f})" + (f"   exact: {exact}" if exact is not None else ""),
+        f"tau = {summary['tau']:.1f})" + (f"   {ref[1]}: {ref[0]}" if ref else ""),
         f"variance {summary['variance']:.6g}   acceptance {summary['acceptance']:.3f}   "
         f"<T> = {summary['kinetic']['mean']:.5f}  <V_trap> = {summary['trap']['mean']:.5f}  "
         f"<V_int> = {summary['interaction']['mean']:.5f}",

@@ -196,6 +196,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("system.dimensions", 2, int, "Number of spatial dimensions D.", between(1, 3)),
     Option("system.omega", 1.0, float, "Trap frequency omega (atomic units): V_trap = omega^2 sum_i r_i^2 / 2.",
            gt(0)),
+    Option("system.statistics", "fermion", str, "fermion: electrons, spin up = particles 0..P/2-1, the rest "
+           "spin down (two electrons form the spin singlet and need no determinant; more need "
+           "`wavefunction.slater`); boson: symmetric, no determinant (also the choice for distinguishable "
+           "particles). Sets the Jastrow cusp values.", one_of("fermion", "boson")),
     Option("system.interaction", True, bool, "Coulomb repulsion `sum_{i<j} 1/r_ij` on or off. In 1D with P > 1 "
            "the exact state vanishes where particles meet (hard core); the RBM state does not, so expect "
            "large, heavy-tailed energy fluctuations there."),
@@ -210,6 +214,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("wavefunction.init_scale", 0.1, float, "Standard deviation of the normally distributed initial "
            "a, b and W (0: all start at zero).", ge(0)),
     Option("wavefunction.optimize_sigma", False, bool, "Optimize sigma too (otherwise it stays fixed)."),
+    Option("wavefunction.jastrow", "none", str, "none, or pade: multiply by the Padé-Jastrow factor "
+           "exp(sum_{i<j} a_ij r_ij / (1 + beta r_ij)) with Kato's cusp values a_ij (1/(D-1) antiparallel "
+           "spins or bosons, 1/(D+1) parallel) and beta variational.", one_of("none", "pade")),
+    Option("wavefunction.beta", 1.0, float, "Initial beta of the Padé-Jastrow factor.", gt(0)),
+    Option("wavefunction.slater", False, bool, "Multiply by det D_up det D_down of harmonic-oscillator "
+           "orbitals (Hermite polynomials in sqrt(omega) x; the RBM supplies the Gaussian) filling closed "
+           "shells: P = 2, 6, 12, 20 in 2D, 2, 8, 20 in 3D."),
     # ---- [sampler]
     Option("sampler.kind", "metropolis", str, "metropolis: brute-force moves uniform in a box of side `step`; "
            "importance: Langevin drift with time step `dt` and Metropolis-Hastings acceptance; gibbs: "
@@ -271,7 +282,34 @@ class Rule:
     doc: str = field(default="")
 
 
+def _closed_shell(c) -> bool:
+    from .slater import allowed_particle_numbers
+    return c["system.dimensions"] >= 2 and c["system.particles"] in allowed_particle_numbers(c["system.dimensions"])
+
+
 RULES: tuple[Rule, ...] = (
+    Rule(("system.statistics", "system.particles", "wavefunction.slater"),
+         lambda c: c["system.statistics"] != "fermion" or c["system.particles"] <= 2 or c["wavefunction.slater"],
+         "more than two fermions need wavefunction.slater = true (an RBM alone is symmetric)",
+         "More than two fermions (`system.statistics = \"fermion\"`, `system.particles > 2`) need "
+         "`wavefunction.slater = true`: the RBM and Jastrow factors are symmetric under exchange."),
+    Rule(("wavefunction.slater", "system.statistics"),
+         lambda c: not c["wavefunction.slater"] or c["system.statistics"] == "fermion",
+         "Slater determinants are for fermions (system.statistics = \"fermion\")",
+         "`wavefunction.slater = true` needs `system.statistics = \"fermion\"`."),
+    Rule(("wavefunction.slater", "system.particles", "system.dimensions"),
+         lambda c: not c["wavefunction.slater"] or _closed_shell(c),
+         "Slater determinants need closed shells: system.particles in 2, 6, 12, 20 (2D) or 2, 8, 20 (3D)",
+         "`wavefunction.slater = true` needs a closed shell: P = 2, 6, 12, 20 (2D) or 2, 8, 20 (3D)."),
+    Rule(("wavefunction.jastrow", "system.dimensions"),
+         lambda c: c["wavefunction.jastrow"] == "none" or c["system.dimensions"] >= 2,
+         "the Padé-Jastrow cusp needs system.dimensions >= 2",
+         "`wavefunction.jastrow = \"pade\"` needs `system.dimensions >= 2` (Kato's cusp a = 1/(D-1))."),
+    Rule(("sampler.kind", "wavefunction.jastrow", "wavefunction.slater"),
+         lambda c: c["sampler.kind"] != "gibbs" or (c["wavefunction.jastrow"] == "none" and not c["wavefunction.slater"]),
+         "Gibbs sampling draws from the RBM alone: not with a Jastrow factor or determinants",
+         "`sampler.kind = \"gibbs\"` needs `wavefunction.jastrow = \"none\"` and `wavefunction.slater = false`: "
+         "it samples the RBM's own distribution, which is not |psi|^2 once other factors multiply it."),
     Rule(("sampler.kind", "wavefunction.g"),
          lambda c: c["sampler.kind"] != "gibbs" or c["wavefunction.g"] == 0.5,
          "Gibbs sampling needs wavefunction.g = 0.5 (only then is |psi|^2 the x-marginal of the RBM "

@@ -30,7 +30,7 @@ from .hamiltonian import Hamiltonian
 from .optimizers import Optimizer
 from .parallel import Comm, walker_range
 from .samplers import Sampler, Walkers
-from .wavefunction import RBM, default_sigma
+from .wavefunction import TrialState, default_sigma
 
 
 
@@ -44,7 +44,7 @@ class NumericalError(RunError):
 
 @dataclass
 class Setup:
-    wf: RBM
+    wf: TrialState
     hamiltonian: Hamiltonian
     sampler: Sampler
     optimizer: Optimizer
@@ -66,7 +66,8 @@ def build(cfg: dict, comm: Comm) -> Setup:
                        "every rank needs at least one walker")
     param_seq, walker_seq = np.random.SeedSequence(cfg["seed"]).spawn(2)
     sigma = resolved_sigma(cfg)
-    wf = RBM(P, D, w["hidden"], sigma, w["g"], w["optimize_sigma"])
+    wf = TrialState(P, D, w["hidden"], sigma, w["g"], w["optimize_sigma"], jastrow=w["jastrow"] == "pade",
+                    slater=w["slater"], fermions=s["statistics"] == "fermion", omega=s["omega"], beta=w["beta"])
     wf.randomize(np.random.default_rng(param_seq), w["init_scale"])
     ham = Hamiltonian(P, D, s["omega"], s["interaction"])
     sampler = Sampler(smp["kind"], step=smp["step"], dt=smp["dt"])

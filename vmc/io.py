@@ -80,7 +80,8 @@ def write_wavefunction(group: h5py.Group, wf) -> None:
     g = group.create_group("wavefunction")
     g["params"], g["a"], g["b"], g["W"] = wf.params, wf.a, wf.b, wf.W
     g.attrs.update(sigma=wf.sigma, g=wf.g, particles=wf.particles, dimensions=wf.dimensions,
-                   hidden=wf.hidden, optimize_sigma=wf.optimize_sigma)
+                   hidden=wf.hidden, optimize_sigma=wf.optimize_sigma, jastrow=wf.jastrow, slater=wf.slater,
+                   beta=wf.beta)
 
 
 def write_checkpoint(group: h5py.Group, arrays: dict, attrs: dict) -> None:
@@ -218,7 +219,7 @@ def describe(path: str) -> str:
             + (f" ({f.attrs['message']})" if f.attrs.get("message") else ""),
             f"  system: {s['particles']} particles, {s['dimensions']}D, omega = {s['omega']}, "
             f"interaction {'on' if s['interaction'] else 'off'}",
-            f"  trial state: RBM, {w['hidden']} hidden units, g = {w['g']}; sampler {cfg['sampler']['kind']}, "
+            f"  trial state: TrialState, {w['hidden']} hidden units, g = {w['g']}; sampler {cfg['sampler']['kind']}, "
             f"{cfg['sampler']['walkers']} walkers on {f.attrs.get('n_ranks', '?')} ranks, seed {f.attrs.get('seed')}",
             f"  optimization: {n_it} of {o['iterations']} iterations ({o['kind']})"
             + (f", last E = {opt['energy'][-1]:.6f} +- {opt['error'][-1]:.6f}" if n_it else ""),

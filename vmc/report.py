@@ -66,16 +66,33 @@ def collect(path: str) -> tuple[dict, list[dict]]:
     return info, points
 
 
+def _determines(points, key, other) -> bool:
+    """True when the value of `key` fixes the value of `other` across the points (zipped sweeps)."""
+    seen = {}
+    for p in points:
+        k, o = json.dumps(_value(p["config"], key)), json.dumps(_value(p["config"], other))
+        if seen.setdefault(k, o) != o:
+            return False
+    return True
+
+
 def swept_keys(info: dict, points: list[dict]) -> list[str]:
-    """Options whose value differs between points, in input order."""
+    """Options whose value differs between points, in input order; an option in one-to-one
+    correspondence with an earlier one (zipped together, e.g. omega and dt) is left out."""
     sweep = json.loads(info["config"]).get("sweep", {}) if info.get("config") else {}
     keys = [k for k in sweep if k != "zip"]
-    return [k for k in keys if len({json.dumps(_value(p["config"], k)) for p in points}) > 1]
+    keys = [k for k in keys if len({json.dumps(_value(p["config"], k)) for p in points}) > 1]
+    out = []
+    for k in keys:
+        if not any(_determines(points, k, e) and _determines(points, e, k) for e in out):
+            out.append(k)
+    return out
 
 
 def _series_by_others(points, key, keys):
-    """Group points into lines along `key`, one line per combination of the other swept options."""
-    others = [k for k in keys if k != key]
+    """Group points into lines along `key`, one line per combination of the other swept options
+    (options that `key` determines do not split lines)."""
+    others = [k for k in keys if k != key and not _determines(points, key, k)]
     lines: dict[str, list] = {}
     for p in points:
         name = ", ".join(f"{k.split('.')[-1]}={_value(p['config'], k)}" for k in others)
@@ -93,12 +110,12 @@ def figure_history(points, out):
         e = p["energy_history"]
         if e.size:
             ax.plot(np.arange(e.size), e, lw=1, label=p["label"])
-        if p["result"].get("exact") is not None:
-            exacts.add(p["result"]["exact"])
+        if p["result"].get("reference") is not None:
+            exacts.add(p["result"]["reference"])
     for x in sorted(exacts):
         ax.axhline(x, color="k", ls="--", lw=0.8)
     if exacts:
-        ax.plot([], [], "k--", lw=0.8, label="exact")
+        ax.plot([], [], "k--", lw=0.8, label="reference (exact or DMC)")
     finals = [p["result"]["mean"] for p in points]
     lo = min(min(finals), min(exacts) if exacts else np.inf)
     hi = max(np.percentile(np.concatenate([p["energy_history"] for p in points if p["energy_history"].size]
@@ -128,10 +145,10 @@ def figure_vs(points, key, keys, out, quantity="energy"):
         if quantity == "energy":
             ax.errorbar(x, [p["result"]["mean"] for p in line], yerr=[p["result"]["error"] for p in line],
                         fmt="o-", color=color, capsize=3, label=name or "VMC energy")
-            ex = [p["result"].get("exact") for p in line]
+            ex = [p["result"].get("reference") for p in line]
             if any(e is not None for e in ex):
                 ax.plot(x, [np.nan if e is None else e for e in ex], "--", color=color, lw=0.8,
-                        label=f"exact {name}".strip())
+                        label=f"reference {name}".strip())
             ax.set_ylabel("energy (Hartree), blocked error bars")
         elif quantity == "acceptance":
             ax.plot(x, [p["result"]["acceptance"] for p in line], "o-", color=color, label=name or "acceptance")
@@ -193,17 +210,17 @@ def _fmt(x, digits=6):
 
 def table(points) -> str:
     head = ("| point | E (Hartree) | error | variance | acceptance | <T> | <V_trap> | <V_int> | <r_12> (Bohr) "
-            "| samples/s | exact | (E - exact)/error |")
+            "| samples/s | reference | (E - ref)/error |")
     rows = [head, "|" + "---|" * 12]
     for p in points:
         r = p["result"]
-        exact = r.get("exact")
+        exact = r.get("reference")
         dev = (r["mean"] - exact) / r["error"] if exact is not None and r["error"] > 0 else None
         rows.append("| " + " | ".join([
             p["label"], _fmt(r["mean"]), _fmt(r["error"]), f"{r['variance']:.3g}", f"{r['acceptance']:.3f}",
             _fmt(r["kinetic"]["mean"], 5), _fmt(r["trap"]["mean"], 5), _fmt(r["interaction"]["mean"], 5),
             _fmt(r["pair_distance"]["mean"], 4) if p["config"]["system"]["particles"] > 1 else "–",
-            f"{p['samples_per_s']:.3g}", "–" if exact is None else f"{exact}",
+            f"{p['samples_per_s']:.3g}", "–" if exact is None else f"{exact} ({r['reference_kind']})",
             "–" if dev is None else f"{dev:+.1f}"]) + " |")
     return "\n".join(rows)
 

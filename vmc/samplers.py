@@ -25,7 +25,9 @@ import numba
 import numpy as np
 
 from .hamiltonian import N_OBSERVABLES, Hamiltonian, local_observables
-from .wavefunction import (RBM, drift_particle, grad_lap_log_psi, hidden_preactivation,
+from .jastrow import add_drift_jastrow, add_grad_lap_jastrow, delta_log_jastrow, dlog_jastrow_dbeta
+from .slater import drift_log_det, grad_lap_log_det, orbitals, ratio, sherman_morrison, slater_inverse
+from .wavefunction import (TrialState, drift_particle, grad_lap_log_psi, hidden_preactivation,
                            log_psi_grad_params, log_psi_sq_ratio, shift_hidden, sigmoid, softplus_all)
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
@@ -38,10 +40,58 @@ KINDS = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
 
 
 @numba.njit(cache=True)
-def metropolis_sweep(x, u, sp, a, W, sigma, g, P, D, step, rng, xp, dx, u_new, sp_new):
+def factors_log_ratio(x, i, xp, P, D, jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, val_new, g_orb, l_orb):
+    """ln |psi(x')/psi(x)|^2 from the Jastrow and determinant factors when particle i moves to xp.
+
+    Returns (log ratio, R) with R = det ratio of i's spin block (1 without determinants); val_new then
+    holds the orbitals at xp (for the Sherman-Morrison update). R = 0 gives -inf (never accepted).
+    """
+    log_ratio = 0.0
+    R = 1.0
+    if jastrow:
+        log_ratio += 2.0 * delta_log_jastrow(x, P, D, cusp, beta, i, xp)
+    if slater:
+        n = P // 2
+        orbitals(xp, omega, qn, val_new, g_orb, l_orb)
+        R = ratio(dinv_up if i < n else dinv_dn, i % n, val_new)
+        if R == 0.0:
+            return -np.inf, R
+        log_ratio += 2.0 * math.log(abs(R))
+    return log_ratio, R
+
+
+@numba.njit(cache=True)
+def add_factors_drift(x, i, xp, P, D, jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, R,
+                      val, g_orb, l_orb, tmp, force):
+    """force += 2 grad_{x_i} ln |J det| with particle i at xp (R: det ratio of that position, 1 if current)."""
+    if jastrow:
+        for d in range(D):
+            tmp[d] = 0.0
+        add_drift_jastrow(x, P, D, cusp, beta, i, xp, tmp)
+        for d in range(D):
+            force[d] += 2.0 * tmp[d]
+    if slater:
+        n = P // 2
+        drift_log_det(xp, i % n, omega, qn, dinv_up if i < n else dinv_dn, R, val, g_orb, l_orb, tmp)
+        for d in range(D):
+            force[d] += 2.0 * tmp[d]
+
+
+@numba.njit(cache=True)
+def refresh_determinants(x, P, D, omega, qn, dinv_up, dinv_dn, dmat, g_orb, l_orb):
+    """Inverse Slater matrices from scratch (O(n^3)); bounds the drift of the Sherman-Morrison updates."""
+    n = P // 2
+    slater_inverse(x, 0, n, D, omega, qn, dinv_up, dmat, g_orb, l_orb)
+    slater_inverse(x, n, n, D, omega, qn, dinv_dn, dmat, g_orb, l_orb)
+
+
+@numba.njit(cache=True)
+def metropolis_sweep(x, u, sp, a, W, sigma, g, P, D, step, rng, xp, dx, u_new, sp_new,
+                     jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, val, g_orb, l_orb, scratch):
     """One brute-force Metropolis sweep; returns the number of accepted particle moves.
 
-    (u, sp) are the walker's hidden pre-activations and their softplus, kept up to date.
+    (u, sp) are the walker's hidden pre-activations and their softplus, kept up to date; dinv_up and
+    dinv_dn the inverse Slater matrices (Sherman-Morrison update on acceptance).
     """
     accepted = 0
     for i in range(P):
@@ -51,30 +101,47 @@ def metropolis_sweep(x, u, sp, a, W, sigma, g, P, D, step, rng, xp, dx, u_new, s
             xp[d] = x[first + d] + dx[d]
         shift_hidden(u, W, sigma, first, dx, u_new, sp_new)
         log_ratio = log_psi_sq_ratio(x, a, sigma, g, first, xp, sp, sp_new)
+        extra, R = factors_log_ratio(x, i, xp, P, D, jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn,
+                                     val, g_orb, l_orb)
+        log_ratio += extra
         if log_ratio >= 0.0 or rng.random() < math.exp(log_ratio):
             for d in range(D):
                 x[first + d] = xp[d]
             for j in range(u.shape[0]):
                 u[j] = u_new[j]
                 sp[j] = sp_new[j]
+            if slater:
+                n = P // 2
+                sherman_morrison(dinv_up if i < n else dinv_dn, i % n, val, R, scratch)
             accepted += 1
     return accepted
 
 
 @numba.njit(cache=True)
-def importance_sweep(x, u, sp, a, W, sigma, g, P, D, dt, rng, xp, dx, u_new, sp_new, f_old, f_new):
+def importance_sweep(x, u, sp, a, W, sigma, g, P, D, dt, rng, xp, dx, u_new, sp_new, f_old, f_new,
+                     jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, val, g_orb, l_orb, scratch, tmp):
     """One Langevin (importance-sampling) sweep; returns the number of accepted particle moves."""
     accepted = 0
     sqrt_dt = math.sqrt(dt)
     for i in range(P):
         first = i * D
-        drift_particle(x, u, a, W, sigma, g, first, x[first:first + D], f_old)
+        xi = x[first:first + D]
+        drift_particle(x, u, a, W, sigma, g, first, xi, f_old)
+        add_factors_drift(x, i, xi, P, D, jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, 1.0,
+                          val, g_orb, l_orb, tmp, f_old)
         for d in range(D):
             dx[d] = 0.5 * f_old[d] * dt + sqrt_dt * rng.standard_normal()
             xp[d] = x[first + d] + dx[d]
         shift_hidden(u, W, sigma, first, dx, u_new, sp_new)
-        drift_particle(x, u_new, a, W, sigma, g, first, xp, f_new)
         log_ratio = log_psi_sq_ratio(x, a, sigma, g, first, xp, sp, sp_new)
+        extra, R = factors_log_ratio(x, i, xp, P, D, jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn,
+                                     val, g_orb, l_orb)
+        if extra == -np.inf:
+            continue
+        log_ratio += extra
+        drift_particle(x, u_new, a, W, sigma, g, first, xp, f_new)
+        add_factors_drift(x, i, xp, P, D, jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, R,
+                          scratch, g_orb, l_orb, tmp, f_new)
         # ln G(x; x') - ln G(x'; x), with 4 D dt = 2 dt
         log_green = 0.0
         for d in range(D):
@@ -88,6 +155,9 @@ def importance_sweep(x, u, sp, a, W, sigma, g, P, D, dt, rng, xp, dx, u_new, sp_
             for j in range(u.shape[0]):
                 u[j] = u_new[j]
                 sp[j] = sp_new[j]
+            if slater:
+                n = P // 2
+                sherman_morrison(dinv_up if i < n else dinv_dn, i % n, val, R, scratch)
             accepted += 1
     return accepted
 
@@ -119,14 +189,19 @@ def radial_histogram(x, P, D, r_max, hist):
             hist[k] += 1.0
 
 
+REFRESH_EVERY = 100   # sweeps between recomputations of the inverse Slater matrices from scratch
+
+
 @numba.njit(cache=True)
-def run_chain(kind, move, x, a, b, W, sigma, g, omega, P, D, interaction, rng,
-              n_burn, n_steps, obs_out, grad_out, hist, r_max):
+def run_chain(kind, move, x, a, b, W, sigma, g, omega, P, D, interaction, rng, n_burn, n_steps,
+              obs_out, grad_out, hist, r_max, sigma_index, jastrow, cusp, beta, beta_index, slater, qn):
     """Advance one walker n_burn + n_steps sweeps, measuring after each of the last n_steps.
 
-    kind: METROPOLIS (move = step), IMPORTANCE (move = dt) or GIBBS (move unused).
+    kind: METROPOLIS (move = step), IMPORTANCE (move = dt) or GIBBS (move unused; plain RBM only).
     obs_out: (n_steps, N_OBSERVABLES) local observables; grad_out: (n_steps, n_opt) d ln psi/d theta,
-    or (0, 0) to skip; hist: radial histogram counts (length 0 to skip).
+    or (0, 0) to skip (RBM part, then sigma at sigma_index and beta at beta_index when >= 0);
+    hist: radial histogram counts (length 0 to skip). jastrow/slater switch the Padé-Jastrow factor
+    (cusp matrix, beta) and the determinants (orbital quantum numbers qn; orbitals scaled by omega).
     Returns the number of accepted moves during the measured sweeps.
     """
     M, N = W.shape
@@ -140,28 +215,52 @@ def run_chain(kind, move, x, a, b, W, sigma, g, omega, P, D, interaction, rng,
     dx = np.empty(D)
     f_old = np.empty(D)
     f_new = np.empty(D)
+    tmp = np.empty(D)
     h = np.empty(N)
     grad = np.empty(M)
     lap = np.empty(M)
+    n_orb = qn.shape[0]
+    dinv_up = np.empty((n_orb, n_orb))
+    dinv_dn = np.empty((n_orb, n_orb))
+    dmat = np.empty((n_orb, n_orb))
+    val = np.empty(n_orb)
+    scratch = np.empty(n_orb)
+    g_orb = np.empty((n_orb, D))
+    l_orb = np.empty((n_orb, D))
     hidden_preactivation(x, b, W, sigma, u)
     softplus_all(u, sp)
+    if slater:
+        refresh_determinants(x, P, D, omega, qn, dinv_up, dinv_dn, dmat, g_orb, l_orb)
     accepted = 0
     for s in range(n_burn + n_steps):
         if kind == METROPOLIS:
-            acc = metropolis_sweep(x, u, sp, a, W, sigma, g, P, D, move, rng, xp, dx, u_new, sp_new)
+            acc = metropolis_sweep(x, u, sp, a, W, sigma, g, P, D, move, rng, xp, dx, u_new, sp_new,
+                                   jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, val, g_orb, l_orb, scratch)
         elif kind == IMPORTANCE:
-            acc = importance_sweep(x, u, sp, a, W, sigma, g, P, D, move, rng, xp, dx, u_new, sp_new, f_old, f_new)
+            acc = importance_sweep(x, u, sp, a, W, sigma, g, P, D, move, rng, xp, dx, u_new, sp_new, f_old, f_new,
+                                   jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, val, g_orb, l_orb,
+                                   scratch, tmp)
         else:
             gibbs_sweep(x, u, sp, a, b, W, sigma, rng, h)
             acc = P
+        if slater and (s + 1) % REFRESH_EVERY == 0:
+            refresh_determinants(x, P, D, omega, qn, dinv_up, dinv_dn, dmat, g_orb, l_orb)
         if s < n_burn:
             continue
         t = s - n_burn
         accepted += acc
         grad_lap_log_psi(x, u, a, W, sigma, g, grad, lap, sig, dsig)
+        if jastrow:
+            add_grad_lap_jastrow(x, P, D, cusp, beta, grad, lap)
+        if slater:
+            n = P // 2
+            grad_lap_log_det(x, 0, n, D, omega, qn, dinv_up, grad, lap, val, g_orb, l_orb)
+            grad_lap_log_det(x, n, n, D, omega, qn, dinv_dn, grad, lap, val, g_orb, l_orb)
         local_observables(x, grad, lap, omega, P, D, interaction, obs_out[t])
         if grad_out.shape[0] > 0:
-            log_psi_grad_params(x, u, a, W, sigma, g, grad_out[t])
+            log_psi_grad_params(x, u, a, W, sigma, g, grad_out[t], sigma_index)
+            if jastrow and beta_index >= 0:
+                grad_out[t, beta_index] = dlog_jastrow_dbeta(x, P, D, cusp, beta)
         if hist.shape[0] > 0:
             radial_histogram(x, P, D, r_max, hist)
     return accepted
@@ -234,12 +333,15 @@ class Sampler:
         if kind != "gibbs" and not self.move > 0:
             raise ValueError(f"{kind} move size must be > 0, got {self.move}")
 
-    def check(self, wf: RBM) -> None:
+    def check(self, wf: TrialState) -> None:
         if self.kind == "gibbs" and wf.g != 0.5:
             raise ValueError("Gibbs sampling draws from the RBM marginal F(x), which is |psi|^2 only "
                              f"for g = 1/2; got g = {wf.g}")
+        if self.kind == "gibbs" and (wf.jastrow or wf.slater):
+            raise ValueError("Gibbs sampling draws from the RBM alone; it cannot sample a trial state with "
+                             "a Jastrow factor or determinants")
 
-    def sample(self, wf: RBM, hamiltonian: Hamiltonian, walkers: Walkers, n_burn: int, n_steps: int,
+    def sample(self, wf: TrialState, hamiltonian: Hamiltonian, walkers: Walkers, n_burn: int, n_steps: int,
                record_grad: bool = False, density_bins: int = 0, density_rmax: float = 1.0) -> Samples:
         """Advance every walker n_burn + n_steps sweeps and return the measurements (see `Samples`)."""
         self.check(wf)
@@ -253,5 +355,6 @@ class Sampler:
             accepted += run_chain(KINDS[self.kind], self.move, walkers.positions[w], wf.a, wf.b, wf.W,
                                   wf.sigma, wf.g, hamiltonian.omega, P, D, hamiltonian.interaction,
                                   walkers.rngs[w], n_burn, n_steps, obs[w],
-                                  grads[w] if record_grad else no_grad, hist, density_rmax)
+                                  grads[w] if record_grad else no_grad, hist, density_rmax, wf.sigma_index,
+                                  wf.jastrow, wf.cusp, wf.beta, wf.beta_index, wf.slater, wf.qn)
         return Samples(obs, grads, accepted, n_w * n_steps * P, hist if density_bins else None)

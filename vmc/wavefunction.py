@@ -10,7 +10,7 @@ the RBM's (unnormalised) marginal over the visible units is
     F(X) = exp(-sum_k (X_k - a_k)^2 / (2 sigma^2)) * prod_j (1 + exp(u_j)),
 
 and the trial state is psi(X) = F(X)^g. With g = 1/2 (the default), |psi|^2 = F is exactly the
-marginal p(x) of the RBM, which is what makes Gibbs sampling possible; g = 1 is the other common
+marginal p(x) of the TrialState, which is what makes Gibbs sampling possible; g = 1 is the other common
 choice. Because the Gaussian factor of psi is exp(-g x^2 / (2 sigma^2)), the exact non-interacting
 ground state exp(-omega x^2 / 2) needs sigma^2 = g / omega: 1/(2 omega) for g = 1/2, 1/omega for g = 1
 (see `default_sigma`). The hidden units only add a convex term (softplus) to ln psi, so they cannot
@@ -109,15 +109,15 @@ def grad_lap_log_psi(x, u, a, W, sigma, g, grad, lap, sig, dsig):
 
 
 @numba.njit(cache=True)
-def log_psi_grad_params(x, u, a, W, sigma, g, out):
-    """d ln psi / d theta for theta = [a, b, W (row-major), sigma], written into ``out``.
+def log_psi_grad_params(x, u, a, W, sigma, g, out, sigma_index):
+    """d ln F^g / d theta for theta = [a, b, W (row-major)] into out[:M + N + M N], and the sigma
+    derivative into out[sigma_index] when sigma_index >= 0:
 
     d/da_k   = g (x_k - a_k) / sigma^2
     d/db_j   = g s(u_j)
     d/dW_kj  = g x_k s(u_j) / sigma^2
     d/dsigma = g [ sum_k (x_k - a_k)^2 - 2 sum_j s(u_j) sum_k x_k W_kj ] / sigma^3
 
-    ``out`` may have length M + N + M N (sigma not optimized) or one more (sigma last).
     """
     M, N = W.shape
     inv_s2 = 1.0 / (sigma * sigma)
@@ -133,12 +133,12 @@ def log_psi_grad_params(x, u, a, W, sigma, g, out):
             out[off + k * N + j] = g * x[k] * s * inv_s2
             xw += x[k] * W[k, j]
         sxw += s * xw
-    if out.shape[0] > off + M * N:
+    if sigma_index >= 0:
         d2 = 0.0
         for k in range(M):
             d = x[k] - a[k]
             d2 += d * d
-        out[off + M * N] = g * (d2 - 2.0 * sxw) * inv_s2 / sigma
+        out[sigma_index] = g * (d2 - 2.0 * sxw) * inv_s2 / sigma
 
 
 @numba.njit(cache=True, inline="always")
@@ -211,52 +211,77 @@ def default_sigma(omega: float, g: float) -> float:
     return math.sqrt(g / omega)
 
 
-class RBM:
-    """Gaussian-binary RBM trial state psi = F^g over P particles in D dimensions (see module doc).
+class TrialState:
+    """psi = [det D_up det D_down] x F_RBM^g x J: the RBM with optional Padé-Jastrow and Slater factors.
 
-    >>> wf = RBM(particles=2, dimensions=2, hidden=3, sigma=1.0)
+    Parameters live in one flat vector ``params = [a (M), b (N), W (M N), beta (with jastrow), sigma]``;
+    `a`, `b`, `W`, `beta`, `sigma` are views/properties, and the first `n_opt` entries (sigma only with
+    ``optimize_sigma``) are what the optimizers update. ``fermions`` sets the Jastrow cusp values
+    (spin up = particles 0..P/2-1); the determinants need fermions, closed shells and ``omega``.
+
+    >>> wf = TrialState(particles=2, dimensions=2, hidden=3, sigma=1.0)
     >>> wf.n_params, wf.n_opt, wf.W.shape
     (24, 23, (4, 3))
     """
 
-    def __init__(self, particles: int, dimensions: int, hidden: int, sigma: float,
-                 g: float = 0.5, optimize_sigma: bool = False, params: np.ndarray | None = None):
+    def __init__(self, particles: int, dimensions: int, hidden: int, sigma: float, g: float = 0.5,
+                 optimize_sigma: bool = False, params: np.ndarray | None = None, jastrow: bool = False,
+                 slater: bool = False, fermions: bool = True, omega: float = 1.0, beta: float = 1.0):
         if g not in (0.5, 1.0):
             raise ValueError(f"g must be 0.5 or 1.0, got {g}")
         self.particles, self.dimensions, self.hidden = particles, dimensions, hidden
         self.g = float(g)
         self.optimize_sigma = bool(optimize_sigma)
+        self.jastrow, self.slater, self.fermions, self.omega = bool(jastrow), bool(slater), bool(fermions), float(omega)
         M, N = particles * dimensions, hidden
         self.n_visible = M
-        self.n_params = M + N + M * N + 1
+        self.n_rbm = M + N + M * N
+        self.beta_index = self.n_rbm if jastrow else -1
+        self.n_params = self.n_rbm + int(self.jastrow) + 1
         self.n_opt = self.n_params if optimize_sigma else self.n_params - 1
+        self.sigma_index = self.n_params - 1 if optimize_sigma else -1
         if params is None:
             params = np.zeros(self.n_params)
             params[-1] = sigma
+            if jastrow:
+                params[self.beta_index] = beta
         self.params = np.ascontiguousarray(params, dtype=np.float64)
         if self.params.shape != (self.n_params,):
             raise ValueError(f"params must have length {self.n_params}, got {self.params.shape}")
         self.a = self.params[:M]
         self.b = self.params[M:M + N]
-        self.W = self.params[M + N:M + N + M * N].reshape(M, N)
+        self.W = self.params[M + N:self.n_rbm].reshape(M, N)
+        from .jastrow import cusp_matrix
+        self.cusp = cusp_matrix(particles, dimensions, fermions) if jastrow else np.zeros((particles, particles))
+        if slater:
+            from .slater import quantum_numbers
+            if not fermions or particles % 2:
+                raise ValueError("Slater determinants need an even number of fermions")
+            self.qn = quantum_numbers(particles // 2, dimensions)
+        else:
+            self.qn = np.zeros((0, dimensions), dtype=np.int64)
 
     @property
     def sigma(self) -> float:
         return float(self.params[-1])
 
     @property
+    def beta(self) -> float:
+        return float(self.params[self.beta_index]) if self.jastrow else 0.0
+
+    @property
     def theta(self) -> np.ndarray:
         """The variational parameters: a view of the first `n_opt` entries of `params`."""
         return self.params[:self.n_opt]
 
-    def randomize(self, rng: np.random.Generator, scale: float) -> "RBM":
-        """Draw a, b, W from N(0, scale^2) (sigma unchanged)."""
-        self.params[:-1] = rng.normal(0.0, scale, self.n_params - 1)
+    def randomize(self, rng: np.random.Generator, scale: float) -> "TrialState":
+        """Draw a, b, W from N(0, scale^2) (beta and sigma unchanged)."""
+        self.params[:self.n_rbm] = rng.normal(0.0, scale, self.n_rbm)
         return self
 
-    def copy(self) -> "RBM":
-        return RBM(self.particles, self.dimensions, self.hidden, self.sigma, self.g,
-                   self.optimize_sigma, self.params.copy())
+    def copy(self) -> "TrialState":
+        return TrialState(self.particles, self.dimensions, self.hidden, self.sigma, self.g, self.optimize_sigma,
+                          self.params.copy(), self.jastrow, self.slater, self.fermions, self.omega)
 
     # Python-level conveniences (tests, analysis); the samplers call the kernels directly.
     def hidden_preactivation(self, x: np.ndarray) -> np.ndarray:
@@ -265,15 +290,44 @@ class RBM:
         return u
 
     def log_psi(self, x: np.ndarray) -> float:
-        return log_psi(x, self.a, self.b, self.W, self.sigma, self.g)
+        """ln |psi(x)|."""
+        value = log_psi(x, self.a, self.b, self.W, self.sigma, self.g)
+        if self.jastrow:
+            from .jastrow import log_jastrow
+            value += log_jastrow(x, self.particles, self.dimensions, self.cusp, self.beta)
+        if self.slater:
+            from .slater import log_det_total
+            value += log_det_total(x, self.particles, self.dimensions, self.omega)[0]
+        return value
+
+    def sign(self, x: np.ndarray) -> float:
+        """Sign of psi(x) (the determinants' sign; +1 without them)."""
+        if not self.slater:
+            return 1.0
+        from .slater import log_det_total
+        return float(log_det_total(x, self.particles, self.dimensions, self.omega)[1])
 
     def grad_lap_log_psi(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and diagonal second derivatives of ln |psi| in x (sum over the factors)."""
         grad, lap = np.empty(self.n_visible), np.empty(self.n_visible)
         grad_lap_log_psi(x, self.hidden_preactivation(x), self.a, self.W, self.sigma, self.g, grad, lap,
                          np.empty(self.hidden), np.empty(self.hidden))
+        if self.jastrow:
+            from .jastrow import add_grad_lap_jastrow
+            add_grad_lap_jastrow(x, self.particles, self.dimensions, self.cusp, self.beta, grad, lap)
+        if self.slater:
+            from .slater import grad_lap_log_det_total
+            g_det, l_det = grad_lap_log_det_total(x, self.particles, self.dimensions, self.omega)
+            grad += g_det
+            lap += l_det
         return grad, lap
 
     def log_psi_grad_params(self, x: np.ndarray) -> np.ndarray:
+        """d ln psi / d theta for the `n_opt` variational parameters."""
         out = np.empty(self.n_opt)
-        log_psi_grad_params(x, self.hidden_preactivation(x), self.a, self.W, self.sigma, self.g, out)
+        log_psi_grad_params(x, self.hidden_preactivation(x), self.a, self.W, self.sigma, self.g, out,
+                            self.sigma_index)
+        if self.jastrow:
+            from .jastrow import dlog_jastrow_dbeta
+            out[self.beta_index] = dlog_jastrow_dbeta(x, self.particles, self.dimensions, self.cusp, self.beta)
         return out

@@ -1,0 +1,204 @@
+"""Slater determinants of Hermite orbitals: shells, derivatives, exchange, Sherman-Morrison, E_L."""
+import math
+
+import numpy as np
+import pytest
+
+from vmc.slater import (closed_shell_energy, drift_log_det, grad_lap_log_det, grad_lap_log_det_total,
+                        log_det_total, orbitals, quantum_numbers, quantum_numbers_for, ratio,
+                        sherman_morrison, slater_inverse)
+
+CLOSED = [(2, 2), (6, 2), (12, 2), (20, 2), (2, 3), (8, 3), (20, 3)]
+ENERGY = {(2, 2): 2, (6, 2): 10, (12, 2): 28, (20, 2): 60, (2, 3): 3, (8, 3): 18, (20, 3): 60}
+
+
+def random_config(P, D, omega, rng):
+    return rng.normal(0.0, 1.0 / math.sqrt(omega), P * D)
+
+
+# ---------------------------------------------------------------------------------------------- shells
+
+
+@pytest.mark.parametrize("P,D", CLOSED)
+def test_quantum_numbers_and_energy(P, D):
+    qn = quantum_numbers(P // 2, D)
+    assert qn.shape == (P // 2, D) and qn.dtype == np.int64
+    assert len({tuple(q) for q in qn}) == P // 2                       # distinct orbitals
+    shells = qn.sum(axis=1)
+    assert np.all(np.diff(shells) >= 0)                                # ordered by shell
+    S = shells[-1] + 1
+    for s in range(S):                                                 # every shell complete
+        assert np.count_nonzero(shells == s) == math.comb(s + D - 1, D - 1)
+    for omega in (0.5, 1.0):
+        assert closed_shell_energy(P, D, omega) == pytest.approx(ENERGY[(P, D)] * omega, rel=1e-15)
+
+
+def test_quantum_numbers_2d_order():
+    assert quantum_numbers(6, 2).tolist() == [[0, 0], [1, 0], [0, 1], [2, 0], [1, 1], [0, 2]]
+
+
+@pytest.mark.parametrize("P,D", [(4, 2), (8, 2), (14, 2), (6, 3), (12, 3), (3, 2), (0, 2)])
+def test_open_shell_raises(P, D):
+    with pytest.raises(ValueError, match="allowed P"):
+        quantum_numbers_for(P, D)
+    with pytest.raises(ValueError, match="allowed P"):
+        closed_shell_energy(P, D, 1.0)
+    if P % 2 == 0 and P > 0:
+        with pytest.raises(ValueError, match="allowed P"):
+            quantum_numbers(P // 2, D)
+
+
+# ---------------------------------------------------------------------------------------------- derivatives
+
+
+@pytest.mark.parametrize("D,n_per_spin", [(2, 10), (3, 10)])
+@pytest.mark.parametrize("omega", [0.5, 1.0, 2.3])
+def test_orbital_derivatives_finite_differences(D, n_per_spin, omega):
+    qn = quantum_numbers(n_per_spin, D)
+    n = n_per_spin
+    rng = np.random.default_rng(7 + D)
+
+    def values(xp):
+        v, g, l = np.empty(n), np.empty((n, D)), np.empty((n, D))
+        orbitals(xp, omega, qn, v, g, l)
+        return v, g, l
+
+    h = 1e-4
+    for _ in range(5):
+        xp = rng.normal(0.0, 1.0, D)
+        v, g, l = values(xp)
+        # value against the explicit Hermite product
+        herm = [np.polynomial.hermite.Hermite.basis(k) for k in range(4)]
+        ref = np.array([np.prod([herm[q[d]](math.sqrt(omega) * xp[d]) for d in range(D)]) for q in qn])
+        np.testing.assert_allclose(v, ref, rtol=1e-12, atol=1e-12)
+        scale = np.abs(v).max()
+        for d in range(D):
+            e = np.zeros(D)
+            e[d] = h
+            vp, _, _ = values(xp + e)
+            vm, _, _ = values(xp - e)
+            # polynomials of degree <= 3 per coordinate: central differences are exact up to
+            # h^2 f'''/6 (gradient) and exact (second derivative) apart from rounding
+            np.testing.assert_allclose(g[:, d], (vp - vm) / (2 * h), rtol=1e-6, atol=1e-7 * scale)
+            np.testing.assert_allclose(l[:, d], (vp - 2 * v + vm) / h**2, rtol=1e-6, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("P,D", [(6, 2), (12, 2), (20, 2), (8, 3), (20, 3)])
+def test_grad_lap_log_det_finite_differences(P, D):
+    omega = 0.7
+    rng = np.random.default_rng(P + 10 * D)
+    x = random_config(P, D, omega, rng)
+    grad, lap = grad_lap_log_det_total(x, P, D, omega)
+    f0, s0 = log_det_total(x, P, D, omega)
+    h1, h2 = 1e-5, 1e-3
+    for k in range(P * D):
+        e = np.zeros(P * D)
+        e[k] = h1
+        g_fd = (log_det_total(x + e, P, D, omega)[0] - log_det_total(x - e, P, D, omega)[0]) / (2 * h1)
+        e[k] = h2 / max(1.0, math.sqrt(abs(lap[k])))                    # node distance ~ |lap|^-1/2
+        f = {}
+        for j in (-2, -1, 1, 2):
+            f[j], s = log_det_total(x + j * e, P, D, omega)
+            assert s == s0                                             # no node crossed
+        l_fd = (-f[2] + 16 * f[1] - 30 * f0 + 16 * f[-1] - f[-2]) / (12 * e[k]**2)   # O(h^4)
+        assert grad[k] == pytest.approx(g_fd, rel=1e-6, abs=1e-6)
+        assert lap[k] == pytest.approx(l_fd, rel=1e-6, abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- exchange
+
+
+@pytest.mark.parametrize("P,D", [(6, 2), (12, 2), (8, 3), (20, 3)])
+def test_exchange_antisymmetry(P, D):
+    omega = 1.0
+    rng = np.random.default_rng(3 * P + D)
+    n = P // 2
+    X = random_config(P, D, omega, rng).reshape(P, D)
+    f0, s0 = log_det_total(X.ravel(), P, D, omega)
+    assert s0 != 0.0
+
+    def swapped(pairs):
+        Y = X.copy()
+        for i, j in pairs:
+            Y[[i, j]] = Y[[j, i]]
+        return log_det_total(Y.ravel(), P, D, omega)
+
+    up = (0, n - 1)
+    down = (n, n + 1)
+    for pairs, expected_sign in [([up], -s0), ([down], -s0), ([up, down], s0)]:
+        f, s = swapped(pairs)
+        assert s == expected_sign
+        assert f == pytest.approx(f0, rel=1e-12, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- updates
+
+
+@pytest.mark.parametrize("P,D", [(6, 2), (12, 2), (8, 3)])
+def test_sherman_morrison_matches_recomputation(P, D):
+    omega = 1.0
+    rng = np.random.default_rng(1000 + P + D)
+    n = P // 2
+    qn = quantum_numbers(n, D)
+    x = random_config(P, D, omega, rng)
+    Dmat = np.empty((n, n))
+    val, g_orb, l_orb, scratch = np.empty(n), np.empty((n, D)), np.empty((n, D)), np.empty(n)
+    val2, g2, l2 = np.empty(n), np.empty((n, D)), np.empty((n, D))
+    Dinv = [np.empty((n, n)), np.empty((n, n))]
+    logdet, sign = 0.0, 1.0
+    for b in range(2):
+        la, sa = slater_inverse(x, b * n, n, D, omega, qn, Dinv[b], Dmat, g_orb, l_orb)
+        logdet += la
+        sign *= sa
+    drift = np.empty(D)
+    n_accepted = 0
+    for step in range(2000):
+        i = rng.integers(P)
+        b, row = divmod(i, n)
+        xp = x[i * D:(i + 1) * D] + rng.normal(0.0, 0.5, D)
+        orbitals(xp, omega, qn, val, g_orb, l_orb)
+        R = ratio(Dinv[b], row, val)
+        if step % 50 == 0:
+            drift_log_det(xp, row, omega, qn, Dinv[b], R, val2, g2, l2, drift)
+        if rng.random() < 0.5:
+            sherman_morrison(Dinv[b], row, val, R, scratch)
+            x[i * D:(i + 1) * D] = xp
+            logdet += math.log(abs(R))
+            sign *= math.copysign(1.0, R)
+            n_accepted += 1
+            if step % 50 == 0:                                         # drift = grad ln det at x'
+                grad, _ = grad_lap_log_det_total(x, P, D, omega)
+                np.testing.assert_allclose(drift, grad[i * D:(i + 1) * D], rtol=1e-8, atol=1e-10)
+    assert 800 < n_accepted < 1200
+    ref_log, ref_sign = log_det_total(x, P, D, omega)
+    assert logdet == pytest.approx(ref_log, rel=1e-8, abs=1e-10)
+    assert sign == ref_sign
+    for b in range(2):
+        ref = np.empty((n, n))
+        slater_inverse(x, b * n, n, D, omega, qn, ref, Dmat, g_orb, l_orb)
+        np.testing.assert_allclose(Dinv[b], ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
+        slater_matrix_check = np.linalg.inv(ref)
+        np.testing.assert_allclose(slater_matrix_check @ Dinv[b], np.eye(n), atol=1e-8)
+
+
+# ---------------------------------------------------------------------------------------------- energy
+
+
+@pytest.mark.parametrize("P,D", CLOSED)
+@pytest.mark.parametrize("omega", [0.5, 1.0])
+def test_exact_noninteracting_local_energy(P, D, omega):
+    rng = np.random.default_rng(P * 31 + D)
+    E = closed_shell_energy(P, D, omega)
+    n = P // 2
+    qn = quantum_numbers(n, D)
+    Dmat, Dinv = np.empty((n, n)), np.empty((n, n))
+    val, g_orb, l_orb = np.empty(n), np.empty((n, D)), np.empty((n, D))
+    for _ in range(10):
+        x = random_config(P, D, omega, rng)
+        grad = -omega * x                                              # Gaussian factor
+        lap = np.full(P * D, -omega)
+        for first in (0, n):
+            slater_inverse(x, first, n, D, omega, qn, Dinv, Dmat, g_orb, l_orb)
+            grad_lap_log_det(x, first, n, D, omega, qn, Dinv, grad, lap, val, g_orb, l_orb)
+        E_L = -0.5 * np.sum(grad**2 + lap) + 0.5 * omega**2 * np.sum(x**2)
+        assert E_L == pytest.approx(E, rel=1e-9)

@@ -1,0 +1,131 @@
+r"""Padé-Jastrow factor: the electron-electron cusp the RBM lacks.
+
+    J(X) = exp( sum_{i<j} a_ij f(r_ij) ),   f(r) = r / (1 + beta r)
+
+with a_ij fixed by Kato's cusp condition (for 1/r_ij in D >= 2 dimensions): 1/(D-1) for
+antiparallel spins (or distinguishable particles / bosons), 1/(D+1) for parallel spins; beta > 0
+is variational. Then E_L stays finite as r_ij -> 0: the kinetic term -a (D-1)/r from f'(0) = 1
+cancels the Coulomb 1/r.
+
+Derivatives (f' = 1/(1 + beta r)^2, f'' = -2 beta / (1 + beta r)^3, Delta = x_i - x_j):
+
+    d/dx_{i,d} ln J   = sum_j a_ij f'(r) Delta_d / r
+    d^2/dx_{i,d}^2 ln J = sum_j a_ij [ f''(r) Delta_d^2 / r^2 + f'(r) (1/r - Delta_d^2 / r^3) ]
+    d ln J / d beta   = -sum_{i<j} a_ij r^2 / (1 + beta r)^2
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+
+def cusp_matrix(particles: int, dimensions: int, fermions: bool) -> np.ndarray:
+    """a_ij: spin up = particles 0..P/2-1 for fermions; 1/(D+1) for parallel, 1/(D-1) otherwise.
+
+    >>> cusp_matrix(2, 2, True)
+    array([[0., 1.],
+           [1., 0.]])
+    """
+    if dimensions < 2:
+        raise ValueError("the Padé-Jastrow cusp needs D >= 2 (in 1D the Coulomb potential has no cusp solution)")
+    a = np.full((particles, particles), 1.0 / (dimensions - 1))
+    if fermions:
+        up = np.arange(particles) < particles // 2
+        same = up[:, None] == up[None, :]
+        a[same] = 1.0 / (dimensions + 1)
+    np.fill_diagonal(a, 0.0)
+    return a
+
+
+@numba.njit(cache=True)
+def log_jastrow(x, P, D, cusp, beta):
+    """ln J = sum_{i<j} a_ij r_ij / (1 + beta r_ij)."""
+    s = 0.0
+    for i in range(P):
+        for j in range(i + 1, P):
+            r2 = 0.0
+            for d in range(D):
+                diff = x[i * D + d] - x[j * D + d]
+                r2 += diff * diff
+            r = math.sqrt(r2)
+            s += cusp[i, j] * r / (1.0 + beta * r)
+    return s
+
+
+@numba.njit(cache=True, inline="always")
+def delta_log_jastrow(x, P, D, cusp, beta, i, xp):
+    """ln J(x') - ln J(x) when particle i moves to xp."""
+    s = 0.0
+    for j in range(P):
+        if j == i:
+            continue
+        r2o = 0.0
+        r2n = 0.0
+        for d in range(D):
+            do = x[i * D + d] - x[j * D + d]
+            dn = xp[d] - x[j * D + d]
+            r2o += do * do
+            r2n += dn * dn
+        ro = math.sqrt(r2o)
+        rn = math.sqrt(r2n)
+        s += cusp[i, j] * (rn / (1.0 + beta * rn) - ro / (1.0 + beta * ro))
+    return s
+
+
+@numba.njit(cache=True, inline="always")
+def add_drift_jastrow(x, P, D, cusp, beta, i, xp, out):
+    """out += grad_{x_i} ln J with particle i at xp (others at x): sum_j a_ij f'(r) (xp - x_j) / r."""
+    for j in range(P):
+        if j == i:
+            continue
+        r2 = 0.0
+        for d in range(D):
+            diff = xp[d] - x[j * D + d]
+            r2 += diff * diff
+        r = math.sqrt(r2)
+        q = 1.0 + beta * r
+        c = cusp[i, j] / (q * q * r)
+        for d in range(D):
+            out[d] += c * (xp[d] - x[j * D + d])
+
+
+@numba.njit(cache=True)
+def add_grad_lap_jastrow(x, P, D, cusp, beta, grad, lap):
+    """grad += d_k ln J, lap += d_k^2 ln J for every coordinate k."""
+    for i in range(P):
+        for j in range(i + 1, P):
+            r2 = 0.0
+            for d in range(D):
+                diff = x[i * D + d] - x[j * D + d]
+                r2 += diff * diff
+            r = math.sqrt(r2)
+            q = 1.0 + beta * r
+            a = cusp[i, j]
+            f1 = 1.0 / (q * q)
+            f2 = -2.0 * beta / (q * q * q)
+            for d in range(D):
+                diff = x[i * D + d] - x[j * D + d]
+                g = a * f1 * diff / r
+                l = a * (f2 * diff * diff / r2 + f1 * (1.0 / r - diff * diff / (r2 * r)))
+                grad[i * D + d] += g
+                grad[j * D + d] -= g
+                lap[i * D + d] += l
+                lap[j * D + d] += l
+
+
+@numba.njit(cache=True)
+def dlog_jastrow_dbeta(x, P, D, cusp, beta):
+    """d ln J / d beta = -sum_{i<j} a_ij r^2 / (1 + beta r)^2."""
+    s = 0.0
+    for i in range(P):
+        for j in range(i + 1, P):
+            r2 = 0.0
+            for d in range(D):
+                diff = x[i * D + d] - x[j * D + d]
+                r2 += diff * diff
+            r = math.sqrt(r2)
+            q = 1.0 + beta * r
+            s -= cusp[i, j] * r2 / (q * q)
+    return s

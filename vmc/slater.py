@@ -1,0 +1,336 @@
+r"""Slater determinants of harmonic-oscillator orbitals for closed-shell quantum dots.
+
+P electrons (P even) in D dimensions; the coordinates are one flat array x of length P*D, particle i
+owning x[i*D:(i+1)*D]. Particles 0..P/2-1 are spin up, P/2..P-1 spin down, and
+
+    psi_SD(x) = det(D_up) det(D_down),    D_up[i, n] = phi_n(x_i),  i, n = 0..P/2-1.
+
+The orbitals are the Cartesian harmonic-oscillator states WITHOUT their common Gaussian,
+
+    phi_n(x) = prod_d H_{n_d}(sqrt(omega) x_d),
+
+with H_k the physicists' Hermite polynomials (H_0 = 1, H_1 = 2y, H_{k+1} = 2y H_k - 2k H_{k-1},
+d/dy H_k = 2k H_{k-1}), so with y = sqrt(omega) x
+
+    d/dx   H_k(y) = sqrt(omega) 2k H_{k-1}(y),
+    d2/dx2 H_k(y) = omega 4k(k-1) H_{k-2}(y).
+
+The Gaussian exp(-omega r^2 / 2) shared by all orbitals factors out of the determinant and is
+supplied by another factor of the trial state (the W = 0 RBM), so det_up det_down times that Gaussian
+is the exact non-interacting ground state of a closed-shell dot, with energy `closed_shell_energy`.
+
+Closed shells: orbitals are ordered by shell n = sum_d n_d (single-particle energy (n + D/2) omega)
+and shells 0..S-1 are filled for each spin: binom(S - 1 + D, D) orbitals per spin, i.e.
+P = 2, 6, 12, 20, ... in 2D and P = 2, 8, 20, 40, ... in 3D.
+
+Inverse convention: ``Dinv`` is the plain matrix inverse, Dinv[n, i] with
+sum_n D[i, n] Dinv[n, j] = delta_ij (rows of D = particles, columns = orbitals). Then
+
+    d_k ln|det D| = sum_n d_k phi_n(x_i) Dinv[n, i]                     (k a coordinate of particle i)
+    d_k^2 ln|det D| = sum_n d_k^2 phi_n(x_i) Dinv[n, i] - (d_k ln|det D|)^2
+    R = det D' / det D = sum_n phi_n(x_i') Dinv[n, i]                  (particle i moved to x_i')
+
+and after accepting the move the Sherman-Morrison update (rank one, row i replaced)
+
+    Dinv'[:, j] = Dinv[:, j] - Dinv[:, i] (sum_m phi_m(x_i') Dinv[m, j]) / R    (j != i)
+    Dinv'[:, i] = Dinv[:, i] / R.
+
+Kernels are `numba.njit` functions over plain arrays; the per-move ones (`orbitals`, `ratio`,
+`sherman_morrison`, `drift_log_det`, `grad_lap_log_det`) allocate nothing: the caller passes scratch
+arrays val (n,), g_orb (n, D), l_orb (n, D) and scratch (n,).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numba
+import numpy as np
+
+# ----------------------------------------------------------------------------------------------
+# Closed shells
+# ----------------------------------------------------------------------------------------------
+
+
+def shell_size(s: int, D: int) -> int:
+    """Number of D-dimensional oscillator states with sum_d n_d = s: binom(s + D - 1, D - 1)."""
+    return math.comb(s + D - 1, D - 1)
+
+
+def closed_shell_sizes(D: int, n_shells: int = 6) -> list[int]:
+    """Per-spin orbital counts of the first ``n_shells`` closed shells (2D: 1, 3, 6, 10, ...)."""
+    return [math.comb(S - 1 + D, D) for S in range(1, n_shells + 1)]
+
+
+def allowed_particle_numbers(D: int, n_shells: int = 6) -> list[int]:
+    """Closed-shell particle numbers P = 2 * per-spin count (2D: 2, 6, 12, 20, ...)."""
+    return [2 * m for m in closed_shell_sizes(D, n_shells)]
+
+
+def _check_D(D: int) -> None:
+    if int(D) != D or D < 1:
+        raise ValueError(f"dimension D must be a positive integer, got {D!r}")
+
+
+def quantum_numbers(n_per_spin: int, D: int) -> np.ndarray:
+    """Cartesian quantum numbers (n_per_spin, D) int64 of the filled orbitals of one spin.
+
+    Ordered by shell n = sum_d n_d, and within a shell lexicographically descending
+    (2D: (0,0), (1,0), (0,1), (2,0), (1,1), (0,2), ...). Raises ValueError unless
+    ``n_per_spin`` fills whole shells.
+    """
+    _check_D(D)
+    qn = []
+    s = 0
+    while len(qn) < n_per_spin:
+        shell = [t for t in itertools.product(range(s, -1, -1), repeat=D) if sum(t) == s]
+        qn.extend(sorted(shell, reverse=True))
+        s += 1
+    if len(qn) != n_per_spin or n_per_spin < 1:
+        raise ValueError(
+            f"{2 * n_per_spin} electrons ({n_per_spin} per spin) do not fill closed shells in {D}D; "
+            f"allowed P: {', '.join(map(str, allowed_particle_numbers(D)))}, ...")
+    return np.array(qn, dtype=np.int64).reshape(n_per_spin, D)
+
+
+def quantum_numbers_for(P: int, D: int) -> np.ndarray:
+    """`quantum_numbers` for P electrons (P/2 per spin); ValueError for odd or open-shell P."""
+    _check_D(D)
+    if int(P) != P or P < 2 or P % 2:
+        raise ValueError(f"P = {P!r} is not a closed shell in {D}D (P must be even); allowed P: "
+                         f"{', '.join(map(str, allowed_particle_numbers(D)))}, ...")
+    return quantum_numbers(P // 2, D)
+
+
+def closed_shell_energy(P: int, D: int, omega: float) -> float:
+    """Exact non-interacting ground-state energy 2 sum_{filled n} (n + D/2) omega."""
+    qn = quantum_numbers_for(P, D)
+    return float(2.0 * omega * (qn.sum() + qn.shape[0] * D / 2.0))
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernels
+# ----------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, inline="always")
+def hermite3(k, y):
+    """(H_k(y), H_{k-1}(y), H_{k-2}(y)) by the upward recurrence, with H_{-1} = H_{-2} = 0."""
+    h2 = 0.0  # H_{j-2}
+    h1 = 0.0  # H_{j-1}
+    h0 = 1.0  # H_j
+    for j in range(k):
+        hn = 2.0 * y * h0 - 2.0 * j * h1
+        h2 = h1
+        h1 = h0
+        h0 = hn
+    return h0, h1, h2
+
+
+@numba.njit(cache=True)
+def orbitals(xp, omega, qn, val, grad, lap):
+    """Orbital values and derivatives at one particle position xp (D,).
+
+    val[n]     = phi_n(xp) = prod_d H_{n_d}(sqrt(omega) xp_d)
+    grad[n, d] = d phi_n / d x_d      = sqrt(omega) 2 n_d H_{n_d - 1}(y_d)      prod_{e != d} H_{n_e}(y_e)
+    lap[n, d]  = d^2 phi_n / d x_d^2  = omega 4 n_d (n_d - 1) H_{n_d - 2}(y_d) prod_{e != d} H_{n_e}(y_e)
+
+    The Hermite values come from the three-term recurrence per (orbital, dimension), in scalars (the
+    degrees are <= S - 1, tiny), so nothing is allocated. qn is (n, D) int64.
+    """
+    n, D = qn.shape
+    sw = math.sqrt(omega)
+    for m in range(n):
+        val[m] = 1.0
+        for d in range(D):
+            grad[m, d] = 1.0
+            lap[m, d] = 1.0
+        for e in range(D):
+            k = qn[m, e]
+            h, hm1, hm2 = hermite3(k, sw * xp[e])
+            dh = sw * 2.0 * k * hm1
+            d2h = omega * 4.0 * k * (k - 1) * hm2
+            val[m] *= h
+            for d in range(D):
+                if d == e:
+                    grad[m, d] *= dh
+                    lap[m, d] *= d2h
+                else:
+                    grad[m, d] *= h
+                    lap[m, d] *= h
+
+
+@numba.njit(cache=True)
+def slater_matrix(x, first, n, D, omega, qn, Dmat, g_orb, l_orb):
+    """Dmat[i, m] = phi_m(x_{first + i}) for the n particles first..first+n-1 (global indices)."""
+    for i in range(n):
+        p = (first + i) * D
+        orbitals(x[p:p + D], omega, qn, Dmat[i], g_orb, l_orb)
+
+
+@numba.njit(cache=True)
+def invert_slogdet(A, Ainv):
+    """Ainv = A^-1 by Gauss-Jordan elimination with partial pivoting; returns (ln|det A|, sign).
+
+    A (n, n) is destroyed (reduced to the identity). For a singular A returns (-inf, 0.0) and Ainv is
+    garbage. Plain numba loops: numba's np.linalg needs scipy's LAPACK, which the package does not
+    depend on, and n <= ~20 here. No allocation.
+    """
+    n = A.shape[0]
+    for a in range(n):
+        for b in range(n):
+            Ainv[a, b] = 0.0
+        Ainv[a, a] = 1.0
+    logabs = 0.0
+    sign = 1.0
+    for c in range(n):
+        piv = c
+        big = abs(A[c, c])
+        for r in range(c + 1, n):
+            v = abs(A[r, c])
+            if v > big:
+                big = v
+                piv = r
+        if big == 0.0:
+            return -np.inf, 0.0
+        if piv != c:
+            sign = -sign
+            for b in range(n):
+                t = A[c, b]
+                A[c, b] = A[piv, b]
+                A[piv, b] = t
+                t = Ainv[c, b]
+                Ainv[c, b] = Ainv[piv, b]
+                Ainv[piv, b] = t
+        p = A[c, c]
+        if p < 0.0:
+            sign = -sign
+        logabs += math.log(abs(p))
+        inv_p = 1.0 / p
+        for b in range(n):
+            A[c, b] *= inv_p
+            Ainv[c, b] *= inv_p
+        for r in range(n):
+            if r != c:
+                f = A[r, c]
+                if f != 0.0:
+                    for b in range(n):
+                        A[r, b] -= f * A[c, b]
+                        Ainv[r, b] -= f * Ainv[c, b]
+    return logabs, sign
+
+
+@numba.njit(cache=True)
+def slater_inverse(x, first, n, D, omega, qn, Dinv, Dmat, g_orb, l_orb):
+    """Build D for particles first..first+n-1 and store its inverse in Dinv (n, n).
+
+    Dinv[m, i] satisfies sum_m D[i, m] Dinv[m, j] = delta_ij (plain inverse, not transposed).
+    Returns (ln|det D|, sign det D); for a singular matrix (-inf, 0.0) with Dinv meaningless.
+    Scratch: Dmat (n, n) (holds D, then is destroyed by the elimination), g_orb, l_orb (n, D).
+    O(n^3), no allocation.
+    """
+    slater_matrix(x, first, n, D, omega, qn, Dmat, g_orb, l_orb)
+    return invert_slogdet(Dmat, Dinv)
+
+
+@numba.njit(cache=True)
+def ratio(Dinv, row, val_new):
+    """R = det D' / det D = sum_m val_new[m] Dinv[m, row] when particle ``row`` (index within its
+    spin block) moves and its orbital values become val_new. O(n)."""
+    R = 0.0
+    for m in range(val_new.shape[0]):
+        R += val_new[m] * Dinv[m, row]
+    return R
+
+
+@numba.njit(cache=True)
+def sherman_morrison(Dinv, row, val_new, R, scratch):
+    """Update Dinv in place after accepting the move of particle ``row`` (R from `ratio`). O(n^2).
+
+    Dinv'[:, j] = Dinv[:, j] - Dinv[:, row] S_j / R with S_j = sum_m val_new[m] Dinv[m, j] (j != row),
+    Dinv'[:, row] = Dinv[:, row] / R. ``scratch`` (n,) holds S.
+    """
+    n = val_new.shape[0]
+    for j in range(n):
+        s = 0.0
+        for m in range(n):
+            s += val_new[m] * Dinv[m, j]
+        scratch[j] = s / R
+    inv_R = 1.0 / R
+    for a in range(n):
+        c = Dinv[a, row]
+        for j in range(n):
+            if j != row:
+                Dinv[a, j] -= c * scratch[j]
+        Dinv[a, row] = c * inv_R
+
+
+@numba.njit(cache=True)
+def grad_lap_log_det(x, first, n, D, omega, qn, Dinv, grad, lap, val, g_orb, l_orb):
+    """ADD the gradient and diagonal second derivatives of ln|det D| to grad, lap (length P*D).
+
+    For coordinate k = (first + i)*D + d of particle i of the block:
+        grad[k] += g = sum_m d_d phi_m(x_i) Dinv[m, i]
+        lap[k]  += sum_m d_d^2 phi_m(x_i) Dinv[m, i] - g^2
+    Scratch: val (n,), g_orb, l_orb (n, D).
+    """
+    for i in range(n):
+        p = (first + i) * D
+        orbitals(x[p:p + D], omega, qn, val, g_orb, l_orb)
+        for d in range(D):
+            g = 0.0
+            l2 = 0.0
+            for m in range(n):
+                w = Dinv[m, i]
+                g += g_orb[m, d] * w
+                l2 += l_orb[m, d] * w
+            grad[p + d] += g
+            lap[p + d] += l2 - g * g
+
+
+@numba.njit(cache=True)
+def drift_log_det(xp_new, row, omega, qn, Dinv, R, val, g_orb, l_orb, out):
+    """Gradient of ln|det D'| w.r.t. particle ``row`` at its proposed position xp_new (D,), using the
+    OLD inverse: out[d] = (sum_m d_d phi_m(xp_new) Dinv[m, row]) / R, R = det D' / det D.
+
+    ``out`` (D,) is overwritten (not accumulated). Scratch: val (n,), g_orb, l_orb (n, D).
+    """
+    n, D = qn.shape
+    orbitals(xp_new, omega, qn, val, g_orb, l_orb)
+    inv_R = 1.0 / R
+    for d in range(D):
+        g = 0.0
+        for m in range(n):
+            g += g_orb[m, d] * Dinv[m, row]
+        out[d] = g * inv_R
+
+
+# ----------------------------------------------------------------------------------------------
+# Convenience
+# ----------------------------------------------------------------------------------------------
+
+
+def log_det_total(x, P: int, D: int, omega: float):
+    """(ln|det D_up det D_down|, sign) for the flat coordinates x (P*D,); not for hot loops."""
+    qn = quantum_numbers_for(P, D)
+    n = P // 2
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    Dmat, Dinv = np.empty((n, n)), np.empty((n, n))
+    g_orb, l_orb = np.empty((n, D)), np.empty((n, D))
+    lu, su = slater_inverse(x, 0, n, D, omega, qn, Dinv, Dmat, g_orb, l_orb)
+    ld, sd = slater_inverse(x, n, n, D, omega, qn, Dinv, Dmat, g_orb, l_orb)
+    return float(lu + ld), float(su * sd)
+
+
+def grad_lap_log_det_total(x, P: int, D: int, omega: float):
+    """(grad, lap) of ln|det D_up det D_down|, each (P*D,); not for hot loops."""
+    qn = quantum_numbers_for(P, D)
+    n = P // 2
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    Dmat, Dinv = np.empty((n, n)), np.empty((n, n))
+    val, g_orb, l_orb = np.empty(n), np.empty((n, D)), np.empty((n, D))
+    grad, lap = np.zeros(P * D), np.zeros(P * D)
+    for first in (0, n):
+        slater_inverse(x, first, n, D, omega, qn, Dinv, Dmat, g_orb, l_orb)
+        grad_lap_log_det(x, first, n, D, omega, qn, Dinv, grad, lap, val, g_orb, l_orb)
+    return grad, lap
