@@ -107,7 +107,7 @@ def test_all_samplers_agree_for_interacting_random_rbm():
     ham = Hamiltonian(P, D, omega, interaction=True)
     results = {}
     for kind, opts in SAMPLERS:
-        _, m = run(wf, ham, Sampler(kind, **opts), n_walkers=64, n_burn=300, n_steps=2000, seed=21)
+        _, m = run(wf, ham, Sampler(kind, **opts), n_walkers=64, n_burn=300, n_steps=5000, seed=21)
         results[kind] = m
         assert m.error < 0.01
     kinds = list(results)

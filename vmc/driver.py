@@ -160,7 +160,7 @@ def run(cfg: dict, group, comm: Comm, resume: bool = False, progress: bool = Tru
         samples = sampler.sample(wf, ham, walkers, n_burn, smp["steps"], record_grad=True)
         total = comm.allreduce_sum(sums(samples, wf.n_opt, opt.needs_s_matrix))
         m = Moments.from_sums(total, wf.n_opt, opt.needs_s_matrix)
-        if not _finite(m.energy, m.gradient):
+        if not _finite(m.energy, m.gradient, m.s_matrix if m.s_matrix is not None else 0.0):
             # the checkpoint holds the parameters that gave this energy: step back to the previous
             # one, whose parameters gave a finite energy, so a resume can retry with a smaller step
             if group is not None:
@@ -169,8 +169,13 @@ def run(cfg: dict, group, comm: Comm, resume: bool = False, progress: bool = Tru
                                  "the last parameters with a finite energy are checkpointed in the output file")
         lr = opt.learning_rate()
         used = wf.params.copy()
-        delta = opt.step(m.gradient, m.s_matrix)
+        try:
+            delta = opt.step(m.gradient, m.s_matrix)
+        except np.linalg.LinAlgError as exc:
+            raise NumericalError(f"iteration {it}: stochastic reconfiguration failed ({exc}); raise "
+                                 "optimizer.sr_shift") from None
         wf.theta[:] += delta
+        wf.constrain()
         if not _finite(wf.params):
             wf.params[:] = used
             raise NumericalError(f"iteration {it}: parameter update is not finite; "

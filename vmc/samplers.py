@@ -7,7 +7,8 @@ Gibbs sampling, where a sweep is one full update of the hidden and then the visi
   probability min(1, |psi(x')|^2 / |psi(x)|^2).
 * Importance sampling (Langevin / Fokker-Planck): x_i' = x_i + D F_i(x) dt + sqrt(dt) xi, D = 1/2,
   F = 2 grad ln psi, xi ~ N(0, 1); accepted with min(1, G(x; x') |psi(x')|^2 / (G(x'; x) |psi(x)|^2)),
-  G(y; x) = exp(-(y - x - D dt F(x))^2 / (4 D dt)).
+  G(y; x) = exp(-(y - x - D dt F(x))^2 / (4 D dt)). The drift is limited where it diverges (nodes of
+  determinants, cusps; see `limit_drift`), which keeps the sampling exact.
 * Gibbs: h_j | x ~ Bernoulli(sigmoid(u_j)), then x | h ~ Normal(a + W h, sigma^2). This samples the
   RBM joint distribution whose x-marginal is F(x); it samples |psi|^2 = F^(2g) only for g = 1/2.
 
@@ -85,6 +86,24 @@ def refresh_determinants(x, P, D, omega, qn, dinv_up, dinv_dn, dmat, g_orb, l_or
     slater_inverse(x, n, n, D, omega, qn, dinv_dn, dmat, g_orb, l_orb)
 
 
+@numba.njit(cache=True, inline="always")
+def limit_drift(force, dt):
+    """Scale the quantum force F = 2 v so that the drift step v dt stays below ~sqrt(2 dt) near nodes
+    and cusps (Umrigar, Nightingale, Runge, J. Chem. Phys. 99, 2865 (1993), with a = 1):
+        v -> v (-1 + sqrt(1 + 2 v^2 dt)) / (v^2 dt).
+    Unchanged to first order for small v dt; the Green's function uses the same limited drift both
+    ways, so detailed balance stays exact. Without it a walker next to a node of the determinants is
+    thrown far away by the ~1/d drift, the reverse move is never accepted and the walker freezes."""
+    v2 = 0.0
+    for d in range(force.shape[0]):
+        v2 += 0.25 * force[d] * force[d]
+    c = v2 * dt
+    if c > 1e-12:
+        scale = (-1.0 + math.sqrt(1.0 + 2.0 * c)) / c
+        for d in range(force.shape[0]):
+            force[d] *= scale
+
+
 @numba.njit(cache=True)
 def metropolis_sweep(x, u, sp, a, W, sigma, g, P, D, step, rng, xp, dx, u_new, sp_new,
                      jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, val, g_orb, l_orb, scratch):
@@ -129,6 +148,7 @@ def importance_sweep(x, u, sp, a, W, sigma, g, P, D, dt, rng, xp, dx, u_new, sp_
         drift_particle(x, u, a, W, sigma, g, first, xi, f_old)
         add_factors_drift(x, i, xi, P, D, jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, 1.0,
                           val, g_orb, l_orb, tmp, f_old)
+        limit_drift(f_old, dt)
         for d in range(D):
             dx[d] = 0.5 * f_old[d] * dt + sqrt_dt * rng.standard_normal()
             xp[d] = x[first + d] + dx[d]
@@ -142,6 +162,7 @@ def importance_sweep(x, u, sp, a, W, sigma, g, P, D, dt, rng, xp, dx, u_new, sp_
         drift_particle(x, u_new, a, W, sigma, g, first, xp, f_new)
         add_factors_drift(x, i, xp, P, D, jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, R,
                           scratch, g_orb, l_orb, tmp, f_new)
+        limit_drift(f_new, dt)
         # ln G(x; x') - ln G(x'; x), with 4 D dt = 2 dt
         log_green = 0.0
         for d in range(D):

@@ -274,6 +274,14 @@ class TrialState:
         """The variational parameters: a view of the first `n_opt` entries of `params`."""
         return self.params[:self.n_opt]
 
+    def constrain(self) -> None:
+        """Project the parameters back into their domain after an update: beta >= 0 (the Padé-Jastrow
+        f(r) = r / (1 + beta r) has a pole at r = -1/beta for beta < 0), sigma > 0."""
+        if self.jastrow and self.params[self.beta_index] < 0.0:
+            self.params[self.beta_index] = 0.0
+        if self.params[-1] <= 1e-3:
+            self.params[-1] = 1e-3
+
     def randomize(self, rng: np.random.Generator, scale: float) -> "TrialState":
         """Draw a, b, W from N(0, scale^2) (beta and sigma unchanged)."""
         self.params[:self.n_rbm] = rng.normal(0.0, scale, self.n_rbm)
