@@ -17,7 +17,7 @@ from vmc import config
 from vmc.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-INPUT_FILES = sorted(ROOT.glob("inputs/*.toml")) + sorted(ROOT.glob("inputs/studies/*.toml"))
+INPUT_FILES = sorted(ROOT.glob("inputs/**/*.toml"))
 
 
 def error_of(text: str, source: str = "in.toml") -> str:
@@ -498,5 +498,6 @@ def test_shipped_input_files_are_valid(path):
 
 def test_shipped_input_files_checked_even_if_none():
     """Every present input file is covered by the parametrized test above (possibly none)."""
-    present = {p.resolve() for pattern in ("inputs/*.toml", "inputs/studies/*.toml") for p in ROOT.glob(pattern)}
+    present = {p.resolve() for p in ROOT.glob("inputs/*/*.toml")} | {p.resolve() for p in ROOT.glob("inputs/*.toml")}
     assert present == {p.resolve() for p in INPUT_FILES}
+    assert len(present) >= 6 + 7 + 10   # inputs/, inputs/studies/, inputs/dots/

@@ -16,12 +16,14 @@ ground state exp(-omega x^2 / 2) needs sigma^2 = g / omega: 1/(2 omega) for g = 
 (see `default_sigma`). The hidden units only add a convex term (softplus) to ln psi, so they cannot
 narrow a too-wide envelope: the default width matters.
 
-All parameters live in one flat float64 vector ``params = [a (M), b (N), W (M*N, row-major), sigma]``;
-`RBM.a`, `RBM.b`, `RBM.W` and `RBM.sigma` are views into it. The first `RBM.n_opt` entries are the
-variational parameters the optimizers update (sigma is included only with ``optimize_sigma``),
-so every optimizer works on a plain vector.
+`TrialState` multiplies the RBM by optional Padé-Jastrow (`vmc.jastrow`) and Slater-determinant
+(`vmc.slater`) factors. All parameters live in one flat float64 vector
+``params = [a (M), b (N), W (M*N, row-major), beta (with the Jastrow factor), sigma]``; `a`, `b`, `W`,
+`beta` and `sigma` are views or properties. The first `n_opt` entries are the variational parameters
+the optimizers update (sigma is included only with ``optimize_sigma``), so every optimizer works on a
+plain vector.
 
-Hot loops are the `numba.njit` kernels below, over plain arrays; `RBM` only holds the vector.
+Hot loops are the `numba.njit` kernels below, over plain arrays; `TrialState` only holds the vector.
 """
 from __future__ import annotations
 
