@@ -1,6 +1,6 @@
 """Regenerate docs/results.md and docs/figures/ from the study output files (run by `make studies`).
 
-    python docs/make_results.py runs/studies/*.h5
+    python docs/make_results.py runs/studies/*.h5 [runs/dots/*.h5]
 """
 from __future__ import annotations
 
@@ -40,6 +40,40 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+PUBLISHED_RBM = {(2, 2): "3.00002(2)", (2, 6): "20.1853(2)", (2, 12): "65.9550(7)", (2, 20): "156.104(1)"}
+
+
+def dots_section(files: list[str]) -> list[str]:
+    """Table of the closed-shell quantum-dot runs (inputs/dots) against references and published RBM results."""
+    import json
+
+    import h5py
+
+    from vmc.analysis import analyze_group
+    rows = ["| input | N | D | omega | factors | E (Hartree) | reference | published RBM (+PJ, +SD) | wall time |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for f in files:
+        with h5py.File(f, "r", locking=False) as h:
+            if h.attrs.get("status") != "complete":
+                continue
+            cfg = json.loads(h.attrs["config"])
+            r = analyze_group(h, f)
+            summary = json.loads(h.attrs["summary"])
+        s, w = cfg["system"], cfg["wavefunction"]
+        factors = "RBM" + (" x PJ" if w["jastrow"] == "pade" else "") + (" x SD" if w["slater"] else "")
+        ref = f"{r['reference']} ({r['reference_kind']})" if r.get("reference") is not None else "–"
+        rows.append(f"| `{Path(f).stem}` | {s['particles']} | {s['dimensions']} | {s['omega']} | {factors} | "
+                    f"{r['mean']:.5f} +- {r['error']:.5f} | {ref} | "
+                    f"{PUBLISHED_RBM.get((s['dimensions'], s['particles']), '–') if s['omega'] == 1.0 else '–'} | "
+                    f"{summary['wall_time'] / 60:.1f} min |")
+    return ["## Closed-shell quantum dots (`inputs/dots`)", "",
+            "RBM (g = 1/2) times the Padé-Jastrow factor (PJ) and, for more than two electrons, Slater "
+            "determinants (SD) of harmonic-oscillator orbitals; stochastic reconfiguration or Adam; each run "
+            "`mpiexec -n 2 vmc run inputs/dots/<input>.toml` on this machine (2 cores), wall time as measured. "
+            "Published RBM column: best RBM + Padé-Jastrow (+ SD) results in the literature, as quoted in the "
+            "project's issue tracker.", ""] + rows + [""]
+
+
 def main(files: list[str]) -> None:
     out = [
         "# Results of the parameter studies",
@@ -51,6 +85,10 @@ def main(files: list[str]) -> None:
         "report is in `docs/figures/<study>/report.md`.",
         "",
     ]
+    dots = [f for f in files if "/dots/" in f]
+    files = [f for f in files if "/dots/" not in f]
+    if dots:
+        out += dots_section(dots)
     for f in files:
         study = Path(f).stem
         fig_dir = DOCS / "figures" / study

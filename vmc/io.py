@@ -185,7 +185,7 @@ def write_density(group: h5py.Group, counts: np.ndarray, r_max: float, particles
 
 def open_for_reading(path: str) -> h5py.File:
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(path, "r", locking=False)   # readable while a run is writing it (it flushes often)
     except FileNotFoundError:
         raise OutputError(f"{path}: no such file") from None
     except OSError as exc:
