@@ -1,15 +1,10 @@
 """The trial state as a product of factors: RBM x Padé-Jastrow x Slater determinants."""
-import itertools
-import json
-
-import h5py
 import numpy as np
 import pytest
 
-from vmc import config, driver, io
-from vmc.cli import _n_params
+from conftest import run_in_memory
+from vmc import config
 from vmc.hamiltonian import Hamiltonian, local_observables
-from vmc.parallel import Comm
 from vmc.samplers import Sampler, Walkers
 from vmc.slater import closed_shell_energy
 from vmc.wavefunction import TrialState, default_sigma
@@ -152,10 +147,7 @@ iterations = 150
 [production]
 steps = 10000
 """
-    cfg = config.from_text(text).to_dict()
-    f = h5py.File("pade-in-memory.h5", "w", driver="core", backing_store=False)
-    io.create_run(f, {"config": json.dumps(cfg)}, _n_params(cfg), 16, 10000, 100)
-    summary = driver.run(cfg, f, Comm(None), progress=False)
+    summary, f = run_in_memory(config.from_text(text).to_dict())
     assert abs(summary["mean"] - 3.0) < 5e-4
     assert summary["mean"] > 3.0 - 3 * summary["error"]
     assert summary["error"] < 2e-4

@@ -1,16 +1,11 @@
 """Energy minimization: every optimizer finds the exact non-interacting state; the interacting
 two-electron energy obeys the variational principle; optimizers and estimators in isolation."""
-import itertools
-import json
-
-import h5py
 import numpy as np
 import pytest
 
-from vmc import config, driver, io
-from vmc.cli import _n_params
+from conftest import run_in_memory
+from vmc import config
 from vmc.optimizers import Optimizer, learning_rate
-from vmc.parallel import Comm
 from vmc.wavefunction import TrialState
 
 NONINTERACTING = """
@@ -35,18 +30,6 @@ iterations = {iterations}
 [production]
 steps = 2000
 """
-
-
-_names = itertools.count()
-
-
-def run_in_memory(cfg: dict):
-    """driver.run into an in-memory HDF5 file; returns (summary, file)."""
-    f = h5py.File(f"in-memory-{next(_names)}.h5", "w", driver="core", backing_store=False)
-    io.create_run(f, {"config": json.dumps(cfg)}, _n_params(cfg), cfg["sampler"]["walkers"], cfg["production"]["steps"],
-                  cfg["production"]["density_bins"])
-    summary = driver.run(cfg, f, Comm(None), progress=False)
-    return summary, f
 
 
 @pytest.mark.parametrize("kind,lr,iterations", [("sgd", 0.3, 150), ("momentum", 0.05, 150),

@@ -39,6 +39,16 @@ def trap_energy(x, omega):
     return 0.5 * omega * omega * s
 
 
+@numba.njit(cache=True, inline="always")
+def pair_distance(x, i, j, dimensions):
+    """r_ij = |x_i - x_j| for particles i, j of the flat coordinates x."""
+    r2 = 0.0
+    for d in range(dimensions):
+        diff = x[i * dimensions + d] - x[j * dimensions + d]
+        r2 += diff * diff
+    return math.sqrt(r2)
+
+
 @numba.njit(cache=True)
 def pair_sums(x, particles, dimensions):
     """(sum_{i<j} 1/r_ij, mean r_ij over pairs); (0, 0) for a single particle."""
@@ -46,11 +56,7 @@ def pair_sums(x, particles, dimensions):
     dist = 0.0
     for i in range(particles):
         for j in range(i + 1, particles):
-            r2 = 0.0
-            for d in range(dimensions):
-                diff = x[i * dimensions + d] - x[j * dimensions + d]
-                r2 += diff * diff
-            r = math.sqrt(r2)
+            r = pair_distance(x, i, j, dimensions)
             inv += 1.0 / r
             dist += r
     n_pairs = particles * (particles - 1) // 2

@@ -20,6 +20,8 @@ import math
 import numba
 import numpy as np
 
+from .hamiltonian import pair_distance
+
 
 def cusp_matrix(particles: int, dimensions: int, fermions: bool) -> np.ndarray:
     """a_ij: spin up = particles 0..P/2-1 for fermions; 1/(D+1) for parallel, 1/(D-1) otherwise.
@@ -45,11 +47,7 @@ def log_jastrow(x, P, D, cusp, beta):
     s = 0.0
     for i in range(P):
         for j in range(i + 1, P):
-            r2 = 0.0
-            for d in range(D):
-                diff = x[i * D + d] - x[j * D + d]
-                r2 += diff * diff
-            r = math.sqrt(r2)
+            r = pair_distance(x, i, j, D)
             s += cusp[i, j] * r / (1.0 + beta * r)
     return s
 
@@ -96,11 +94,8 @@ def add_grad_lap_jastrow(x, P, D, cusp, beta, grad, lap):
     """grad += d_k ln J, lap += d_k^2 ln J for every coordinate k."""
     for i in range(P):
         for j in range(i + 1, P):
-            r2 = 0.0
-            for d in range(D):
-                diff = x[i * D + d] - x[j * D + d]
-                r2 += diff * diff
-            r = math.sqrt(r2)
+            r = pair_distance(x, i, j, D)
+            r2 = r * r
             q = 1.0 + beta * r
             a = cusp[i, j]
             f1 = 1.0 / (q * q)
@@ -121,11 +116,7 @@ def dlog_jastrow_dbeta(x, P, D, cusp, beta):
     s = 0.0
     for i in range(P):
         for j in range(i + 1, P):
-            r2 = 0.0
-            for d in range(D):
-                diff = x[i * D + d] - x[j * D + d]
-                r2 += diff * diff
-            r = math.sqrt(r2)
+            r = pair_distance(x, i, j, D)
             q = 1.0 + beta * r
-            s -= cusp[i, j] * r2 / (q * q)
+            s -= cusp[i, j] * r * r / (q * q)
     return s

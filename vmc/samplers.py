@@ -104,6 +104,19 @@ def limit_drift(force, dt):
             force[d] *= scale
 
 
+@numba.njit(cache=True, inline="always")
+def accept_move(x, i, D, xp, u, sp, u_new, sp_new, slater, P, dinv_up, dinv_dn, val, R, scratch):
+    """Move particle i to xp: positions, hidden units and (Sherman-Morrison) the inverse Slater matrix."""
+    for d in range(D):
+        x[i * D + d] = xp[d]
+    for j in range(u.shape[0]):
+        u[j] = u_new[j]
+        sp[j] = sp_new[j]
+    if slater:
+        n = P // 2
+        sherman_morrison(dinv_up if i < n else dinv_dn, i % n, val, R, scratch)
+
+
 @numba.njit(cache=True)
 def metropolis_sweep(x, u, sp, a, W, sigma, g, P, D, step, rng, xp, dx, u_new, sp_new,
                      jastrow, cusp, beta, slater, qn, omega, dinv_up, dinv_dn, val, g_orb, l_orb, scratch):
@@ -124,14 +137,7 @@ def metropolis_sweep(x, u, sp, a, W, sigma, g, P, D, step, rng, xp, dx, u_new, s
                                      val, g_orb, l_orb)
         log_ratio += extra
         if log_ratio >= 0.0 or rng.random() < math.exp(log_ratio):
-            for d in range(D):
-                x[first + d] = xp[d]
-            for j in range(u.shape[0]):
-                u[j] = u_new[j]
-                sp[j] = sp_new[j]
-            if slater:
-                n = P // 2
-                sherman_morrison(dinv_up if i < n else dinv_dn, i % n, val, R, scratch)
+            accept_move(x, i, D, xp, u, sp, u_new, sp_new, slater, P, dinv_up, dinv_dn, val, R, scratch)
             accepted += 1
     return accepted
 
@@ -171,14 +177,7 @@ def importance_sweep(x, u, sp, a, W, sigma, g, P, D, dt, rng, xp, dx, u_new, sp_
             log_green += forth * forth - back * back
         log_ratio += log_green / (2.0 * dt)
         if log_ratio >= 0.0 or rng.random() < math.exp(log_ratio):
-            for d in range(D):
-                x[first + d] = xp[d]
-            for j in range(u.shape[0]):
-                u[j] = u_new[j]
-                sp[j] = sp_new[j]
-            if slater:
-                n = P // 2
-                sherman_morrison(dinv_up if i < n else dinv_dn, i % n, val, R, scratch)
+            accept_move(x, i, D, xp, u, sp, u_new, sp_new, slater, P, dinv_up, dinv_dn, val, R, scratch)
             accepted += 1
     return accepted
 
