@@ -209,11 +209,13 @@ def run(cfg: dict, group, comm: Comm, resume: bool = False, progress: bool = Tru
     bar = _progress(steps, prod_done, "production", "step", progress and comm.is_root)
     counts = np.zeros(prod["density_bins"])
     accepted = np.zeros(2)
+    seconds = np.zeros(2)   # production wall and CPU seconds (CPU summed over ranks), over resumed segments
     if resume and prod_done:
         counts[:] = ck["density_counts"]
         accepted[:] = ck["accepted"], ck["proposed"]
-    t_prod, cpu_prod = time.time(), time.process_time()
+        seconds[:] = ck.get("wall_seconds", 0.0), ck.get("cpu_seconds", 0.0)
     while prod_done < steps:
+        t_chunk, cpu_chunk = time.time(), time.process_time()
         n = min(io.PRODUCTION_CHUNK, steps - prod_done)
         n_burn = prod["burn_in"] if prod_done == 0 else 0
         s = sampler.sample(wf, ham, walkers, n_burn, n, density_bins=prod["density_bins"], density_rmax=r_max)
@@ -226,13 +228,13 @@ def run(cfg: dict, group, comm: Comm, resume: bool = False, progress: bool = Tru
             group["production"].attrs.update(accepted=accepted[0], proposed=accepted[1],
                                              acceptance=accepted[0] / accepted[1])
         prod_done += n
+        seconds += [time.time() - t_chunk, comm.allreduce_sum(np.array([time.process_time() - cpu_chunk]))[0]]
         _checkpoint(comm, group, setup, dict(iteration=it, phase="production" if prod_done < steps else "done",
-                                             production_steps_done=prod_done, calm=calm,
-                                             accepted=accepted[0], proposed=accepted[1]), density_counts=counts)
+                                             production_steps_done=prod_done, calm=calm, accepted=accepted[0],
+                                             proposed=accepted[1], wall_seconds=seconds[0], cpu_seconds=seconds[1]),
+                    density_counts=counts)
         bar.update(n)
     bar.close()
-    wall_prod = time.time() - t_prod
-    cpu_prod = float(comm.allreduce_sum(np.array([time.process_time() - cpu_prod]))[0])
 
     if not comm.all_equal(wf.params):
         raise RunError("parameters differ between MPI ranks: the run is inconsistent")
@@ -243,9 +245,7 @@ def run(cfg: dict, group, comm: Comm, resume: bool = False, progress: bool = Tru
         pg = group["production"]
         pg.attrs["walkers"] = n_walkers
         pg.attrs["sampler"] = sampler.kind
-        # accumulate over resumed segments
-        pg.attrs["wall_seconds"] = float(pg.attrs.get("wall_seconds", 0.0)) + wall_prod
-        pg.attrs["cpu_seconds"] = float(pg.attrs.get("cpu_seconds", 0.0)) + cpu_prod
+        pg.attrs["wall_seconds"], pg.attrs["cpu_seconds"] = seconds
         result = analyze_group(group)
         summary.update(result)
         summary["samples_per_s"] = n_walkers * steps / max(pg.attrs["wall_seconds"], 1e-12)

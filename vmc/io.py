@@ -219,7 +219,9 @@ def describe(path: str) -> str:
             + (f" ({f.attrs['message']})" if f.attrs.get("message") else ""),
             f"  system: {s['particles']} particles, {s['dimensions']}D, omega = {s['omega']}, "
             f"interaction {'on' if s['interaction'] else 'off'}",
-            f"  trial state: TrialState, {w['hidden']} hidden units, g = {w['g']}; sampler {cfg['sampler']['kind']}, "
+            f"  trial state: RBM ({w['hidden']} hidden units, g = {w['g']})"
+            + (" x Padé-Jastrow" if w.get("jastrow", "none") != "none" else "")
+            + (" x Slater determinants" if w.get("slater") else "") + f"; sampler {cfg['sampler']['kind']}, "
             f"{cfg['sampler']['walkers']} walkers on {f.attrs.get('n_ranks', '?')} ranks, seed {f.attrs.get('seed')}",
             f"  optimization: {n_it} of {o['iterations']} iterations ({o['kind']})"
             + (f", last E = {opt['energy'][-1]:.6f} +- {opt['error'][-1]:.6f}" if n_it else ""),
