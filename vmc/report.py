@@ -5,7 +5,8 @@ value where known), final energy with blocked error bars versus each swept optio
 the step length or time step, the energy parts and mean pair distance versus each swept option, and
 the radial one-body density of every point (interacting and non-interacting on one plot when both
 are there). The table lists, per point: E, blocked error, variance, acceptance, <T>, <V_trap>,
-<V_int>, <r_ij>, samples per second, and the exact value with the deviation in error bars.
+<V_int>, <r_ij>, samples per second, the efficiency 1/(error^2 x CPU s), and the exact or DMC reference
+with the deviation in error bars.
 """
 from __future__ import annotations
 
@@ -173,7 +174,8 @@ def figure_vs(points, key, keys, out, quantity="energy"):
             if min(vals) > 0 and max(vals) / min(vals) >= 50:
                 a.set_xscale("log")
         a.set_xlabel(_label(key))
-        a.legend(fontsize=7)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=7)
     if ax_r is not None:
         ax_r.set_ylabel("mean pair distance <r_12> (Bohr)")
         ax_r.set_title(f"<r_12> versus {key}")
@@ -186,12 +188,18 @@ def figure_vs(points, key, keys, out, quantity="energy"):
 def figure_density(points, out):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for i, p in enumerate(points):
+    # same colour for points that differ only in the interaction; solid with, dashed without it
+    def base(label):
+        return ",".join(part for part in label.split(",") if not part.startswith("system.interaction=")) or "run"
+    colours = {}
+    for p in points:
         if p["r"] is None:
             continue
         inter = p["config"]["system"]["interaction"]
-        ax.plot(p["r"], p["density"], "-" if inter else "--", color=f"C{i % 10}",
-                label=f"{p['label']} ({'interacting' if inter else 'non-interacting'})")
+        key = base(p["label"])
+        colour = colours.setdefault(key, f"C{len(colours) % 10}")
+        ax.plot(p["r"], p["density"], "-" if inter else "--", color=colour,
+                label=f"{key} ({'interacting' if inter else 'non-interacting'})")
     ax.set_xlabel("r (Bohr)")
     ax.set_ylabel("radial one-body density rho(r) (Bohr^-D)")
     ax.set_title("one-body density (integral rho d^D r = P)")
@@ -210,8 +218,8 @@ def _fmt(x, digits=6):
 
 def table(points) -> str:
     head = ("| point | E (Hartree) | error | variance | acceptance | <T> | <V_trap> | <V_int> | <r_12> (Bohr) "
-            "| samples/s | reference | (E - ref)/error |")
-    rows = [head, "|" + "---|" * 12]
+            "| samples/s | efficiency 1/(err^2 CPU s) | reference | (E - ref)/error |")
+    rows = [head, "|" + "---|" * 13]
     for p in points:
         r = p["result"]
         exact = r.get("reference")
@@ -220,7 +228,8 @@ def table(points) -> str:
             p["label"], _fmt(r["mean"]), _fmt(r["error"]), f"{r['variance']:.3g}", f"{r['acceptance']:.3f}",
             _fmt(r["kinetic"]["mean"], 5), _fmt(r["trap"]["mean"], 5), _fmt(r["interaction"]["mean"], 5),
             _fmt(r["pair_distance"]["mean"], 4) if p["config"]["system"]["particles"] > 1 else "–",
-            f"{p['samples_per_s']:.3g}", "–" if exact is None else f"{exact} ({r['reference_kind']})",
+            f"{p['samples_per_s']:.3g}", f"{r['efficiency']:.3g}" if np.isfinite(r["efficiency"]) else "–",
+            "–" if exact is None else f"{exact} ({r['reference_kind']})",
             "–" if dev is None else f"{dev:+.1f}"]) + " |")
     return "\n".join(rows)
 
