@@ -34,8 +34,8 @@ studies: $(STAMP)
 	done
 	$(BIN)/python docs/make_results.py $(patsubst inputs/studies/%.toml,runs/studies/%.h5,$(STUDIES)) $(wildcard runs/dots/*.h5)
 
-# The closed-shell quantum dots at omega = 1 (about half an hour on 2 cores); `make studies` then tabulates them.
-DOTS := 2d_n2 2d_n6 2d_n12 3d_n8
+# The closed-shell quantum dots at omega = 1 (about 35 minutes on 2 cores); `make studies` then tabulates them.
+DOTS := 2d_n2 2d_n6 2d_n12 2d_n20 3d_n8
 dots: $(STAMP)
 	@mkdir -p runs/dots
 	for c in $(DOTS); do $(BIN)/mpiexec -n $(NPROC) $(BIN)/vmc run inputs/dots/$$c.toml -o runs/dots/$$c.h5 --force --quiet || exit 1; done
