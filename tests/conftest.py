@@ -38,9 +38,8 @@ _names = itertools.count()
 def run_in_memory(cfg: dict):
     """`vmc.driver.run` into an in-memory HDF5 file on one rank; returns (summary, file)."""
     from vmc import driver, io
-    from vmc.cli import _n_params
     from vmc.parallel import Comm
     f = h5py.File(f"in-memory-{next(_names)}.h5", "w", driver="core", backing_store=False)
-    io.create_run(f, {"config": json.dumps(cfg)}, _n_params(cfg), cfg["sampler"]["walkers"],
+    io.create_run(f, {"config": json.dumps(cfg)}, driver.trial_state(cfg).n_params, cfg["sampler"]["walkers"],
                   cfg["production"]["steps"], cfg["production"]["density_bins"])
     return driver.run(cfg, f, Comm(None), progress=False), f

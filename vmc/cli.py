@@ -1,6 +1,6 @@
 """Command line: `vmc run`, `vmc analyze`, `vmc report`, `vmc info` (also `python -m vmc ...`).
 
-Exit codes: 0 success, 1 the run failed (numerical blow-up, I/O failure mid-run), 2 bad input
+Exit codes: 0 success, 1 the run failed (numerical blow-up, inconsistent ranks), 2 bad input
 (configuration, missing or unreadable files) — reported as one line on stderr, before any work.
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import sys
-import time
 import tomllib
 
 from . import __version__
@@ -160,7 +159,7 @@ def cmd_run(args) -> int:
             else:
                 group = f.require_group(name)
                 io.create_run(group, {**_run_attrs(cfg, text, comm), "label": label, "index": index},
-                              n_params=_n_params(cfg), n_walkers=cfg["sampler"]["walkers"],
+                              n_params=driver.trial_state(cfg).n_params, n_walkers=cfg["sampler"]["walkers"],
                               production_steps=cfg["production"]["steps"],
                               density_bins=cfg["production"]["density_bins"])
                 f.flush()
@@ -198,12 +197,6 @@ def cmd_run(args) -> int:
             f.attrs["finished"] = _now()
         f.close()
     return status
-
-
-def _n_params(cfg) -> int:
-    M = cfg["system"]["particles"] * cfg["system"]["dimensions"]
-    N = cfg["wavefunction"]["hidden"]
-    return M + N + M * N + (cfg["wavefunction"]["jastrow"] == "pade") + 1
 
 
 def _now() -> str:

@@ -30,7 +30,8 @@ from .hamiltonian import Hamiltonian
 from .optimizers import Optimizer
 from .parallel import Comm, walker_range
 from .samplers import Sampler, Walkers
-from .wavefunction import TrialState, default_sigma
+from .config import resolved_density_rmax, resolved_sigma
+from .wavefunction import TrialState
 
 
 
@@ -52,9 +53,12 @@ class Setup:
     walker_ids: range
 
 
-def resolved_sigma(cfg: dict) -> float:
-    sigma = cfg["wavefunction"]["sigma"]
-    return sigma if sigma > 0 else default_sigma(cfg["system"]["omega"], cfg["wavefunction"]["g"])
+def trial_state(cfg: dict) -> TrialState:
+    """The trial state a configuration describes, before its random initialization."""
+    s, w = cfg["system"], cfg["wavefunction"]
+    return TrialState(s["particles"], s["dimensions"], w["hidden"], resolved_sigma(cfg), w["g"], w["optimize_sigma"],
+                      jastrow=w["jastrow"] == "pade", slater=w["slater"], fermions=s["statistics"] == "fermion",
+                      omega=s["omega"], beta=w["beta"])
 
 
 def build(cfg: dict, comm: Comm) -> Setup:
@@ -65,9 +69,7 @@ def build(cfg: dict, comm: Comm) -> Setup:
         raise RunError(f"{comm.size} ranks but only sampler.walkers = {smp['walkers']} walkers in total: "
                        "every rank needs at least one walker")
     param_seq, walker_seq = np.random.SeedSequence(cfg["seed"]).spawn(2)
-    sigma = resolved_sigma(cfg)
-    wf = TrialState(P, D, w["hidden"], sigma, w["g"], w["optimize_sigma"], jastrow=w["jastrow"] == "pade",
-                    slater=w["slater"], fermions=s["statistics"] == "fermion", omega=s["omega"], beta=w["beta"])
+    wf = trial_state(cfg)
     wf.randomize(np.random.default_rng(param_seq), w["init_scale"])
     ham = Hamiltonian(P, D, s["omega"], s["interaction"])
     sampler = Sampler(smp["kind"], step=smp["step"], dt=smp["dt"])
@@ -139,7 +141,7 @@ def run(cfg: dict, group, comm: Comm, resume: bool = False, progress: bool = Tru
     wf, ham, sampler, opt, walkers = setup.wf, setup.hamiltonian, setup.sampler, setup.optimizer, setup.walkers
     smp, o, prod = cfg["sampler"], cfg["optimizer"], cfg["production"]
     n_walkers = smp["walkers"]
-    r_max = prod["density_rmax"] or 5.0 / np.sqrt(cfg["system"]["omega"])
+    r_max = resolved_density_rmax(cfg)
 
     start_it, phase, prod_done, calm = 0, "optimization", 0, 0
     last, ck = None, {}
