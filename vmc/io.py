@@ -90,7 +90,8 @@ def write_checkpoint(group: h5py.Group, arrays: dict, attrs: dict) -> None:
     Two slots alternate: the new state goes into the slot not in use, the file is flushed, and only
     then does `checkpoint.attrs["current"]` point at it (flushed again). A job killed at any moment
     leaves one complete slot. `arrays` holds `positions`, `rng_states` (list of dicts), `params` and
-    `optimizer/<name>` arrays; `attrs` small scalars (iteration, phase, ...).
+    `optimizer_<name>` arrays; `attrs` small scalars (iteration, phase, ...), stored as one JSON attribute
+    `state` of the slot.
     """
     ck = group["checkpoint"]
     target = 1 - int(ck.attrs.get("current", 1))
@@ -108,10 +109,7 @@ def write_checkpoint(group: h5py.Group, arrays: dict, attrs: dict) -> None:
             if key in slot:
                 del slot[key]
             slot.create_dataset(key, data=value, dtype=dtype)
-    for key in list(slot.attrs):
-        del slot.attrs[key]
-    for key, value in attrs.items():
-        slot.attrs[key] = value
+    slot.attrs["state"] = json.dumps({k: v.item() if isinstance(v, np.generic) else v for k, v in attrs.items()})
     group.file.flush()
     ck.attrs["current"] = target
     for key in ("iteration", "phase"):   # mirrored for readers such as `vmc info`
@@ -126,11 +124,14 @@ def rollback_checkpoint(group: h5py.Group) -> int | None:
         return None
     current = int(ck.attrs["current"])
     other = f"slot{1 - current}"
-    if other not in ck or ck[other].attrs.get("iteration", -1) != ck[f"slot{current}"].attrs["iteration"] - 1:
+    if other not in ck:
+        return None
+    state, previous = (json.loads(ck[f"slot{i}"].attrs["state"]) for i in (current, 1 - current))
+    if previous["iteration"] != state["iteration"] - 1:
         return None
     ck.attrs["current"] = 1 - current
     for key in ("iteration", "phase"):
-        ck.attrs[key] = ck[other].attrs[key]
+        ck.attrs[key] = previous[key]
     group.file.flush()
     return int(ck.attrs["iteration"])
 
@@ -141,7 +142,7 @@ def read_checkpoint(group: h5py.Group) -> dict | None:
     if "current" not in ck.attrs:
         return None
     slot = ck[f"slot{int(ck.attrs['current'])}"]
-    out = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in slot.attrs.items()}
+    out = json.loads(slot.attrs["state"])
     for key, ds in slot.items():
         if isinstance(ds, h5py.Group):
             out[key] = {k: v[...] for k, v in ds.items()}
