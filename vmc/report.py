@@ -34,6 +34,12 @@ def _plt():
     return plt
 
 
+def _save(fig, out: str) -> None:
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    _plt().close(fig)
+
+
 def _value(cfg: dict, key: str):
     section, _, name = key.rpartition(".")
     return cfg[section][name] if section else cfg[name]
@@ -127,9 +133,7 @@ def figure_history(points, out):
     ax.set_title("energy during optimization")
     if len(points) <= 12:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def figure_vs(points, key, keys, out, quantity="energy"):
@@ -180,9 +184,7 @@ def figure_vs(points, key, keys, out, quantity="energy"):
         ax_r.set_ylabel("mean pair distance <r_12> (Bohr)")
         ax_r.set_title(f"<r_12> versus {key}")
     ax.set_title(f"{quantity} versus {key}")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def figure_density(points, out):
@@ -205,9 +207,7 @@ def figure_density(points, out):
     ax.set_title("one-body density (integral rho d^D r = P)")
     if len(points) <= 12:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def _fmt(x, digits=6):
