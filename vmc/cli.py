@@ -99,10 +99,7 @@ def _resolve_run_inputs(args, comm):
         if overrides:
             config = config.with_overrides(overrides)
         for _, point in config.sweep_points():
-            walkers = point.get("sampler.walkers")
-            if comm.size > walkers:
-                raise UsageError(f"{comm.size} MPI ranks but sampler.walkers = {walkers}: every rank needs at "
-                                 "least one walker (raise sampler.walkers or use fewer ranks)")
+            config_mod.check_ranks(point, comm.size)
         if not args.resume:
             _collective(comm, lambda: _prepare_output(path, args.force))
     except config_mod.ConfigError as exc:
@@ -120,9 +117,12 @@ def cmd_run(args) -> int:
     import h5py
 
     from . import driver, io
-    from .parallel import world
+    from .parallel import ParallelError, world
 
-    comm = world()
+    try:
+        comm = world()
+    except ParallelError as exc:
+        raise UsageError(str(exc)) from None
     config, text, path, overrides = _resolve_run_inputs(args, comm)
     points = config.sweep_points()
     study = bool(config.sweep)

@@ -30,7 +30,7 @@ from .hamiltonian import Hamiltonian
 from .optimizers import Optimizer
 from .parallel import Comm, walker_range
 from .samplers import Sampler, Walkers
-from .config import resolved_density_rmax, resolved_sigma
+from .config import check_ranks, resolved_density_rmax, resolved_sigma
 from .wavefunction import TrialState
 
 
@@ -65,9 +65,7 @@ def build(cfg: dict, comm: Comm) -> Setup:
     """Objects of a run from the resolved configuration (nested dict, see `vmc.config`)."""
     s, w, smp, o = cfg["system"], cfg["wavefunction"], cfg["sampler"], cfg["optimizer"]
     P, D = s["particles"], s["dimensions"]
-    if comm.size > smp["walkers"]:
-        raise RunError(f"{comm.size} ranks but only sampler.walkers = {smp['walkers']} walkers in total: "
-                       "every rank needs at least one walker")
+    check_ranks(cfg, comm.size)
     param_seq, walker_seq = np.random.SeedSequence(cfg["seed"]).spawn(2)
     wf = trial_state(cfg)
     wf.randomize(np.random.default_rng(param_seq), w["init_scale"])

@@ -86,7 +86,3 @@ class Hamiltonian:
             raise ValueError(f"omega must be > 0, got {omega}")
         self.particles, self.dimensions = particles, dimensions
         self.omega, self.interaction = float(omega), bool(interaction)
-
-    def exact_noninteracting_energy(self) -> float:
-        """E = P D omega / 2 for distinguishable particles (or bosons) without interaction."""
-        return 0.5 * self.particles * self.dimensions * self.omega

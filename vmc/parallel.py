@@ -57,10 +57,6 @@ class Comm:
         digest = zlib.crc32(np.ascontiguousarray(array).tobytes())
         return len(set(self._comm.allgather(digest))) == 1
 
-    def barrier(self) -> None:
-        if self._comm is not None:
-            self._comm.Barrier()
-
 
 def world() -> Comm:
     """COMM_WORLD when mpi4py is importable, else a single rank (an error if a launcher asked for more)."""
