@@ -50,11 +50,12 @@ def dots_section(files: list[str]) -> list[str]:
     import h5py
 
     from vmc.analysis import analyze_group
+    from vmc.io import attr_text
     rows = ["| input | N | D | omega | factors | E (Hartree) | reference | published RBM (+PJ, +SD) | wall time |",
             "|---|---|---|---|---|---|---|---|---|"]
     for f in files:
         with h5py.File(f, "r", locking=False) as h:
-            if h.attrs.get("status") != "complete":
+            if attr_text(h, "status") != "complete":
                 continue
             cfg = json.loads(h.attrs["config"])
             r = analyze_group(h, f)

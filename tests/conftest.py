@@ -22,6 +22,36 @@ def run_cli(*args, ranks=None, cwd=None, timeout=600, env=None):
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout, env=full_env)
 
 
+def vmc_main(capsys, *args):
+    """`vmc ARGS` in this process (no MPI launcher): (exit code, stdout, stderr). Faster than `run_cli`
+    where a test only needs the command's answer."""
+    from vmc import cli
+    capsys.readouterr()
+    code = cli.main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def wait_unlocked(path, timeout=20.0):
+    """Wait until no process holds the run lock on `path` (the ranks of a killed mpiexec die a moment
+    after the launcher)."""
+    import fcntl
+    import time
+    deadline = time.time() + timeout
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.time() > deadline:
+                    raise AssertionError(f"{path} is still locked {timeout} s after the kill")
+                time.sleep(0.05)
+    finally:
+        os.close(fd)
+
+
 @pytest.fixture
 def write_input(tmp_path):
     """Write a TOML input file into tmp_path and return its path."""
@@ -40,6 +70,6 @@ def run_in_memory(cfg: dict):
     from vmc import driver, io
     from vmc.parallel import Comm
     f = h5py.File(f"in-memory-{next(_names)}.h5", "w", driver="core", backing_store=False)
-    io.create_run(f, {"config": json.dumps(cfg)}, driver.trial_state(cfg).n_params, cfg["sampler"]["walkers"],
-                  cfg["production"]["steps"], cfg["production"]["density_bins"])
-    return driver.run(cfg, f, Comm(None), progress=False), f
+    io.create_run(f, {"config": json.dumps(cfg)}, driver.run_shape(cfg), cfg["sampler"]["kind"],
+                  driver.wavefunction_attrs(driver.trial_state(cfg)))
+    return driver.run(cfg, io.RunWriter(f), Comm(None), progress=False), f

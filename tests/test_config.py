@@ -35,7 +35,7 @@ def error_of(text: str, source: str = "in.toml") -> str:
 def test_defaults_match_table_and_round_trip():
     cfg = config.from_text("")
     d = cfg.to_dict()
-    assert set(d) == {"seed", "output", *config.SECTIONS}
+    assert set(d) == {"seed", "output", "checkpoint_interval", *config.SECTIONS}
     for opt in config.OPTIONS:
         assert cfg.get(opt.key) == opt.default
         assert type(cfg.get(opt.key)) is opt.type
@@ -119,13 +119,13 @@ def test_float_is_rejected_for_int():
 
 
 @pytest.mark.parametrize("text, needle", [
-    ('[sampler]\nstep = "big"\n', 'sampler.step = "big": must be a number > 0 (got a string)'),
+    ('[sampler]\nstep = "big"\n', 'sampler.step = "big": must be a number in (0, 1e6] (got a string)'),
     ("[system]\ninteraction = 1\n", "system.interaction = 1: must be true or false"),
     ("[sampler]\nkind = 3\n", "sampler.kind = 3: must be one of"),
     ("output = 5\n", "output = 5: must be a string"),
     ("[system]\nomega = inf\n", "system.omega = inf: must be a finite number"),
     ("[system]\nomega = nan\n", "system.omega = nan: must be a finite number"),
-    ("[sampler]\nstep = [1, 2]\n", "sampler.step = [1, 2]: must be a number > 0 (got a list)"),
+    ("[sampler]\nstep = [1, 2]\n", "sampler.step = [1, 2]: must be a number in (0, 1e6] (got a list)"),
     ("sampler = 3\n", "sampler = 3: must be a table"),
 ])
 def test_wrong_types(text, needle):
@@ -136,20 +136,27 @@ def test_wrong_types(text, needle):
 
 
 @pytest.mark.parametrize("text, needle", [
-    ("[sampler]\nstep = -0.5\n", "sampler.step = -0.5: must be > 0"),
-    ("[sampler]\ndt = 0\n", "sampler.dt = 0: must be > 0"),
-    ("seed = -1\n", "seed = -1: must be >= 0"),
+    ("[sampler]\nstep = -0.5\n", "sampler.step = -0.5: must be in (0, 1e6]"),
+    ("[sampler]\ndt = 0\n", "sampler.dt = 0: must be in (0, 1e6]"),
+    ("seed = -1\n", "seed = -1: must be between 0 and 9223372036854775807"),
+    ("seed = 9223372036854775808\n", "seed = 9223372036854775808: must be between 0 and 9223372036854775807"),
+    ("[system]\nomega = 1e-300\n", "system.omega = 1e-300: must be between 0.001 and 1000"),
+    ("[wavefunction]\ninit_scale = 1e10\n", "wavefunction.init_scale = 10000000000.0: must be between 0 and 10"),
+    ("[optimizer]\nlearning_rate = 100\n", "optimizer.learning_rate = 100: must be in (0, 10]"),
+    ("[production]\ndensity_bins = 1000000000\n", "production.density_bins = 1000000000: must be between 1 and 1000000"),
+    ("[sampler]\nwalkers = 10000000000\n", "sampler.walkers = 10000000000: must be between 1 and 10000000"),
     ("[system]\nparticles = 65\n", "system.particles = 65: must be between 1 and 64"),
     ("[system]\nparticles = 0\n", "system.particles = 0: must be between 1 and 64"),
     ("[system]\ndimensions = 4\n", "system.dimensions = 4: must be between 1 and 3"),
-    ("[wavefunction]\nhidden = 0\n", "wavefunction.hidden = 0: must be >= 1"),
+    ("[wavefunction]\nhidden = 0\n", "wavefunction.hidden = 0: must be between 1 and 100000"),
     ("[wavefunction]\ng = 0.7\n", "wavefunction.g = 0.7: must be 0.5 or 1.0"),
     ("[wavefunction]\nsigma = -1\n", "wavefunction.sigma = -1: must be >= 0"),
     ("[optimizer]\nmomentum = 1.0\n", "optimizer.momentum = 1.0: must be in [0, 1)"),
     ("[optimizer]\nbeta2 = -0.1\n", "optimizer.beta2 = -0.1: must be in [0, 1)"),
-    ("[optimizer]\nepsilon = 0\n", "optimizer.epsilon = 0: must be > 0"),
+    ("[optimizer]\nepsilon = 0\n", "optimizer.epsilon = 0: must be in (0, 1]"),
     ("[optimizer]\nschedule = \"cosine\"\n", 'optimizer.schedule = "cosine": must be "constant" or "inverse"'),
-    ("[production]\nsteps = 0\n", "production.steps = 0: must be >= 1"),
+    ("[production]\nsteps = 0\n", "production.steps = 0: must be between 16 and 1000000000000"),
+    ("[production]\nsteps = 15\n", "production.steps = 15: must be between 16 and 1000000000000"),
 ])
 def test_out_of_range(text, needle):
     assert needle in error_of(text)
@@ -162,7 +169,7 @@ def test_bad_choice_suggests_closest():
 
 
 def test_limits_accepted():
-    cfg = config.from_text("seed = 0\n[system]\nparticles = 64\ndimensions = 1\nstatistics = \"boson\"\n[optimizer]\nmomentum = 0\n"
+    cfg = config.from_text("seed = 0\n[system]\nparticles = 64\ndimensions = 1\ninteraction = false\nstatistics = \"boson\"\n[optimizer]\nmomentum = 0\n"
                            "iterations = 0\n[wavefunction]\ng = 1\ninit_scale = 0\n")
     assert cfg.get("system.particles") == 64 and cfg.get("optimizer.iterations") == 0
 
@@ -257,7 +264,7 @@ def test_error_from_file_names_the_file(tmp_path):
     path.write_text("[sampler]\nstep = -0.5\n")
     with pytest.raises(ConfigError) as info:
         config.load(path)
-    assert str(info.value) == f"{path}: sampler.step = -0.5: must be > 0"
+    assert str(info.value) == f"{path}: sampler.step = -0.5: must be in (0, 1e6]"
     assert info.value.key == "sampler.step" and info.value.source == str(path)
 
 
@@ -271,9 +278,25 @@ def test_gibbs_needs_g_one_half():
     assert cfg.get("wavefunction.optimize_sigma") is True
 
 
-def test_one_dimensional_interacting_is_allowed():
-    cfg = config.from_text("[system]\nparticles = 3\ndimensions = 1\ninteraction = true\nstatistics = \"boson\"\n")
+def test_one_dimensional_interacting_is_an_error():
+    """A nodeless trial state in 1D has <1/|x_i - x_j|> = infinity: refused, with the reason."""
+    msg = error_of("[system]\nparticles = 3\ndimensions = 1\ninteraction = true\nstatistics = \"boson\"\n")
+    assert "system.dimensions = 1" in msg and "infinite" in msg
+    cfg = config.from_text("[system]\nparticles = 3\ndimensions = 1\ninteraction = false\nstatistics = \"boson\"\n")
     assert cfg.get("system.dimensions") == 1
+    assert config.from_text("[system]\nparticles = 1\ndimensions = 1\n").get("system.interaction") is True
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[system]\nomega = 0.01\n[wavefunction]\nsigma = 1e-200\n", "wavefunction.sigma = 1e-200"),
+    ("[wavefunction]\nsigma = 1000.0\n", "trap lengths"),
+    ("[sampler]\nkind = \"importance\"\ndt = 1e-320\n", "sampler.dt = 1e-320"),
+    ("[sampler]\nkind = \"importance\"\ndt = 5000.0\n", "trap periods"),
+    ("[sampler]\nstep = 1e-9\n", "sampler.step = 1e-9"),
+    ("[production]\ndensity_rmax = 1e9\n", "production.density_rmax"),
+])
+def test_degenerate_scales_are_input_errors(text, needle):
+    assert needle in error_of(text)
 
 
 def test_statistics_and_factor_rules():
@@ -315,7 +338,7 @@ def test_with_overrides():
 
 
 @pytest.mark.parametrize("overrides, needle", [
-    ({"wavefunction.hidden": 0}, "wavefunction.hidden = 0: must be >= 1"),
+    ({"wavefunction.hidden": 0}, "wavefunction.hidden = 0: must be between 1 and 100000"),
     ({"wavefunction.hidden": True}, "wavefunction.hidden = true"),
     ({"sampler.kind": "gibs"}, 'sampler.kind = "gibs"'),
     ({"sampler.stepp": 1.0}, "unknown key 'sampler.stepp' (did you mean 'sampler.step'?)"),
@@ -421,7 +444,7 @@ def test_invalid_sweep_key_or_table(text, needles):
 
 def test_invalid_sweep_value_is_named():
     msg = error_of('[sweep]\n"wavefunction.hidden" = [1, 0]\n')
-    assert "sweep.wavefunction.hidden = 0: must be >= 1" in msg
+    assert "sweep.wavefunction.hidden = 0: must be between 1 and 100000" in msg
     msg = error_of('[sweep]\n"sampler.step" = [1.0, true]\n')
     assert "sweep.sampler.step = true" in msg
     msg = error_of('[sweep]\n"sampler.kind" = ["gibbs", "gibs"]\n')
@@ -455,6 +478,9 @@ def test_readme_reference_is_generated():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert config.readme_section(text) == config.reference_markdown(), \
         "README input reference is stale: run `python -m vmc.config --update-readme README.md`"
+    from vmc import io
+    assert config.readme_section(text, "HDF5 LAYOUT") == io.layout_markdown(), \
+        "README HDF5 layout is stale: run `python -m vmc.config --update-readme README.md`"
 
 
 def test_reference_lists_every_option():
@@ -484,7 +510,7 @@ def test_check_command(tmp_path):
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 2
     assert "good.toml: ok" in run.stdout
-    assert run.stderr.strip() == f"{bad}: sampler.step = -1: must be > 0"
+    assert run.stderr.strip() == f"{bad}: sampler.step = -1: must be in (0, 1e6]"
 
 
 @pytest.mark.parametrize("path", INPUT_FILES, ids=[str(p.relative_to(ROOT)) for p in INPUT_FILES])

@@ -17,6 +17,7 @@ import numpy as np
 from . import blocking
 
 PARTS = ("kinetic", "trap", "interaction")
+ACCEPTANCE_BAND = (0.05, 0.999)   # Metropolis / importance acceptance outside it: a warning
 
 
 class AnalysisError(Exception):
@@ -108,7 +109,12 @@ def analyze_group(group, name: str | None = None) -> dict:
     if "pair_distance" in prod:
         r = analyze_series(prod["pair_distance"][:, :done])
         result["pair_distance"] = {"mean": r["mean"], "error": r["error"]}
-    result["acceptance"] = float(prod.attrs.get("acceptance", float("nan")))
+    result["acceptance"] = acc = float(prod.attrs.get("acceptance", float("nan")))
+    sampler = str(prod.attrs.get("sampler", ""))
+    if sampler != "gibbs" and math.isfinite(acc) and not ACCEPTANCE_BAND[0] <= acc <= ACCEPTANCE_BAND[1]:
+        result["warnings"].append(f"acceptance {acc:.4f} of the {sampler or 'Metropolis'} sampler is outside "
+                                  f"[{ACCEPTANCE_BAND[0]}, {ACCEPTANCE_BAND[1]}]: the chains barely move; tune "
+                                  "sampler.step or sampler.dt")
     cpu = float(prod.attrs.get("cpu_seconds", 0.0))
     result["cpu_seconds"] = cpu
     # QMCPACK's figure of merit: 1 / (error^2 * CPU time)
@@ -144,7 +150,7 @@ def analyze_path(path: str) -> dict:
         raise AnalysisError(f"{path}: no such file")
     ext = os.path.splitext(path)[1].lower()
     if ext in (".h5", ".hdf5", ".hdf"):
-        from .io import OutputError, open_for_reading
+        from .io import OutputError, attr_text, open_for_reading
         try:
             with open_for_reading(path) as f:
                 groups = run_groups(f)
@@ -154,7 +160,7 @@ def analyze_path(path: str) -> dict:
                     raise AnalysisError(f"{path}: no /production/local_energy dataset (is this a vmc run file?)")
                 points = []
                 for label, g in groups:
-                    if g.attrs.get("status") != "complete":
+                    if attr_text(g, "status") != "complete":
                         continue
                     points.append({"label": label, **analyze_group(g, f"{path} [{label}]")})
                 if not points:
@@ -162,8 +168,8 @@ def analyze_path(path: str) -> dict:
                 return {"points": points}
         except OutputError as exc:
             raise AnalysisError(str(exc)) from None
-        except (OSError, KeyError) as exc:
-            raise AnalysisError(f"{path}: damaged or incomplete HDF5 file ({exc})") from None
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            raise AnalysisError(f"{path}: damaged or incomplete HDF5 file ({str(exc).splitlines()[0]})") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # loadtxt warns on an empty file; we say it below
@@ -172,7 +178,8 @@ def analyze_path(path: str) -> dict:
     except (ValueError, OSError) as exc:
         raise AnalysisError(f"{path}: cannot read numbers ({str(exc).splitlines()[0]})") from None
     try:
-        return analyze_series(data.T if data.ndim == 2 else data)
+        # a text file holds one chain per column; a .npy array is (chains, steps) like the HDF5 series
+        return analyze_series(data.T if data.ndim == 2 and ext != ".npy" else data)
     except AnalysisError as exc:
         raise AnalysisError(f"{path}: {exc}") from None
 

@@ -1,7 +1,18 @@
 """Command line: `vmc run`, `vmc analyze`, `vmc report`, `vmc info` (also `python -m vmc ...`).
 
-Exit codes: 0 success, 1 the run failed (numerical blow-up, inconsistent ranks), 2 bad input
-(configuration, missing or unreadable files) — reported as one line on stderr, before any work.
+Exit codes (the README lists them too):
+
+    0  success; also `--resume` of a run that is already complete (nothing is changed)
+    1  the run failed: divergence or a non-finite energy, implausible sampling (acceptance 0 or 1), a
+       write error such as a full disk, ranks out of step, or an internal error. The file keeps every
+       completed iteration and production chunk and a checkpoint to `--resume` from.
+    2  bad input, found before any work: configuration, files, `--resume` overrides, memory or disk
+       the run would need, an output file another run is writing
+    3  stopped by SIGTERM, SIGINT or SIGUSR1: the run wrote a checkpoint at the next safe point and
+       `--resume` continues it bit for bit
+
+Every error is one line on stderr. Under MPI no rank waits for a failed one: an error that only one
+rank sees ends the whole job at once (MPI_Abort) with the codes above.
 """
 from __future__ import annotations
 
@@ -9,17 +20,124 @@ import argparse
 import datetime
 import json
 import os
+import signal
 import socket
 import sys
 import tomllib
+import traceback
+from dataclasses import dataclass, field
 
 from . import __version__
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3
 
 
 class UsageError(Exception):
-    """Bad input detected before any work: one line for the user, exit code 2."""
+    """Bad input detected before any work: one line for the user, exit code 2.
+
+    `everywhere`: raised on every MPI rank alike (no rank is left waiting)."""
+
+    def __init__(self, message: str, everywhere: bool = False):
+        super().__init__(message)
+        self.everywhere = everywhere
+
+
+class JobError(Exception):
+    """A failure every rank knows about (broadcast from rank 0): one line, exit code `code`."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+_COMM = None   # the job's communicator once `vmc run` has one (for `main`'s abort on a lone failure)
+
+
+def _world():
+    global _COMM
+    from .parallel import ParallelError, world
+    try:
+        _COMM = world()
+    except ParallelError as exc:
+        raise UsageError(str(exc)) from None
+    return _COMM
+
+
+def _on_root(comm, fn, share: bool = True):
+    """Run fn on rank 0 and share its result (`share`; else the result stays on rank 0 and the others get
+    None); if it raised UsageError (or an output error), every rank raises the same error, so no rank
+    waits for another."""
+    from .io import OutputError
+    from .resources import ResourceError
+    result = outcome = None
+    if comm.is_root:
+        try:
+            result = fn()
+            outcome = ("ok", result if share else None)
+        except (UsageError, ResourceError) as exc:
+            outcome = ("usage", str(exc))
+        except OutputError as exc:
+            outcome = ("output", str(exc))
+    outcome = comm.bcast(outcome)
+    if outcome[0] == "usage":
+        raise UsageError(outcome[1], everywhere=True)
+    if outcome[0] == "output":
+        raise JobError(outcome[1], EXIT_FAILED)
+    return outcome[1] if share else result
+
+
+class StopSignals:
+    """SIGTERM, SIGINT and SIGUSR1 ask the run to stop at the next safe point (it checkpoints and exits
+    with code 3); a second signal ends the process at once (the file stays valid)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopSignals":
+        for s in self.SIGNALS:
+            self._previous[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handler(self, signum, frame) -> None:
+        if self.received is not None:
+            os._exit(128 + signum)
+        self.received = signal.Signals(signum).name
+
+    def pending(self) -> str | None:
+        return self.received
+
+
+# ----------------------------------------------------------------------------------------------
+# vmc run: planning (rank 0, before any work)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Point:
+    index: int
+    label: str
+    cfg: dict
+    state: str = "new"            # new, resume or complete
+
+
+@dataclass
+class Plan:
+    path: str
+    study: bool
+    points: list[Point]
+    text: str
+    overrides: dict
+    resume: bool
+    config: dict = field(default_factory=dict)   # the whole input (with its sweep)
+    nothing_to_do: str = ""
+    lock_fd: int = -1             # rank 0's lock on the output file
 
 
 def _parse_override(text: str) -> tuple[str, object]:
@@ -42,168 +160,304 @@ def _output_path(args, config) -> str:
     return os.path.join("runs", f"{stem}.h5")
 
 
-def _prepare_output(path: str, force: bool) -> None:
-    """Check (on rank 0) that a new output file can be written at `path`."""
-    if os.path.exists(path) and not force:
-        raise UsageError(f"{path} exists: continue it with --resume {path}, overwrite it with --force, "
-                         "or choose another name with -o")
+def _check_new_output(path: str, force: bool) -> int:
+    """Check that a new output file can be written at `path`; returns a lock on an existing file that
+    --force will replace (-1 if there is none)."""
+    from .io import OutputError, lock
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory: give a file name for the output (-o DIR/NAME.h5)")
+    fd = -1
+    if os.path.exists(path):
+        if not force:
+            raise UsageError(f"{path} exists: continue it with --resume {path}, overwrite it with --force, "
+                             "or choose another name with -o")
+        try:
+            fd = lock(path)
+        except OutputError as exc:
+            raise UsageError(f"{exc}; --force does not replace a file in use") from None
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         try:
             os.makedirs(directory, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"{path}: cannot create output directory {directory} ({exc.strerror})") from None
+            raise UsageError(f"{path}: cannot create output directory {directory} "
+                             f"({exc.strerror or exc})") from None
     if not os.access(directory, os.W_OK):
         raise UsageError(f"{path}: output directory {directory} is not writable")
+    return fd
 
 
-def _collective(comm, fn):
-    """Run fn on rank 0 (result there, None elsewhere); every rank raises the same UsageError if it failed."""
-    error = None
-    result = None
-    if comm.is_root:
-        try:
-            result = fn()
-        except UsageError as exc:
-            error = str(exc)
-    error = comm.bcast(error)
-    if error:
-        raise UsageError(error)
-    return result
-
-
-def _resolve_run_inputs(args, comm):
-    """(config, input text, output path) for `vmc run`, checked on every rank before any work."""
-    from . import config as config_mod
+def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
+    """(config, input text, progress of each run group) of an output file, read without modifying it."""
     from . import io
+    try:
+        with io.open_for_reading(path) as f:
+            kind = f.attrs.get("format")
+            if kind not in (io.FORMAT, io.STUDY_FORMAT) or "config" not in f.attrs:
+                raise UsageError(f"{path}: not a vmc output file, cannot resume")
+            groups = [f] if kind == io.FORMAT else [f["points"][k] for k in sorted(f["points"])]
+            progress = []
+            for g in groups:
+                if "checkpoint" not in g or "current" not in g["checkpoint"].attrs:
+                    raise UsageError(f"{path}: holds no checkpoint in the format of vmc {__version__} "
+                                     f"(format_version {g.attrs.get('format_version')}); it cannot be resumed")
+                ck = g["checkpoint"].attrs
+                progress.append({"status": io.attr_text(g, "status", "running"),
+                                 "has_checkpoint": int(ck["current"]) >= 0,
+                                 "iteration": int(ck.get("iteration", 0)), "phase": int(ck.get("phase", 0)),
+                                 "steps_done": int(g["production"].attrs.get("steps_done", 0)),
+                                 "config": json.loads(g.attrs["config"])})
+            return json.loads(f.attrs["config"]), str(f.attrs.get("input_text", "")), progress
+    except io.OutputError as exc:
+        raise UsageError(str(exc)) from None
+    except (KeyError, OSError, RuntimeError, ValueError) as exc:
+        raise UsageError(f"{path}: damaged or incomplete vmc file, cannot resume "
+                         f"({str(exc).splitlines()[0]})") from None
 
+
+def _check_resume_overrides(path: str, overrides: dict, progress: list[dict]) -> None:
+    """Refuse, before anything is written, overrides that would change the physics or the stored state,
+    or that could no longer take effect."""
+    from .config import OPTION_BY_KEY, _suggest
+    allowed = sorted(k for k, o in OPTION_BY_KEY.items() if o.on_resume)
+    for key in overrides:
+        if key not in OPTION_BY_KEY:
+            raise UsageError(f"{path}: --set {key}: unknown key{_suggest(key)}")
+        if not OPTION_BY_KEY[key].on_resume:
+            raise UsageError(f"{path}: --set {key} cannot change on --resume: it fixes the physics or the shape "
+                             f"of the stored state (a resume may change: {', '.join(allowed)})")
+    for p in progress:
+        if p["status"] == "complete":
+            continue
+        optimizing = p["phase"] == 0
+        for key, value in overrides.items():
+            late = (key.startswith("optimizer.") or key in ("sampler.steps", "sampler.thermalize")) and not optimizing
+            if key == "sampler.burn_in" and p["iteration"] > 0 or key == "production.burn_in" and p["steps_done"] > 0 \
+                    or late:
+                raise UsageError(f"{path}: --set {key} would have no effect: that part of the run is already done")
+            if key == "optimizer.iterations" and value < p["iteration"]:
+                raise UsageError(f"{path}: --set optimizer.iterations={value} is below the {p['iteration']} "
+                                 "iterations already done")
+            if key == "production.steps" and value < p["steps_done"]:
+                raise UsageError(f"{path}: --set production.steps={value} is below the {p['steps_done']} "
+                                 "production steps already done")
+
+
+def _plan(args, n_ranks: int, ranks_on_node: int) -> Plan:
+    from . import config as config_mod
+    from .driver import run_shape
+    from .io import OutputError, lock
+    from .resources import check_disk, check_memory
+
+    if args.resume and args.input:
+        raise UsageError(f"vmc run: give an input file or --resume FILE, not both (a resume takes its input "
+                         f"from {args.resume})")
+    if not args.resume and not args.input:
+        raise UsageError("vmc run: give an input file (INPUT) or --resume FILE")
     overrides = dict(_parse_override(s) for s in args.set or [])
     try:
         if args.resume:
-            def read_stored():
-                try:
-                    with io.open_for_reading(args.resume) as f:
-                        if f.attrs.get("format") not in (io.FORMAT, io.STUDY_FORMAT) or "config" not in f.attrs:
-                            raise UsageError(f"{args.resume}: not a vmc output file, cannot resume")
-                        return f.attrs["config"], f.attrs.get("input_text", "")
-                except io.OutputError as exc:
-                    raise UsageError(str(exc)) from None
-            stored, text = comm.bcast(_collective(comm, read_stored))
-            config = config_mod.from_dict(json.loads(stored), source=args.resume, text=text)
             path = args.resume
+            stored, text, progress = _read_stored(path)
+            if all(p["status"] == "complete" for p in progress):
+                if overrides:
+                    raise UsageError(f"{path}: the run is complete; nothing to resume (the overrides were not "
+                                     "applied)")
+                return Plan(path, False, [], text, overrides, True,
+                            nothing_to_do=f"{path}: the run is already complete, nothing to do "
+                                          f"(`vmc analyze {path}` shows its results)")
+            _check_resume_overrides(path, overrides, progress)
+            config = config_mod.from_dict(stored, source=path, text=text)
+            if overrides:
+                config = config.with_overrides(overrides)
+            fd = lock(path)
         else:
-            if not args.input:
-                raise UsageError("vmc run: give an input file (INPUT) or --resume FILE")
             config = config_mod.load(args.input)
+            if overrides:
+                config = config.with_overrides(overrides)
             path = _output_path(args, config)
-        if overrides:
-            config = config.with_overrides(overrides)
-        for _, point in config.sweep_points():
-            config_mod.check_ranks(point, comm.size)
+            progress = None
+            fd = -1
+        points = []
+        for index, (label, point) in enumerate(config.sweep_points()):
+            config_mod.check_ranks(point, n_ranks)
+            cfg = point.to_dict()
+            state = "new"
+            if progress is not None:
+                state = "complete" if progress[index]["status"] == "complete" else \
+                    "resume" if progress[index]["has_checkpoint"] else "new"
+            points.append(Point(index, label, cfg, state))
+        for p in points:
+            check_memory(p.cfg, config.source, n_ranks, ranks_on_node, run_shape(p.cfg).n_opt)
         if not args.resume:
-            _collective(comm, lambda: _prepare_output(path, args.force))
+            fd = _check_new_output(path, args.force)
+            check_disk(path, sum(run_shape(p.cfg).file_bytes() for p in points))
+        else:
+            extra = 0
+            for p, prog in zip(points, progress):
+                old, new = run_shape(prog["config"]), run_shape(p.cfg)
+                extra += max(0, new.file_bytes() - old.file_bytes())
+            check_disk(path, extra)
     except config_mod.ConfigError as exc:
         raise UsageError(str(exc)) from None
-    return config, config.text, path, overrides
-
-
-def _run_attrs(cfg: dict, text: str, comm) -> dict:
-    return {"vmc_version": __version__, "input_text": text, "config": json.dumps(cfg), "n_ranks": comm.size,
-            "seed": cfg["seed"], "started": _now(), "host": socket.gethostname(), "command": " ".join(sys.argv)}
-
-
-def cmd_run(args) -> int:
-    """Run one input (or every point of its [sweep]) into one HDF5 file; resume what is unfinished."""
-    import h5py
-
-    from . import driver, io
-    from .parallel import ParallelError, world
-
-    try:
-        comm = world()
-    except ParallelError as exc:
+    except OutputError as exc:
         raise UsageError(str(exc)) from None
-    config, text, path, overrides = _resolve_run_inputs(args, comm)
-    points = config.sweep_points()
-    study = bool(config.sweep)
-    f = None
-    if comm.is_root:
-        if args.resume:
-            f = h5py.File(path, "a")
-            f.attrs["resumed"] = json.dumps(json.loads(f.attrs.get("resumed", "[]")) + [
-                {"time": _now(), "ranks": comm.size, "overrides": overrides}])
-            if overrides:
-                f.attrs["config"] = json.dumps(config.to_dict())
-            if f.attrs.get("n_ranks") != comm.size:
-                print(f"vmc: note: {path} was run on {f.attrs.get('n_ranks')} ranks, resuming on {comm.size}: "
-                      "results are statistically equivalent but not bit-identical", file=sys.stderr)
-        else:
-            if os.path.exists(path):
-                os.remove(path)
-            f = h5py.File(path, "w")
-            if study:
-                f.attrs.update(format=io.STUDY_FORMAT, format_version=io.FORMAT_VERSION, n_points=len(points),
-                               **_run_attrs(config.to_dict(), text, comm))
-                f.attrs["status"] = "running"
-                f.create_group("points")
-        f.flush()
-    status = 0
-    for index, (label, point) in enumerate(points):
-        cfg = point.to_dict()
-        group, state = None, None
-        if comm.is_root:
-            name = f"points/{index:03d}" if study else "/"
-            if name in f and "format" in f[name].attrs:
-                group = f[name]
-                state = group.attrs.get("status", "running")
-            else:
-                group = f.require_group(name)
-                io.create_run(group, {**_run_attrs(cfg, text, comm), "label": label, "index": index},
-                              n_params=driver.trial_state(cfg).n_params, n_walkers=cfg["sampler"]["walkers"],
-                              production_steps=cfg["production"]["steps"],
-                              density_bins=cfg["production"]["density_bins"])
-                f.flush()
-        state = comm.bcast(state)
-        if state == "complete":
-            continue
-        if comm.is_root and study and not args.quiet:
-            print(f"point {index + 1}/{len(points)}: {label}", file=sys.stderr)
-        if comm.is_root:
-            group.attrs["status"] = "running"
-            if overrides and state is not None:
-                group.attrs["config"] = json.dumps(cfg)
-        try:
-            summary = driver.run(cfg, group, comm, resume=state is not None, progress=not args.quiet)
-        except driver.RunError as exc:
-            if comm.is_root:
-                group.attrs["status"] = "failed"
-                group.attrs["message"] = str(exc)
-                f.flush()
-                hint = (f"\n  continue with: vmc run --resume {path} --set optimizer.learning_rate=<smaller>"
-                        if isinstance(exc, driver.NumericalError) else "")
-                print(f"vmc: run failed{' at ' + label if label else ''}: {exc}{hint}", file=sys.stderr)
-            status = EXIT_FAILED
-            if not study:
-                break
-            continue
-        if comm.is_root:
-            group.attrs["status"] = "complete"
-            group.attrs["finished"] = _now()
-            f.flush()
-            print((f"\n[{label}]" if label else "") + _summary_text(summary, cfg, path))
-    if comm.is_root:
-        if study:
-            f.attrs["status"] = "complete" if status == 0 else "failed"
-            f.attrs["finished"] = _now()
-        f.close()
-    return status
+    return Plan(path, bool(config.sweep), points, config.text, overrides, bool(args.resume), config.to_dict(),
+                lock_fd=fd)
+
+
+# ----------------------------------------------------------------------------------------------
+# vmc run: the file and the points
+# ----------------------------------------------------------------------------------------------
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _summary_text(summary: dict, cfg: dict, path: str) -> str:
+def _run_attrs(cfg: dict, text: str, n_ranks: int) -> dict:
+    return {"vmc_version": __version__, "input_text": text, "config": json.dumps(cfg), "n_ranks": n_ranks,
+            "seed": cfg["seed"], "started": _now(), "host": socket.gethostname(), "command": " ".join(sys.argv),
+            "resumed": "[]"}
+
+
+def _open_output(plan: Plan, n_ranks: int):
+    """Rank 0: create the output file with every run group at full size, or open it for a resume."""
+    import h5py
+
+    from . import driver, io
+    try:
+        if plan.resume:
+            f = h5py.File(plan.path, "r+", locking=False)
+            record = {"time": _now(), "ranks": n_ranks, "overrides": plan.overrides}
+            history = json.loads(io.attr_text(f, "resumed") or "[]") + [record]
+            while len(json.dumps(history)) > io.TEXT_CAPACITY["resumed"] and len(history) > 1:
+                history.pop(0)   # the oldest resumes go when the record is full
+            io.set_text(f, "resumed", json.dumps(history))
+            if f.attrs.get("n_ranks") != n_ranks:
+                print(f"vmc: note: {plan.path} was run on {f.attrs.get('n_ranks')} ranks, resuming on {n_ranks}: "
+                      "results are statistically equivalent but not bit-identical", file=sys.stderr)
+            for p in plan.points:
+                if p.state == "complete":
+                    continue
+                g = _group(f, plan, p)
+                if plan.overrides:
+                    io.set_text(g, "config", json.dumps(p.cfg))
+                io.extend_run(g, p.cfg["optimizer"]["iterations"], p.cfg["production"]["steps"])
+            if plan.overrides and plan.study:
+                io.set_text(f, "config", json.dumps(plan.config))
+            io.set_text(f, "status", "running")
+        else:
+            # laid out under a temporary name and renamed when complete: a kill during the creation
+            # leaves no half-made output file behind
+            tmp = os.path.join(os.path.dirname(os.path.abspath(plan.path)),
+                               f".{os.path.basename(plan.path)}.creating-{os.getpid()}")
+            try:
+                with h5py.File(tmp, "w", locking=False) as f:
+                    if plan.study:
+                        attrs = _run_attrs(plan.config, plan.text, n_ranks)
+                        f.attrs.update(format=io.STUDY_FORMAT, format_version=io.FORMAT_VERSION,
+                                       n_points=len(plan.points),
+                                       **{k: v for k, v in attrs.items() if k not in io.TEXT_CAPACITY})
+                        io.init_text(f, {**attrs, "status": "running"})
+                        f.create_group("points")
+                    for p in plan.points:
+                        g = f.require_group(f"points/{p.index:03d}") if plan.study else f
+                        wf = driver.trial_state(p.cfg)
+                        io.create_run(g, {**_run_attrs(p.cfg, plan.text, n_ranks), "label": p.label,
+                                          "index": p.index}, driver.run_shape(p.cfg), p.cfg["sampler"]["kind"],
+                                      driver.wavefunction_attrs(wf))
+                os.replace(tmp, plan.path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+            f = h5py.File(plan.path, "r+", locking=False)
+        f.flush()
+    except OSError as exc:
+        from .io import _describe_write_error
+        raise io.OutputError(f"{plan.path}: cannot {'open' if plan.resume else 'create'} the output file "
+                             f"({_describe_write_error(exc)})") from None
+    if not plan.resume:
+        from .io import lock
+        old = plan.lock_fd
+        plan.lock_fd = lock(plan.path)
+        if old >= 0:
+            os.close(old)
+    return f
+
+
+def _group(f, plan: Plan, p: Point):
+    return f[f"points/{p.index:03d}"] if plan.study else f
+
+
+def cmd_run(args) -> int:
+    """Run one input (or every point of its [sweep]) into one HDF5 file; resume what is unfinished."""
+    comm = _world()
+    with StopSignals() as stop:
+        return _run(args, comm, stop)
+
+
+def _run(args, comm, stop: StopSignals) -> int:
+    from . import driver, io
+
+    ranks_on_node = comm.ranks_on_node()
+    plan = _on_root(comm, lambda: _plan(args, comm.size, ranks_on_node))
+    if plan.nothing_to_do:
+        if comm.is_root:
+            print(plan.nothing_to_do, file=sys.stderr)
+        return EXIT_OK
+    f = _on_root(comm, lambda: _open_output(plan, comm.size), share=False)
+    status = EXIT_OK
+    for p in plan.points:
+        if p.state == "complete":
+            continue
+        writer = io.RunWriter(_group(f, plan, p)) if comm.is_root else None
+        if comm.is_root and plan.study and not args.quiet:
+            print(f"point {p.index + 1}/{len(plan.points)}: {p.label}", file=sys.stderr)
+        if writer is not None:
+            writer.status("running")
+        try:
+            summary = driver.run(p.cfg, writer, comm, resume=p.state == "resume", progress=not args.quiet,
+                                 stop=stop.pending)
+        except driver.Interrupted as exc:
+            if writer is not None:
+                writer.status("interrupted", str(exc))
+                if plan.study:
+                    io.set_text(f, "status", "interrupted")
+                f.flush()
+                print(f"vmc: {exc}{' at ' + p.label if p.label else ''}; checkpointed, continue with: "
+                      f"vmc run --resume {plan.path}", file=sys.stderr)
+            status = EXIT_INTERRUPTED
+            break
+        except driver.RunError as exc:
+            if writer is not None:
+                writer.status("failed", str(exc))
+                hint = (f"\n  continue with: vmc run --resume {plan.path} --set optimizer.learning_rate=<smaller>"
+                        if isinstance(exc, driver.NumericalError) else "")
+                print(f"vmc: run failed{' at ' + p.label if p.label else ''}: {exc}{hint}", file=sys.stderr)
+            status = EXIT_FAILED
+            if not plan.study:
+                break
+            continue
+        if writer is not None:
+            scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
+            scalars["warnings"] = summary.get("warnings", [])
+            text = json.dumps(scalars)
+            if len(text.encode()) > io.TEXT_CAPACITY["summary"]:
+                text = json.dumps({**scalars, "warnings": ["(too many warnings to store: see vmc analyze)"]})
+            writer.status("complete", finished=_now(), summary=text)
+            print((f"\n[{p.label}]" if p.label else "") + summary_text(summary, p.cfg, plan.path))
+    if comm.is_root:
+        if plan.study and status != EXIT_INTERRUPTED:
+            io.set_text(f, "status", "complete" if status == EXIT_OK else "failed")
+            io.set_text(f, "finished", _now())
+        f.close()
+        os.close(plan.lock_fd)
+    return status
+
+
+def summary_text(summary: dict, cfg: dict, path: str) -> str:
+    """The block `vmc run` prints at the end of a run."""
     from .analysis import reference_energy
     ref = reference_energy(cfg)
     lines = [
@@ -221,13 +475,18 @@ def _summary_text(summary: dict, cfg: dict, path: str) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------------------------
+# vmc info / analyze / report
+# ----------------------------------------------------------------------------------------------
+
+
 def cmd_info(args) -> int:
     from . import io
     try:
         print(io.describe(args.file))
-    except (io.OutputError, KeyError) as exc:
+    except io.OutputError as exc:
         raise UsageError(str(exc)) from None
-    return 0
+    return EXIT_OK
 
 
 def cmd_analyze(args) -> int:
@@ -244,7 +503,7 @@ def cmd_analyze(args) -> int:
                           for r in results))
     if args.plot:
         analysis.plot(results[-1], args.plot)
-    return 0
+    return EXIT_OK
 
 
 def cmd_report(args) -> int:
@@ -254,25 +513,29 @@ def cmd_report(args) -> int:
     except analysis.AnalysisError as exc:
         raise UsageError(str(exc)) from None
     print(md)
-    return 0
+    return EXIT_OK
 
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vmc", description="Variational Monte Carlo for electrons in harmonic "
-                                "traps with restricted-Boltzmann-machine trial states.")
+                                "traps with restricted-Boltzmann-machine trial states.",
+                                epilog="exit codes: 0 success, 1 run failed, 2 bad input, 3 interrupted "
+                                "(checkpointed; --resume continues)")
     p.add_argument("--version", action="version", version=f"vmc {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="optimize and evaluate (under mpiexec: in parallel over walkers)")
     r.add_argument("input", nargs="?", help="TOML input file (see README: input reference)")
     r.add_argument("-o", "--output", help="HDF5 output file (default: runs/<input name>.h5)")
-    r.add_argument("--resume", metavar="FILE", help="continue a killed or failed run from its last checkpoint")
+    r.add_argument("--resume", metavar="FILE", help="continue a killed, failed or interrupted run from its last "
+                   "checkpoint (its input comes from FILE)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override an option, e.g. --set optimizer.learning_rate=0.001 (repeatable)")
-    r.add_argument("--force", action="store_true", help="overwrite an existing output file")
+                   help="override an option, e.g. --set optimizer.learning_rate=0.001 (repeatable); on --resume "
+                        "only run-length and optimizer options")
+    r.add_argument("--force", action="store_true", help="overwrite an existing output file (not one in use)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
     a = sub.add_parser("analyze", help="blocking analysis of a run's production series (or a .npy/text column)")
-    a.add_argument("file")
+    a.add_argument("file", help="HDF5 run or study file; .npy array (chains, steps); text file, one chain per column")
     a.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     a.add_argument("--plot", metavar="PNG", help="draw the blocking curve and the energy trace")
     a.set_defaults(func=cmd_analyze)
@@ -286,22 +549,48 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _rank() -> int:
+    if _COMM is not None:
+        return _COMM.rank
+    return int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")) or 0)
+
+
+def _fail(message: str, code: int) -> int:
+    """Print one line; if other ranks may be waiting for this one, end the whole job (MPI_Abort)."""
+    print(message, file=sys.stderr, flush=True)
+    if _COMM is not None and _COMM.size > 1:
+        _COMM.abort(code)
+    return code
+
+
 def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
     except UsageError as exc:
-        _print_once(f"vmc: error: {exc}")
-        return EXIT_USAGE
+        if exc.everywhere:
+            if _rank() == 0:
+                print(f"vmc: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return _fail(f"vmc: error: {exc}", EXIT_USAGE)
+    except JobError as exc:
+        if _rank() == 0:
+            print(f"vmc: error: {exc}", file=sys.stderr)
+        return exc.code
     except BrokenPipeError:   # output piped into head & co.
         sys.stderr.close()
-        return 0
-
-
-def _print_once(message: str) -> None:
-    rank = int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")) or 0)
-    if rank == 0:
-        print(message, file=sys.stderr)
+        return EXIT_OK
+    except Exception as exc:
+        from .io import OutputError
+        if isinstance(exc, OutputError):
+            return _fail(f"vmc: error: {exc}", EXIT_FAILED)
+        if os.environ.get("VMC_DEBUG"):
+            traceback.print_exc()
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        rank = f" on rank {_rank()}" if _COMM is not None and _COMM.size > 1 else ""
+        return _fail(f"vmc: internal error{rank}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                     f"({os.path.basename(where.filename)}:{where.lineno}; VMC_DEBUG=1 prints the traceback)",
+                     EXIT_FAILED)
 
 
 if __name__ == "__main__":

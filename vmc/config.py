@@ -1,6 +1,7 @@
-r"""Input options of a run: the one place where every option, its default, type, range and meaning lives.
+r"""Reading and validating input: TOML files, dotted-key overrides and `[sweep]` tables into a `Config`.
 
-One TOML file describes a run. `OPTIONS` below is a declarative table; validation, defaults, the
+One TOML file describes a run. The options and the rules between them are declarative tables in
+`vmc.options` (built from `vmc.schema`); validation, defaults, the
 README's input reference (`reference_markdown`, printed by ``python -m vmc.config --markdown``) and a
 complete input template (``--template``) are all derived from it, so they cannot disagree.
 
@@ -33,290 +34,22 @@ import os
 import re
 import sys
 import tomllib
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from .options import OPTIONS, RULES
+from .schema import ConfigError, Option, Rule, _Invalid, fmt as _fmt, kind_of as _kind
+
 __all__ = [
-    "ConfigError", "Option", "OPTIONS", "OPTION_BY_KEY", "SECTIONS", "RULES", "MAX_SWEEP_POINTS",
+    "ConfigError", "Option", "Rule", "OPTIONS", "OPTION_BY_KEY", "SECTIONS", "RULES", "MAX_SWEEP_POINTS",
     "Config", "load", "from_text", "from_dict", "defaults", "resolved_sigma", "resolved_density_rmax",
     "check_ranks", "reference_markdown", "template_toml", "update_readme",
 ]
 
 
-class ConfigError(Exception):
-    """A problem with the input; str() is one line for the user (the CLI prints it and exits with 2).
-
-    `source` is the file (or other origin) of the input, `key` the dotted option key when there is one.
-    """
-
-    def __init__(self, message: str, source: str = "", key: str | None = None):
-        super().__init__(" ".join(str(message).split("\n")))
-        self.source = source
-        self.key = key
-
-
-def _fmt(value: Any) -> str:
-    """A value as it would be written in TOML (one line)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return re.sub(r"e([+-])0*(\d)", r"e\1\2", repr(value)).replace("e+", "e")
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{k} = {_fmt(v)}" for k, v in value.items()) + " }" if value else "{}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_fmt(v) for v in value) + "]"
-    return str(value)
-
-
-# ----------------------------------------------------------------------------------------------
-# Constraints on single values
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Check:
-    """A constraint on one value: `test(value)` and the text after "must be " when it fails."""
-
-    test: Callable[[Any], bool]
-    text: str
-    choices: tuple = ()     # for `one_of`: the allowed values (the README lists them instead of a type)
-
-
-def gt(lo: float) -> Check:
-    return Check(lambda v: v > lo, f"> {lo:g}")
-
-
-def ge(lo: float) -> Check:
-    return Check(lambda v: v >= lo, f">= {lo:g}")
-
-
-def between(lo: float, hi: float) -> Check:
-    """Closed interval [lo, hi]."""
-    return Check(lambda v: lo <= v <= hi, f"between {lo:g} and {hi:g}")
-
-
-def half_open(lo: float, hi: float) -> Check:
-    """Interval [lo, hi)."""
-    return Check(lambda v: lo <= v < hi, f"in [{lo:g}, {hi:g})")
-
-
-def one_of(*values) -> Check:
-    text = " or ".join(_fmt(v) for v in values) if len(values) <= 2 else \
-        "one of " + ", ".join(_fmt(v) for v in values)
-    return Check(lambda v: v in values, text, tuple(values))
-
-
-_TYPE_NAMES = {int: "integer", float: "number", bool: "true or false", str: "string"}
-
-
-@dataclass(frozen=True)
-class Option:
-    """One input option: dotted `key` ("section.name", or "name" at top level), its default, type,
-    meaning (`doc`, one sentence or a few; markdown-safe plain text) and optional constraint."""
-
-    key: str
-    default: Any
-    type: type
-    doc: str
-    check: Check | None = None
-    sweepable: bool = True
-
-    @property
-    def section(self) -> str:
-        return self.key.rpartition(".")[0]
-
-    @property
-    def name(self) -> str:
-        return self.key.rpartition(".")[2]
-
-    def allowed(self) -> str:
-        """What is allowed, in words: "integer >= 0", "number in [0, 1)", 'one of "a", "b", "c"'."""
-        if self.check is None:
-            return _TYPE_NAMES[self.type]
-        if self.check.choices:
-            return self.check.text
-        return f"{_TYPE_NAMES[self.type]} {self.check.text}"
-
-    def _must(self) -> str:
-        if self.check is not None and self.check.choices:
-            return f"must be {self.allowed()}"
-        return f"must be {'an' if self.type is int else 'a'} {self.allowed()}"
-
-    def validate(self, value: Any) -> Any:
-        """The value converted to the option's type (int -> float); raises `_Invalid` with the reason."""
-        t = self.type
-        if t is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise _Invalid(f"{self._must()} (got {_kind(value)})")
-            value = float(value)
-            if not math.isfinite(value):
-                raise _Invalid("must be a finite number")
-        elif t is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                hint = f"; write {int(value)}" if isinstance(value, float) and value.is_integer() else ""
-                raise _Invalid(f"{self._must()} (got {_kind(value)}{hint})")
-        elif t is bool:
-            if not isinstance(value, bool):
-                raise _Invalid(f"must be true or false (got {_kind(value)})")
-        elif t is str:
-            if not isinstance(value, str):
-                raise _Invalid(f"{self._must()} (got {_kind(value)})")
-        if self.check is not None and not self.check.test(value):
-            reason = f"must be {self.check.text}"
-            if self.check.choices and isinstance(value, str):
-                close = difflib.get_close_matches(value, [c for c in self.check.choices if isinstance(c, str)], 1)
-                if close:
-                    reason += f" (did you mean {_fmt(close[0])}?)"
-            raise _Invalid(reason)
-        return value
-
-
-class _Invalid(Exception):
-    """Internal: why a value is not allowed (the caller adds file, key and value)."""
-
-
-# ----------------------------------------------------------------------------------------------
-# The table of options
-# ----------------------------------------------------------------------------------------------
-
-OPTIONS: tuple[Option, ...] = (
-    # ---- top level
-    Option("seed", 2026, int, "Root seed of every random stream (initial parameters, one stream per walker); "
-           "the same input and seed give the same numbers.", ge(0)),
-    Option("output", "", str, "HDF5 output file; empty: `runs/<input file stem>.h5` (`vmc run -o` overrides it).",
-           sweepable=False),
-    # ---- [system]
-    Option("system.particles", 2, int, "Number of particles P.", between(1, 64)),
-    Option("system.dimensions", 2, int, "Number of spatial dimensions D.", between(1, 3)),
-    Option("system.omega", 1.0, float, "Trap frequency omega (atomic units): V_trap = omega^2 sum_i r_i^2 / 2.",
-           gt(0)),
-    Option("system.statistics", "fermion", str, "fermion: electrons, spin up = particles 0..P/2-1, the rest "
-           "spin down (two electrons form the spin singlet and need no determinant; more need "
-           "`wavefunction.slater`); boson: symmetric, no determinant (also the choice for distinguishable "
-           "particles). Sets the Jastrow cusp values.", one_of("fermion", "boson")),
-    Option("system.interaction", True, bool, "Coulomb repulsion `sum_{i<j} 1/r_ij` on or off. In 1D with P > 1 "
-           "the exact state vanishes where particles meet (hard core); the RBM state does not, so expect "
-           "large, heavy-tailed energy fluctuations there."),
-    # ---- [wavefunction]
-    Option("wavefunction.hidden", 2, int, "Number of hidden units N of the RBM.", ge(1)),
-    Option("wavefunction.g", 0.5, float, "Trial state psi = F^g, F the RBM marginal of the visible units: 0.5 "
-           "makes |psi|^2 the RBM marginal p(x) (needed for Gibbs sampling); 1.0 makes psi = F.",
-           one_of(0.5, 1.0)),
-    Option("wavefunction.sigma", 0.0, float, "Width sigma of the visible units; 0: sqrt(g / omega), i.e. "
-           "sqrt(1/(2 omega)) for g = 0.5 and sqrt(1/omega) for g = 1, which makes the W = 0, a = 0 state the "
-           "exact non-interacting Gaussian.", ge(0)),
-    Option("wavefunction.init_scale", 0.1, float, "Standard deviation of the normally distributed initial "
-           "a, b and W (0: all start at zero).", ge(0)),
-    Option("wavefunction.optimize_sigma", False, bool, "Optimize sigma too (otherwise it stays fixed)."),
-    Option("wavefunction.jastrow", "none", str, "none, or pade: multiply by the Padé-Jastrow factor "
-           "exp(sum_{i<j} a_ij r_ij / (1 + beta r_ij)) with Kato's cusp values a_ij (1/(D-1) antiparallel "
-           "spins or bosons, 1/(D+1) parallel) and beta variational.", one_of("none", "pade")),
-    Option("wavefunction.beta", 1.0, float, "Initial beta of the Padé-Jastrow factor.", gt(0)),
-    Option("wavefunction.slater", False, bool, "Multiply by det D_up det D_down of harmonic-oscillator "
-           "orbitals (Hermite polynomials in sqrt(omega) x; the RBM supplies the Gaussian) filling closed "
-           "shells: P = 2, 6, 12, 20 in 2D, 2, 8, 20 in 3D."),
-    # ---- [sampler]
-    Option("sampler.kind", "metropolis", str, "metropolis: brute-force moves uniform in a box of side `step`; "
-           "importance: Langevin drift with time step `dt` and Metropolis-Hastings acceptance; gibbs: "
-           "alternate h | x and x | h of the RBM joint distribution (needs wavefunction.g = 0.5). A sweep "
-           "moves every particle once (gibbs: one update of all hidden, then all visible units).",
-           one_of("metropolis", "importance", "gibbs")),
-    Option("sampler.step", 1.0, float, "Metropolis step length: x' = x + step (U - 1/2), U uniform in [0, 1)^D.",
-           gt(0)),
-    Option("sampler.dt", 0.05, float, "Langevin time step of importance sampling.", gt(0)),
-    Option("sampler.walkers", 16, int, "Number of walkers (Markov chains) in total, shared by the MPI ranks "
-           "(every rank needs at least one); walker w always uses random stream w.", ge(1)),
-    Option("sampler.burn_in", 1000, int, "Sweeps per walker discarded before the first optimization "
-           "iteration.", ge(0)),
-    Option("sampler.steps", 1000, int, "Measured sweeps per walker per optimization iteration.", ge(1)),
-    Option("sampler.thermalize", 10, int, "Sweeps per walker discarded after each parameter update.", ge(0)),
-    # ---- [optimizer]
-    Option("optimizer.kind", "adam", str, "sgd: plain gradient descent; momentum: gradient descent with "
-           "momentum; adam: Adam; sr: stochastic reconfiguration (natural gradient, solves "
-           "(S + sr_shift I) delta = -eta_t G).", one_of("sgd", "momentum", "adam", "sr")),
-    Option("optimizer.learning_rate", 0.01, float, "Learning rate eta.", gt(0)),
-    Option("optimizer.iterations", 200, int, "Number of optimization iterations (0: evaluate the initial "
-           "parameters).", ge(0)),
-    Option("optimizer.schedule", "constant", str, "Learning rate of iteration t: constant: eta_t = eta; "
-           "inverse: eta_t = eta / (1 + decay t).", one_of("constant", "inverse")),
-    Option("optimizer.decay", 0.0, float, "Decay rate of the inverse schedule.", ge(0)),
-    Option("optimizer.momentum", 0.9, float, "Momentum coefficient mu (kind = momentum).", half_open(0, 1)),
-    Option("optimizer.beta1", 0.9, float, "Adam: decay rate of the gradient average.", half_open(0, 1)),
-    Option("optimizer.beta2", 0.999, float, "Adam: decay rate of the squared-gradient average.", half_open(0, 1)),
-    Option("optimizer.epsilon", 1e-8, float, "Adam: added to sqrt(v) in the denominator.", gt(0)),
-    Option("optimizer.sr_shift", 1e-3, float, "Stochastic reconfiguration: diagonal shift added to the "
-           "matrix S.", gt(0)),
-    Option("optimizer.patience", 0, int, "0: off; else stop early when |Delta E| between successive "
-           "iterations is below its error bar for this many consecutive iterations.", ge(0)),
-    Option("optimizer.max_step", 0.0, float, "0: off; else scale each parameter update down to at most "
-           "this norm.", ge(0)),
-    # ---- [production]
-    Option("production.steps", 10000, int, "Measured sweeps per walker in the final evaluation at fixed "
-           "parameters (the reported energy).", ge(1)),
-    Option("production.burn_in", 200, int, "Sweeps per walker discarded before the production "
-           "measurements.", ge(0)),
-    Option("production.density_bins", 100, int, "Number of bins of the radial one-body density.", ge(1)),
-    Option("production.density_rmax", 0.0, float, "Outer radius of the density histogram; 0: 5/sqrt(omega).",
-           ge(0)),
-)
-
 OPTION_BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in OPTIONS if o.section))
 SWEEP = "sweep"
 MAX_SWEEP_POINTS = 10_000
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A rule between options: `ok(values)` on the flat {key: value} dict; `message` says what is needed."""
-
-    keys: tuple[str, ...]
-    ok: Callable[[Mapping[str, Any]], bool]
-    message: str
-    doc: str = field(default="")
-
-
-def _closed_shell(c) -> bool:
-    from .slater import allowed_particle_numbers
-    return c["system.dimensions"] >= 2 and c["system.particles"] in allowed_particle_numbers(c["system.dimensions"])
-
-
-RULES: tuple[Rule, ...] = (
-    Rule(("system.statistics", "system.particles", "wavefunction.slater"),
-         lambda c: c["system.statistics"] != "fermion" or c["system.particles"] <= 2 or c["wavefunction.slater"],
-         "more than two fermions need wavefunction.slater = true (an RBM alone is symmetric)",
-         "More than two fermions (`system.statistics = \"fermion\"`, `system.particles > 2`) need "
-         "`wavefunction.slater = true`: the RBM and Jastrow factors are symmetric under exchange."),
-    Rule(("wavefunction.slater", "system.statistics"),
-         lambda c: not c["wavefunction.slater"] or c["system.statistics"] == "fermion",
-         "Slater determinants are for fermions (system.statistics = \"fermion\")",
-         "`wavefunction.slater = true` needs `system.statistics = \"fermion\"`."),
-    Rule(("wavefunction.slater", "system.particles", "system.dimensions"),
-         lambda c: not c["wavefunction.slater"] or _closed_shell(c),
-         "Slater determinants need closed shells: system.particles in 2, 6, 12, 20 (2D) or 2, 8, 20 (3D)",
-         "`wavefunction.slater = true` needs a closed shell: P = 2, 6, 12, 20 (2D) or 2, 8, 20 (3D)."),
-    Rule(("wavefunction.jastrow", "system.dimensions"),
-         lambda c: c["wavefunction.jastrow"] == "none" or c["system.dimensions"] >= 2,
-         "the Padé-Jastrow cusp needs system.dimensions >= 2",
-         "`wavefunction.jastrow = \"pade\"` needs `system.dimensions >= 2` (Kato's cusp a = 1/(D-1))."),
-    Rule(("sampler.kind", "wavefunction.jastrow", "wavefunction.slater"),
-         lambda c: c["sampler.kind"] != "gibbs" or (c["wavefunction.jastrow"] == "none" and not c["wavefunction.slater"]),
-         "Gibbs sampling draws from the RBM alone: not with a Jastrow factor or determinants",
-         "`sampler.kind = \"gibbs\"` needs `wavefunction.jastrow = \"none\"` and `wavefunction.slater = false`: "
-         "it samples the RBM's own distribution, which is not |psi|^2 once other factors multiply it."),
-    Rule(("sampler.kind", "wavefunction.g"),
-         lambda c: c["sampler.kind"] != "gibbs" or c["wavefunction.g"] == 0.5,
-         "Gibbs sampling needs wavefunction.g = 0.5 (only then is |psi|^2 the x-marginal of the RBM "
-         "joint distribution it samples)",
-         "`sampler.kind = \"gibbs\"` needs `wavefunction.g = 0.5`: Gibbs sampling draws from the RBM joint "
-         "distribution, whose x-marginal is |psi|^2 only for g = 1/2."),
-)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -326,22 +59,6 @@ RULES: tuple[Rule, ...] = (
 
 def _label_value(value: Any) -> str:
     return value if isinstance(value, str) else _fmt(value)
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "a table"
-    return f"a {type(value).__name__}"
 
 
 def _suggest(key: str) -> str:
@@ -720,6 +437,12 @@ README_BEGIN = "<!-- BEGIN INPUT REFERENCE"
 README_END = "<!-- END INPUT REFERENCE -->"
 
 
+def _generated_sections() -> dict:
+    """README sections made from code: marker name -> text."""
+    from .io import layout_markdown
+    return {"INPUT REFERENCE": reference_markdown(), "HDF5 LAYOUT": layout_markdown()}
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -758,6 +481,14 @@ def reference_markdown() -> str:
         out.append(f"- {_md(rule.doc)}")
     out.append("- `sampler.walkers` is the total over all MPI ranks; each rank needs at least one walker.")
     out.append("")
+    out.append("### Changing options on `--resume`")
+    out.append("")
+    out.append("`vmc run --resume FILE --set KEY=VALUE` may change only "
+               + ", ".join(f"`{o.key}`" for o in OPTIONS if o.on_resume)
+               + " (and not below what is already done, nor options of a phase that is over); every other "
+               "option fixes the physics or the shape of the stored state and is refused (exit code 2, the "
+               "file unchanged). The changes are recorded in the file's `resumed` attribute.")
+    out.append("")
     out.append("### Parameter sweeps: `[sweep]`")
     out.append("")
     out.append(
@@ -794,24 +525,25 @@ def template_toml() -> str:
 
 
 def update_readme(path: str | os.PathLike) -> bool:
-    """Replace the README text between the input-reference markers by `reference_markdown()`;
-    returns whether the file changed."""
+    """Replace every generated README section (between `<!-- BEGIN NAME ...-->` and `<!-- END NAME -->`)
+    by its current text; returns whether the file changed."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    start = text.index(README_BEGIN)
-    start = text.index("\n", start) + 1
-    end = text.index(README_END, start)
-    new = text[:start] + reference_markdown() + text[end:]
+    new = text
+    for name, body in _generated_sections().items():
+        start = new.index("\n", new.index(f"<!-- BEGIN {name}")) + 1
+        end = new.index(f"<!-- END {name} -->", start)
+        new = new[:start] + body + new[end:]
     if new != text:
         with open(path, "w", encoding="utf-8") as f:
             f.write(new)
     return new != text
 
 
-def readme_section(text: str) -> str:
-    """The text between the input-reference markers of a README."""
-    start = text.index("\n", text.index(README_BEGIN)) + 1
-    return text[start:text.index(README_END, start)]
+def readme_section(text: str, name: str = "INPUT REFERENCE") -> str:
+    """The text between a generated section's markers of a README."""
+    start = text.index("\n", text.index(f"<!-- BEGIN {name}")) + 1
+    return text[start:text.index(f"<!-- END {name} -->", start)]
 
 
 def main(argv: Iterable[str] | None = None) -> int:

@@ -1,46 +1,92 @@
 """The VMC run: energy minimization, then a production evaluation at fixed parameters.
 
-One loop, top to bottom (`run`):
+One loop per phase, top to bottom (`run` -> `optimize` -> `produce` -> `finish`):
 
-1. build the trial state, Hamiltonian, sampler and optimizer from the resolved configuration;
-   every random stream comes from the root seed: stream 0 draws the initial parameters (identical on
-   every rank), stream 1 is split into one stream per walker (walker w always gets stream w);
-2. optimization: each iteration every rank samples its walkers, the ranks allreduce the sums of
-   E_L, E_L^2, O, E_L O (and O O^T for SR), every rank computes the same gradient and the same update;
-   rank 0 appends the iteration to the output and checkpoints walkers, random streams and optimizer;
-3. production: sampling at fixed parameters in chunks, each chunk stored as it completes;
-4. the blocked error of the production energy (`vmc.blocking`) is the number the run reports.
+1. `build`: the trial state, Hamiltonian, sampler and optimizer from the resolved configuration; every
+   random stream comes from the root seed: stream 0 draws the initial parameters (identical on every
+   rank), stream 1 is split into one stream per walker (walker w always gets stream w);
+2. `optimize`: each iteration every rank samples its walkers, the ranks allreduce one vector (the sums
+   of E_L, E_L^2, O, E_L O (and O O^T for SR), plus the control flags: a stop request from a signal on
+   any rank and "checkpoint due" from rank 0's clock); every rank computes the same gradient and the
+   same update; rank 0 writes the iteration's row;
+3. `produce`: sampling at fixed parameters in chunks of `io.PRODUCTION_CHUNK` sweeps, each stored as it
+   completes (one allreduce per chunk);
+4. `finish`: the blocked error of the production energy (`vmc.blocking`) is the number the run reports,
+   with warnings (acceptance near 0 or 1) kept in the file.
 
-A run resumed from its checkpoint continues exactly where the killed run stopped: same chunks, same
-streams, same sums, so it ends on the same numbers as an uninterrupted run with the same seed and ranks.
+Checkpoints (`RunState` plus parameters, optimizer state, walker positions and random-stream states)
+are written every `checkpoint_interval` seconds, at the end of each phase, on a stop request and on
+failure. A resumed run continues exactly where the checkpoint was taken: same chunks, same streams,
+same sums, so it ends on the same numbers as an uninterrupted run with the same seed and ranks,
+whatever the checkpoint interval.
+
+Sanity (`Guard`): an iteration whose energy is not finite, lies below the lowest energy the
+Hamiltonian allows (the non-interacting ground state: the Coulomb term is positive), or has grown by
+two orders of magnitude above the best seen stops the run with `NumericalError`; the checkpoint then
+holds the state at the start of the last iteration whose energy was finite and close to the best, so
+`--resume --set optimizer.learning_rate=<smaller>` continues from good parameters.
 """
 from __future__ import annotations
 
-import json
+import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields, replace
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
 from . import io
+from .config import check_ranks, resolved_density_rmax, resolved_sigma
 from .estimators import Moments, sums
 from .hamiltonian import Hamiltonian
 from .optimizers import Optimizer
 from .parallel import Comm, walker_range
-from .samplers import Sampler, Walkers
-from .config import check_ranks, resolved_density_rmax, resolved_sigma
+from .samplers import Sampler, Walkers, rng_words
 from .wavefunction import TrialState
 
+OPTIMIZATION, PRODUCTION, DONE = 0, 1, 2
 
 
 class RunError(RuntimeError):
-    """A run that cannot go on."""
+    """A run that cannot go on; raised identically on every rank."""
 
 
 class NumericalError(RunError):
-    """A NaN or infinite energy, gradient or parameter; the last good state is checkpointed."""
+    """Diverged or not finite; the last good state is checkpointed."""
+
+
+class Interrupted(RunError):
+    """A stop was requested (signal); the run is checkpointed and can be resumed."""
+
+
+@dataclass
+class RunState:
+    """The counters a checkpoint stores beside the arrays (all numbers, in this order)."""
+    iteration: int = 0                 # optimization iterations completed
+    phase: int = OPTIMIZATION
+    production_steps: int = 0          # production sweeps completed
+    calm: int = 0                      # consecutive iterations with |Delta E| below its error (patience)
+    last_energy: float = math.nan
+    last_error: float = math.nan
+    best_energy: float = math.inf
+    accepted: float = 0.0              # production moves accepted / proposed
+    proposed: float = 0.0
+    wall_seconds: float = 0.0          # production wall and CPU seconds (CPU summed over ranks)
+    cpu_seconds: float = 0.0
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def to_array(self) -> np.ndarray:
+        return np.array(astuple(self), dtype=float)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunState":
+        kinds = {f.name: f.type for f in fields(cls)}
+        return cls(**{k: (int(v) if kinds[k] == "int" else float(v)) for k, v in values.items() if k in kinds})
 
 
 @dataclass
@@ -61,17 +107,36 @@ def trial_state(cfg: dict) -> TrialState:
                       omega=s["omega"], beta=w["beta"])
 
 
+def run_shape(cfg: dict) -> io.RunShape:
+    """The layout of a run's output file (see `vmc.io.create_run`)."""
+    wf = trial_state(cfg)
+    return io.RunShape(n_params=wf.n_params, n_opt=wf.n_opt, n_visible=wf.n_visible,
+                       walkers=cfg["sampler"]["walkers"], iterations=cfg["optimizer"]["iterations"],
+                       production_steps=cfg["production"]["steps"], density_bins=cfg["production"]["density_bins"],
+                       state_fields=RunState.names(), views=tuple((k, v.shape) for k, v in wf.views().items()))
+
+
+def wavefunction_attrs(wf: TrialState) -> dict:
+    return dict(sigma=wf.sigma, g=wf.g, beta=wf.beta, particles=wf.particles, dimensions=wf.dimensions,
+                hidden=wf.hidden, optimize_sigma=wf.optimize_sigma, jastrow=wf.jastrow, slater=wf.slater)
+
+
+def energy_lower_bound(cfg: dict) -> float:
+    """The lowest energy H allows: the non-interacting ground state (Coulomb repulsion is positive)."""
+    from .analysis import reference_energy
+    s = dict(cfg["system"], interaction=False)
+    return reference_energy({"system": s})[0]
+
+
 def build(cfg: dict, comm: Comm) -> Setup:
     """Objects of a run from the resolved configuration (nested dict, see `vmc.config`)."""
     s, w, smp, o = cfg["system"], cfg["wavefunction"], cfg["sampler"], cfg["optimizer"]
-    P, D = s["particles"], s["dimensions"]
     check_ranks(cfg, comm.size)
     param_seq, walker_seq = np.random.SeedSequence(cfg["seed"]).spawn(2)
     wf = trial_state(cfg)
     wf.randomize(np.random.default_rng(param_seq), w["init_scale"])
-    ham = Hamiltonian(P, D, s["omega"], s["interaction"])
+    ham = Hamiltonian(s["particles"], s["dimensions"], s["omega"], s["interaction"])
     sampler = Sampler(smp["kind"], step=smp["step"], dt=smp["dt"])
-    sampler.check(wf)
     opt = Optimizer(o["kind"], wf.n_opt, learning_rate=o["learning_rate"], schedule=o["schedule"],
                     decay=o["decay"], momentum=o["momentum"], beta1=o["beta1"], beta2=o["beta2"],
                     epsilon=o["epsilon"], sr_shift=o["sr_shift"], max_step=o["max_step"])
@@ -81,40 +146,109 @@ def build(cfg: dict, comm: Comm) -> Setup:
     return Setup(wf, ham, sampler, opt, walkers, ids)
 
 
-def _gather_walkers(comm: Comm, walkers: Walkers):
-    """All walkers' positions and stream states on rank 0 (global walker order)."""
-    parts = comm.gather((walkers.positions.copy(), walkers.rng_states()))
-    if parts is None:
-        return None, None
-    return np.concatenate([p for p, _ in parts]), [st for _, sts in parts for st in sts]
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------
 
 
-def _checkpoint(comm: Comm, group, setup: Setup, attrs: dict, density_counts=None) -> None:
-    positions, states = _gather_walkers(comm, setup.walkers)
-    if group is not None:
-        arrays = {"positions": positions, "rng_states": states, "params": setup.wf.params}
-        arrays.update({f"optimizer_{k}": v for k, v in setup.optimizer.state.items()})
-        if density_counts is not None:
-            arrays["density_counts"] = density_counts
-        io.write_checkpoint(group, arrays, attrs)
+@dataclass
+class Snapshot:
+    """Everything a checkpoint holds, for this rank's walkers (taken in memory, written on demand)."""
+    state: RunState
+    params: np.ndarray
+    optimizer: dict
+    positions: np.ndarray
+    rng_states: list
+    density_counts: np.ndarray
 
 
-def _restore(comm: Comm, group, setup: Setup) -> dict:
-    """Load the last checkpoint on rank 0 and hand every rank its share ({} if there is none)."""
-    ck = None
-    if group is not None:
-        ck = io.read_checkpoint(group) or {}
-        io.truncate_iterations(group, int(ck.get("iteration", 0)))
+def snapshot(setup: Setup, state: RunState, density_counts: np.ndarray) -> Snapshot:
+    return Snapshot(replace(state), setup.wf.params.copy(), {k: v.copy() for k, v in setup.optimizer.state.items()},
+                    setup.walkers.positions.copy(), setup.walkers.rng_states(),
+                    density_counts.copy())
+
+
+def write_checkpoint(comm: Comm, writer: io.RunWriter | None, snap: Snapshot) -> None:
+    """Gather the walkers of `snap` on rank 0 and write them with the rest (collective)."""
+    parts = comm.gather((snap.positions, rng_words(snap.rng_states)))
+    if writer is None:
+        return
+    arrays = {"params": snap.params, "positions": np.concatenate([p for p, _ in parts]),
+              "rng": np.concatenate([r for _, r in parts]), "density_counts": snap.density_counts}
+    arrays.update({f"optimizer_{k}": v for k, v in snap.optimizer.items()})
+    writer.checkpoint(arrays, snap.state.to_array(), snap.state.iteration, snap.state.phase)
+
+
+def restore(comm: Comm, group, setup: Setup) -> tuple[RunState, np.ndarray] | None:
+    """The last checkpoint, read on rank 0 and shared: every rank takes its walkers (None if there is none)."""
+    ck = io.read_checkpoint(group) if group is not None else None
     ck = comm.bcast(ck)
-    if not ck:
-        return ck
-    setup.wf.params[:] = ck["params"]
+    if ck is None:
+        return None
+    a = ck.arrays
+    setup.wf.params[:] = a["params"]
     ids = setup.walker_ids
-    setup.walkers.positions[:] = ck["positions"][ids.start:ids.stop]
-    setup.walkers.set_rng_states(ck["rng_states"][ids.start:ids.stop])
+    setup.walkers.positions[:] = a["positions"][ids.start:ids.stop]
+    setup.walkers.set_rng_state_array(a["rng"][ids.start:ids.stop])
     for key in setup.optimizer.state:
-        setup.optimizer.state[key][...] = ck[f"optimizer_{key}"]
-    return ck
+        setup.optimizer.state[key][...] = a[f"optimizer_{key}"]
+    return RunState.from_dict(ck.state), a["density_counts"]
+
+
+class Clock:
+    """When the next interval checkpoint is due (rank 0's clock decides for all ranks)."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.last = time.monotonic()
+
+    def due(self) -> float:
+        return 1.0 if time.monotonic() - self.last >= self.interval else 0.0
+
+    def reset(self) -> None:
+        self.last = time.monotonic()
+
+
+# ----------------------------------------------------------------------------------------------
+# Sanity
+# ----------------------------------------------------------------------------------------------
+
+
+class Guard:
+    """Decides whether an optimization iteration is good, and when the optimization has diverged.
+
+    E_0 = the lowest energy H allows. An iteration diverged when its energy or gradient is not
+    finite, when E < E_0 - 10 err (impossible: the sampling or the state broke down numerically), or
+    when E - E_0 > 100 max(E_best - E_0, E_0 / 100) (the excess energy grew by two orders of
+    magnitude). An iteration is good when its energy is finite and
+    E <= E_best + max(E_best - E_0, 5 err): its starting state is what a failure rolls back to.
+    """
+
+    def __init__(self, lower_bound: float):
+        self.floor = lower_bound
+
+    def diverged(self, it: int, m: Moments, best: float) -> str | None:
+        e, err = m.energy, m.error if math.isfinite(m.error) else 0.0
+        if not (math.isfinite(e) and np.all(np.isfinite(m.gradient))
+                and (m.s_matrix is None or np.all(np.isfinite(m.s_matrix)))):
+            return f"iteration {it}: energy or gradient is not finite (E = {e})"
+        if e < self.floor - 10.0 * err - 1e-9 * abs(self.floor):
+            return (f"iteration {it}: E = {e:.6g} is below {self.floor:.6g}, the lowest energy this Hamiltonian "
+                    "allows: the trial state or the sampling has broken down numerically")
+        if math.isfinite(best) and e - self.floor > 100.0 * max(best - self.floor, 0.01 * abs(self.floor)):
+            return (f"iteration {it}: the optimization diverged (E = {e:.6g}, best so far {best:.6g})")
+        return None
+
+    def good(self, m: Moments, best: float) -> bool:
+        if not math.isfinite(best):
+            return True
+        err = m.error if math.isfinite(m.error) else 0.0
+        return m.energy <= best + max(best - self.floor, 5.0 * err)
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------
 
 
 def _progress(total: int, initial: int, desc: str, unit: str, enabled: bool) -> tqdm:
@@ -124,131 +258,170 @@ def _progress(total: int, initial: int, desc: str, unit: str, enabled: bool) -> 
                 dynamic_ncols=tty, mininterval=0.1 if tty else 30.0, ascii=not tty)
 
 
-def _finite(*arrays) -> bool:
-    return all(np.all(np.isfinite(a)) for a in arrays)
+def _no_stop() -> str | None:
+    return None
 
 
-def run(cfg: dict, group, comm: Comm, resume: bool = False, progress: bool = True) -> dict:
-    """Optimize, then evaluate; rank 0 writes into `group` (None on other ranks).
+def run(cfg: dict, writer: io.RunWriter | None, comm: Comm, resume: bool = False, progress: bool = True,
+        stop: Callable[[], str | None] = _no_stop) -> dict:
+    """Optimize, then evaluate; rank 0 writes through `writer` (None on other ranks).
 
-    Returns (on every rank) a summary dict: energy and blocked error (rank 0 only), variance,
-    acceptance, iterations done, wall time, samples per second.
+    `stop()` returns the name of a pending stop request (a signal) or None. Returns (on every rank) a
+    summary dict: energy and blocked error (rank 0 only), variance, acceptance, iterations done,
+    wall time, samples per second, warnings.
     """
     t0 = time.time()
     setup = build(cfg, comm)
-    wf, ham, sampler, opt, walkers = setup.wf, setup.hamiltonian, setup.sampler, setup.optimizer, setup.walkers
-    smp, o, prod = cfg["sampler"], cfg["optimizer"], cfg["production"]
-    n_walkers = smp["walkers"]
-    r_max = resolved_density_rmax(cfg)
-
-    start_it, phase, prod_done, calm = 0, "optimization", 0, 0
-    last, ck = None, {}
-    if resume:
-        ck = _restore(comm, group, setup)
-        start_it, prod_done, calm = ck.get("iteration", 0), ck.get("production_steps_done", 0), ck.get("calm", 0)
-        phase = ck.get("phase", "optimization")
-        if "last_energy" in ck:
-            last = (ck["last_energy"], ck["last_error"])
+    state, counts = RunState(), np.zeros(cfg["production"]["density_bins"])
+    restored = restore(comm, writer.group if writer else None, setup) if resume else None
+    if restored is not None:
+        state, counts[:] = restored[0], restored[1]
+        if writer is not None:
+            writer.set_iterations_done(state.iteration)
     else:
-        _checkpoint(comm, group, setup, dict(iteration=0, phase=phase, production_steps_done=0, calm=0))
+        write_checkpoint(comm, writer, snapshot(setup, state, counts))
+    clock = Clock(cfg["checkpoint_interval"])
+    optimize(cfg, setup, state, writer, comm, clock, progress, stop, t0)
+    produce(cfg, setup, state, counts, writer, comm, clock, progress, stop)
+    return finish(cfg, setup, state, writer, comm, time.time() - t0)
 
-    # ---- optimization ------------------------------------------------------------------------------
-    bar = _progress(o["iterations"], start_it, "optimizing", "it", progress and comm.is_root)
-    it = start_it
-    while phase == "optimization" and it < o["iterations"]:
+
+def _stop_flag(stop) -> float:
+    return 1.0 if stop() else 0.0
+
+
+def _stop(comm: Comm, writer, snap: Snapshot, stop, where: str) -> None:
+    write_checkpoint(comm, writer, snap)
+    raise Interrupted(f"stopped by {stop() or 'a signal on another rank'} {where}")
+
+
+def optimize(cfg, setup: Setup, state: RunState, writer, comm: Comm, clock: Clock, progress: bool, stop,
+             t0: float) -> None:
+    smp, o = cfg["sampler"], cfg["optimizer"]
+    wf, opt = setup.wf, setup.optimizer
+    guard = Guard(energy_lower_bound(cfg))
+    no_counts = np.zeros(0)
+    last_good = snapshot(setup, state, no_counts)
+    bar = _progress(o["iterations"], state.iteration, "optimizing", "it", progress and comm.is_root)
+    while state.phase == OPTIMIZATION and state.iteration < o["iterations"]:
+        it = state.iteration
+        start = snapshot(setup, state, no_counts)
         n_burn = smp["burn_in"] if it == 0 else smp["thermalize"]
-        samples = sampler.sample(wf, ham, walkers, n_burn, smp["steps"], record_grad=True)
-        total = comm.allreduce_sum(sums(samples, wf.n_opt, opt.needs_s_matrix))
-        m = Moments.from_sums(total, wf.n_opt, opt.needs_s_matrix)
-        if not _finite(m.energy, m.gradient, m.s_matrix if m.s_matrix is not None else 0.0):
-            # the checkpoint holds the parameters that gave this energy: step back to the previous
-            # one, whose parameters gave a finite energy, so a resume can retry with a smaller step
-            if group is not None:
-                io.rollback_checkpoint(group)
-            raise NumericalError(f"iteration {it}: energy or gradient is not finite (E = {m.energy}); "
-                                 "the last parameters with a finite energy are checkpointed in the output file")
+        samples = setup.sampler.sample(wf, setup.hamiltonian, setup.walkers, n_burn, smp["steps"], record_grad=True)
+        local = sums(samples, wf.n_opt, opt.needs_s_matrix)
+        total = comm.allreduce_sum(np.concatenate([local, [_stop_flag(stop), clock.due() if comm.is_root else 0.0]]))
+        stop_requested, checkpoint_due = total[-2] > 0, total[-1] > 0
+        m = Moments.from_sums(total[:-2], wf.n_opt, opt.needs_s_matrix)
+        reason = guard.diverged(it, m, state.best_energy)
+        if reason is None and m.acceptance == 0.0:
+            reason = f"iteration {it}: no proposed move was accepted (sampler step or time step far too large?)"
+        if reason is not None:
+            write_checkpoint(comm, writer, replace(last_good, density_counts=np.zeros(cfg["production"]["density_bins"])))
+            raise NumericalError(f"{reason}; the checkpoint holds the state before iteration {last_good.state.iteration}")
+        if guard.good(m, state.best_energy):
+            last_good = start
         lr = opt.learning_rate()
         used = wf.params.copy()
         try:
             delta = opt.step(m.gradient, m.s_matrix)
         except np.linalg.LinAlgError as exc:
+            write_checkpoint(comm, writer, replace(start, density_counts=np.zeros(cfg["production"]["density_bins"])))
             raise NumericalError(f"iteration {it}: stochastic reconfiguration failed ({exc}); raise "
                                  "optimizer.sr_shift") from None
         wf.theta[:] += delta
         wf.constrain()
-        if not _finite(wf.params):
-            wf.params[:] = used
-            raise NumericalError(f"iteration {it}: parameter update is not finite; "
-                                 "the last good parameters are checkpointed in the output file")
-        it += 1
-        if last is not None and abs(m.energy - last[0]) < np.hypot(m.error, last[1]):
-            calm += 1
+        if last_energy_close(state, m):
+            state.calm += 1
         else:
-            calm = 0
-        last = (m.energy, m.error)
-        done = it >= o["iterations"] or (o["patience"] > 0 and calm >= o["patience"])
-        if group is not None:
+            state.calm = 0
+        state.iteration += 1
+        state.last_energy, state.last_error = m.energy, m.error
+        state.best_energy = min(state.best_energy, m.energy)
+        if state.iteration >= o["iterations"] or (o["patience"] > 0 and state.calm >= o["patience"]):
+            state.phase = PRODUCTION
+        if writer is not None:
             row = dict(energy=m.energy, error=m.error, variance=m.variance, acceptance=m.acceptance,
                        grad_norm=float(np.linalg.norm(m.gradient)), learning_rate=lr,
                        kinetic=m.observables[0], trap=m.observables[1], interaction=m.observables[2],
                        pair_distance=m.observables[3], wall_time=time.time() - t0)
-            io.append_iteration(group, row, used)
-        if done:
-            phase = "production"
-        _checkpoint(comm, group, setup, dict(iteration=it, phase=phase, production_steps_done=0, calm=calm,
-                                             last_energy=m.energy, last_error=m.error))
+            writer.iteration(it, row, used)
         bar.update(1)
         bar.set_postfix_str(f"E = {m.energy:.5f} +- {m.error:.5f}, acc = {m.acceptance:.2f}", refresh=False)
+        counts = np.zeros(cfg["production"]["density_bins"])
+        if stop_requested:
+            bar.close()
+            _stop(comm, writer, snapshot(setup, state, counts), stop, f"after iteration {it}")
+        if checkpoint_due or state.phase != OPTIMIZATION:
+            write_checkpoint(comm, writer, snapshot(setup, state, counts))
+            clock.reset()
     bar.close()
-    phase = "production"
-    if group is not None:
-        io.write_wavefunction(group, wf)
+    state.phase = max(state.phase, PRODUCTION)
+    if writer is not None:
+        writer.wavefunction(wf.params, wf.views(), wavefunction_attrs(wf))
 
-    # ---- production --------------------------------------------------------------------------------
-    steps = prod["steps"]
-    bar = _progress(steps, prod_done, "production", "step", progress and comm.is_root)
-    counts = np.zeros(prod["density_bins"])
-    accepted = np.zeros(2)
-    seconds = np.zeros(2)   # production wall and CPU seconds (CPU summed over ranks), over resumed segments
-    if resume and prod_done:
-        counts[:] = ck["density_counts"]
-        accepted[:] = ck["accepted"], ck["proposed"]
-        seconds[:] = ck.get("wall_seconds", 0.0), ck.get("cpu_seconds", 0.0)
-    while prod_done < steps:
+
+def last_energy_close(state: RunState, m: Moments) -> bool:
+    """|Delta E| between successive iterations below its error bar (the patience criterion)."""
+    return math.isfinite(state.last_energy) and abs(m.energy - state.last_energy) < np.hypot(m.error, state.last_error)
+
+
+def produce(cfg, setup: Setup, state: RunState, counts: np.ndarray, writer, comm: Comm, clock: Clock,
+            progress: bool, stop) -> None:
+    prod = cfg["production"]
+    steps, r_max = prod["steps"], resolved_density_rmax(cfg)
+    wf = setup.wf
+    bar = _progress(steps, state.production_steps, "production", "step", progress and comm.is_root)
+    while state.production_steps < steps:
         t_chunk, cpu_chunk = time.time(), time.process_time()
-        n = min(io.PRODUCTION_CHUNK, steps - prod_done)
-        n_burn = prod["burn_in"] if prod_done == 0 else 0
-        s = sampler.sample(wf, ham, walkers, n_burn, n, density_bins=prod["density_bins"], density_rmax=r_max)
-        counts += comm.allreduce_sum(s.density_counts)
-        accepted += comm.allreduce_sum(np.array([s.accepted, s.proposed], dtype=float))
+        n = min(io.PRODUCTION_CHUNK, steps - state.production_steps)
+        n_burn = prod["burn_in"] if state.production_steps == 0 else 0
+        s = setup.sampler.sample(wf, setup.hamiltonian, setup.walkers, n_burn, n, density_bins=prod["density_bins"],
+                                 density_rmax=r_max)
+        finite = float(np.all(np.isfinite(s.observables)))
+        local = np.concatenate([s.density_counts, [s.accepted, s.proposed, time.process_time() - cpu_chunk,
+                                                   1.0 - finite, _stop_flag(stop),
+                                                   clock.due() if comm.is_root else 0.0]])
+        total = comm.allreduce_sum(local)
         observables = comm.gather(s.observables)
-        if group is not None:
-            io.write_production_chunk(group, prod_done, np.concatenate(observables))
-            io.write_density(group, counts, r_max, wf.particles, wf.dimensions)
-            group["production"].attrs.update(accepted=accepted[0], proposed=accepted[1],
-                                             acceptance=accepted[0] / accepted[1])
-        prod_done += n
-        seconds += [time.time() - t_chunk, comm.allreduce_sum(np.array([time.process_time() - cpu_chunk]))[0]]
-        _checkpoint(comm, group, setup, dict(iteration=it, phase="production" if prod_done < steps else "done",
-                                             production_steps_done=prod_done, calm=calm, accepted=accepted[0],
-                                             proposed=accepted[1], wall_seconds=seconds[0], cpu_seconds=seconds[1]),
-                    density_counts=counts)
+        start = state.production_steps
+        if total[-3] > 0:
+            raise NumericalError(f"production steps {start}-{start + n}: a local energy is not finite")
+        counts += total[:counts.size]
+        state.accepted += total[counts.size]
+        state.proposed += total[counts.size + 1]
+        state.cpu_seconds += total[counts.size + 2]
+        state.production_steps += n
+        state.wall_seconds += time.time() - t_chunk
+        if state.production_steps >= steps:
+            state.phase = DONE
+        if writer is not None:
+            writer.production(start, np.concatenate(observables), counts, r_max, wf.particles, wf.dimensions,
+                              state.accepted, state.proposed)
         bar.update(n)
+        if total[-2] > 0 and state.phase != DONE:
+            bar.close()
+            _stop(comm, writer, snapshot(setup, state, counts), stop, f"after production step {state.production_steps}")
+        if total[-1] > 0 or state.phase == DONE:
+            write_checkpoint(comm, writer, snapshot(setup, state, counts))
+            clock.reset()
     bar.close()
 
-    if not comm.all_equal(wf.params):
-        raise RunError("parameters differ between MPI ranks: the run is inconsistent")
 
-    summary = {"iterations": it, "wall_time": time.time() - t0}
-    if group is not None:
-        from .analysis import analyze_group
-        pg = group["production"]
-        pg.attrs["walkers"] = n_walkers
-        pg.attrs["sampler"] = sampler.kind
-        pg.attrs["wall_seconds"], pg.attrs["cpu_seconds"] = seconds
-        result = analyze_group(group)
-        summary.update(result)
-        summary["samples_per_s"] = n_walkers * steps / max(pg.attrs["wall_seconds"], 1e-12)
-        group.attrs["summary"] = json.dumps({k: v for k, v in summary.items() if np.isscalar(v)})
-        group.file.flush()
+def finish(cfg, setup: Setup, state: RunState, writer, comm: Comm, wall: float) -> dict:
+    """Check the run's consistency and plausibility; on rank 0 analyse the production series."""
+    if not comm.all_equal(setup.wf.params):
+        raise RunError("parameters differ between MPI ranks: the run is inconsistent")
+    acceptance = state.accepted / state.proposed if state.proposed else math.nan
+    if setup.sampler.kind != "gibbs" and acceptance in (0.0, 1.0):
+        raise RunError(f"production acceptance is {acceptance:.0f}: the walkers did not "
+                       f"{'move' if acceptance == 0.0 else 'sample (every move accepted)'}; the energy is meaningless "
+                       "(change sampler.step or sampler.dt)")
+    summary = {"iterations": state.iteration, "wall_time": wall}
+    if writer is None:
+        return summary
+    from .analysis import analyze_group
+    writer.production_times(state.wall_seconds, state.cpu_seconds)
+    result = analyze_group(writer.group)
+    summary.update(result)
+    summary["samples_per_s"] = cfg["sampler"]["walkers"] * cfg["production"]["steps"] / max(state.wall_seconds, 1e-12)
     return summary

@@ -1,13 +1,29 @@
-"""HDF5 output of a run (written by rank 0 only); the layout is documented in the README.
+"""HDF5 output of a run (written by rank 0 only); `LAYOUT` documents it (the README's table is made from it).
 
-Everything needed to analyse or resume a run lives in one file, and the file is flushed after every
-optimization iteration and every production chunk, so a killed job leaves a readable file holding all
-completed work. Functions take an `h5py.Group`, so a parameter study can hold one run per group.
+Crash safety. HDF5 files are not journaled: a process killed while HDF5 rewrites its metadata (a dataset
+being resized, an object being created) can leave a file no library can open. So every dataset and
+every frequently written attribute of a run is created at full size when the file is created
+(`create_run`, with space allocated and filled at once), and from then on a run only overwrites
+bytes in place: the per-iteration record, the production series, the density and the checkpoint never
+allocate. A kill at any moment leaves a file with the structure it was created with; the checkpoint
+has two slots, written alternately, and `/checkpoint.current` is switched only after the new slot is
+flushed. Because the space is reserved up front, a full disk shows up when the file is created, not in
+the middle of a run; any later write error is still caught and reported (`OutputError`). Studies
+create every point's group up front for the same reason. Only rare events (the end of a phase, the
+final summary, a resume that extends a run) change the file's structure.
+
+A file is valid after every flush: readers (`vmc info`, `vmc analyze`, h5py) may open it while a run
+writes it. The number of valid rows is `/optimization.iterations_done` and
+`/production.steps_done`; rows beyond them hold NaN or values a resumed run will overwrite.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import math
+import os
+from dataclasses import dataclass, fields
 
 import h5py
 import numpy as np
@@ -16,219 +32,476 @@ from .hamiltonian import OBSERVABLE_NAMES
 
 FORMAT = "vmc-run"
 STUDY_FORMAT = "vmc-study"   # a parameter study: one run group per point under /points
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ITERATION_FIELDS = ("energy", "error", "variance", "acceptance", "grad_norm", "learning_rate",
                     "kinetic", "trap", "interaction", "pair_distance", "wall_time")
 SERIES = ("local_energy",) + OBSERVABLE_NAMES
-PRODUCTION_CHUNK = 1000   # production sweeps per write (and per checkpoint); also the HDF5 chunk width
+PRODUCTION_CHUNK = 1000   # production sweeps per write; also the HDF5 chunk width
+RNG_WORDS = 6             # a PCG64 state as uint64 words (see vmc.samplers.Walkers.rng_state_array)
+PHASES = ("optimization", "production", "done")
+
+
+# Text attributes that change after a file is created, stored as fixed-length strings of this many
+# bytes so that rewriting them never allocates (`set_text`; longer values are cut).
+TEXT_CAPACITY = {"status": 16, "message": 1024, "finished": 40, "summary": 16384, "resumed": 8192,
+                 "config": 16384}
 
 
 class OutputError(RuntimeError):
-    pass
+    """The output file cannot be read or written; str() is one line for the user."""
 
 
-def create_run(group: h5py.Group, attrs: dict, n_params: int, n_walkers: int,
-               production_steps: int, density_bins: int) -> None:
-    """Lay out every dataset of a run; per-iteration datasets grow as the run goes."""
+def _fit(value: str, capacity: int) -> bytes:
+    return value.encode()[:capacity].decode("utf-8", "ignore").encode()
+
+
+def init_text(obj, values: dict) -> None:
+    """Create the `TEXT_CAPACITY` attributes of a run or study group (missing ones empty)."""
+    for name, capacity in TEXT_CAPACITY.items():
+        value = str(values.get(name, ""))
+        obj.attrs.create(name, _fit(value, capacity), dtype=h5py.string_dtype("utf-8", length=capacity))
+
+
+def set_text(obj, name: str, value: str) -> None:
+    """Rewrite a `TEXT_CAPACITY` attribute in place."""
+    obj.attrs.modify(name, _fit(value, TEXT_CAPACITY[name]))
+
+
+def text(value) -> str:
+    """An attribute's text, whether stored fixed-length (bytes) or variable-length (str)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def attr_text(obj, name: str, default: str = "") -> str:
+    return text(obj.attrs[name]) if name in obj.attrs else default
+
+
+# ----------------------------------------------------------------------------------------------
+# Layout
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    shape: str
+    contents: str
+
+
+LAYOUT: tuple[Entry, ...] = (
+    Entry("`/` attributes", "",
+          "`format` = \"vmc-run\", `format_version`, `vmc_version`, `input_text` (the input file), `config` "
+          "(resolved configuration, JSON), `n_ranks`, `seed`, `started`, `finished`, `host`, `command`, `status` "
+          "(pending / running / complete / failed / interrupted), `message`, `summary` (JSON of the final numbers, with "
+          "`warnings`), `resumed` (JSON list of resumes: time, ranks, overrides)"),
+    Entry("`/optimization/{" + ",".join(ITERATION_FIELDS) + "}`", "(iterations,) f8",
+          "one entry per iteration; attribute `iterations_done` counts the valid ones; `error` from the spread "
+          "of walker means; `learning_rate` is the one the update used"),
+    Entry("`/optimization/params`", "(iterations, n_params) f8",
+          "the parameters at which each iteration's energy was measured"),
+    Entry("`/wavefunction/{params,a,b,W}`", "f8",
+          "final parameters (written when the optimization ends); attributes `sigma`, `g`, `beta`, `particles`, "
+          "`dimensions`, `hidden`, `optimize_sigma`, `jastrow`, `slater`. `params` = [a (M), b (N), "
+          "W (M x N row-major), beta (with the Jastrow factor), sigma]"),
+    Entry("`/production/{" + ",".join(SERIES) + "}`", "(walkers, steps) f8",
+          "per-walker series of the production run at fixed parameters (E_L = kinetic + trap + interaction; "
+          "pair_distance = mean r_ij); attributes `steps_done` (valid columns), `acceptance`, `accepted`, "
+          "`proposed`, `walkers`, `sampler`, `wall_seconds`, `cpu_seconds`"),
+    Entry("`/production/density/{r_edges,r,counts,density}`", "(bins,) f8",
+          "radial one-body density from the production run, normalised so that the integral of density over "
+          "d^D r equals the number of particles"),
+    Entry("`/checkpoint/slot0`, `/checkpoint/slot1`", "",
+          "what `--resume` needs, in two alternating slots (attribute `/checkpoint.current` names the complete "
+          "one, -1 before the first): `params`, walker `positions` (walkers, M), `rng` (walkers, 6) uint64 "
+          "PCG64 states, `optimizer_{t,m,v}`, `density_counts`, `state` (the run's counters; names in its "
+          "attribute `fields`)"),
+    Entry("study files", "",
+          "root attributes `format` = \"vmc-study\", `n_points`, `config` (with the sweep), ...; one run group "
+          "with the layout above per point under `/points/000`, `/points/001`, ..., all created when the "
+          "study starts"),
+)
+
+
+def layout_markdown() -> str:
+    """The README's HDF5 layout table."""
+    rows = ["| path | shape / type | contents |", "|---|---|---|"]
+    rows += [f"| {e.path} | {e.shape} | {e.contents} |" for e in LAYOUT]
+    return "\n".join(rows) + "\n"
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """Sizes that fix a run file's layout."""
+    n_params: int
+    n_opt: int
+    n_visible: int
+    walkers: int
+    iterations: int
+    production_steps: int
+    density_bins: int
+    state_fields: tuple[str, ...]
+    views: tuple[tuple[str, tuple[int, ...]], ...] = ()   # named parameter views under /wavefunction
+
+    def file_bytes(self) -> int:
+        """Bytes of a run file with this shape (all data; HDF5 metadata comes on top, ~100 kB)."""
+        f8 = 8
+        optimization = self.iterations * (len(ITERATION_FIELDS) + self.n_params) * f8
+        production = self.walkers * self.production_steps * len(SERIES) * f8
+        slot = (self.n_params + self.walkers * (self.n_visible + RNG_WORDS) + 1 + 2 * self.n_opt
+                + self.density_bins + len(self.state_fields)) * f8
+        wavefunction = 2 * self.n_params * f8
+        density = 4 * self.density_bins * f8
+        return optimization + production + 2 * slot + wavefunction + density + 100_000
+
+
+def _early(shape, maxshape=None, chunks=None):
+    """Dataset creation keywords: space allocated and filled when the dataset is created."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    kw = dict(shape=shape, maxshape=maxshape, chunks=chunks, fill_time="alloc")
+    if chunks is not None:
+        dcpl.set_chunk(chunks)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    kw["dcpl"] = dcpl
+    return kw
+
+
+def _rows_chunk(width: int) -> int:
+    return max(1, min(256, 65536 // max(1, width)))
+
+
+def create_run(group: h5py.Group, attrs: dict, shape: RunShape, sampler: str, wavefunction: dict) -> None:
+    """Lay out every dataset of a run at full size (see the module docstring); `wavefunction` holds the
+    attributes of /wavefunction (values updated in place when the optimization ends)."""
     group.attrs["format"] = FORMAT
     group.attrs["format_version"] = FORMAT_VERSION
     for key, value in attrs.items():
-        group.attrs[key] = value
-    group.attrs["status"] = "running"
+        if key not in TEXT_CAPACITY:
+            group.attrs[key] = value
+    init_text(group, {**attrs, "status": "pending"})
     opt = group.create_group("optimization")
+    n_it = max(shape.iterations, 1)
     for name in ITERATION_FIELDS:
-        opt.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
-    opt.create_dataset("params", shape=(0, n_params), maxshape=(None, n_params), dtype="f8",
-                       chunks=(max(1, min(256, 65536 // n_params)), n_params))
+        opt.create_dataset(name, dtype="f8", fillvalue=np.nan, **_early((n_it,), (None,), (_rows_chunk(1),)))
+    opt.create_dataset("params", dtype="f8", fillvalue=np.nan,
+                       **_early((n_it, shape.n_params), (None, shape.n_params),
+                                (_rows_chunk(shape.n_params), shape.n_params)))
+    opt.attrs["iterations_done"] = np.int64(0)
+    wf = group.create_group("wavefunction")
+    wf.create_dataset("params", dtype="f8", fillvalue=np.nan, **_early((shape.n_params,)))
+    for name, dims in shape.views:
+        wf.create_dataset(name, dtype="f8", fillvalue=np.nan, **_early(dims))
+    wf.attrs.update(wavefunction)
     prod = group.create_group("production")
-    # HDF5 chunks as wide as one production write: no read-modify-write of compressed chunks
-    width = min(production_steps, PRODUCTION_CHUNK)
-    chunk = (min(n_walkers, max(1, 65536 // width)), width)
+    width = min(shape.production_steps, PRODUCTION_CHUNK)
+    chunk = (min(shape.walkers, max(1, 65536 // width)), width)
     for name in SERIES:
-        prod.create_dataset(name, shape=(n_walkers, production_steps), dtype="f8", chunks=chunk,
-                            compression="gzip", compression_opts=1, shuffle=True, fillvalue=np.nan)
-    prod.attrs["steps_done"] = 0
+        prod.create_dataset(name, dtype="f8", fillvalue=np.nan,
+                            **_early((shape.walkers, shape.production_steps), (shape.walkers, None), chunk))
+    prod.attrs.update(steps_done=np.int64(0), accepted=0.0, proposed=0.0, acceptance=np.nan,
+                      walkers=np.int64(shape.walkers), sampler=sampler, wall_seconds=0.0, cpu_seconds=0.0)
     dens = prod.create_group("density")
-    dens.create_dataset("counts", shape=(density_bins,), dtype="f8")
+    for name in ("counts", "r", "density"):
+        dens.create_dataset(name, dtype="f8", fillvalue=0.0, **_early((shape.density_bins,)))
+    dens.create_dataset("r_edges", dtype="f8", fillvalue=0.0, **_early((shape.density_bins + 1,)))
+    dens.attrs["normalisation"] = "integral of density over d^D r equals the number of particles"
     ck = group.create_group("checkpoint")
-    ck.attrs["iteration"] = 0
-    ck.attrs["phase"] = "start"
+    for s in (0, 1):
+        slot = ck.create_group(f"slot{s}")
+        for name, dims, dtype in _checkpoint_arrays(shape):
+            slot.create_dataset(name, dtype=dtype, fillvalue=0, **_early(dims))
+        slot["state"].attrs["fields"] = list(shape.state_fields)
+    ck.attrs.update(current=np.int64(-1), iteration=np.int64(0), phase=np.int64(0))
 
 
-def append_iteration(group: h5py.Group, row: dict, params: np.ndarray) -> None:
-    opt = group["optimization"]
-    n = opt["energy"].shape[0]
-    for name in ITERATION_FIELDS:
-        ds = opt[name]
-        ds.resize((n + 1,))
-        ds[n] = row[name]
-    opt["params"].resize((n + 1, params.size))
-    opt["params"][n] = params
+def _checkpoint_arrays(shape: RunShape):
+    return (("params", (shape.n_params,), "f8"), ("positions", (shape.walkers, shape.n_visible), "f8"),
+            ("rng", (shape.walkers, RNG_WORDS), "u8"), ("optimizer_t", (1,), "f8"),
+            ("optimizer_m", (shape.n_opt,), "f8"), ("optimizer_v", (shape.n_opt,), "f8"),
+            ("density_counts", (shape.density_bins,), "f8"), ("state", (len(shape.state_fields),), "f8"))
 
 
-def truncate_iterations(group: h5py.Group, n: int) -> None:
-    """Drop iterations beyond n (written after the last checkpoint of a killed run)."""
-    opt = group["optimization"]
-    for name in ITERATION_FIELDS:
-        opt[name].resize((n,))
-    opt["params"].resize((n, opt["params"].shape[1]))
+def extend_run(group: h5py.Group, iterations: int, production_steps: int) -> None:
+    """Grow the optimization record and the production series (a resume with more iterations or steps)."""
+    opt, prod = group["optimization"], group["production"]
+    if iterations > opt["energy"].shape[0]:
+        for name in ITERATION_FIELDS:
+            opt[name].resize((iterations,))
+            opt[name][int(opt.attrs["iterations_done"]):] = np.nan
+        opt["params"].resize((iterations, opt["params"].shape[1]))
+    if production_steps > prod["local_energy"].shape[1]:
+        for name in SERIES:
+            old = prod[name].shape[1]
+            prod[name].resize((prod[name].shape[0], production_steps))
+            prod[name][:, old:] = np.nan
 
 
-def write_wavefunction(group: h5py.Group, wf) -> None:
-    if "wavefunction" in group:
-        del group["wavefunction"]
-    g = group.create_group("wavefunction")
-    g["params"], g["a"], g["b"], g["W"] = wf.params, wf.a, wf.b, wf.W
-    g.attrs.update(sigma=wf.sigma, g=wf.g, particles=wf.particles, dimensions=wf.dimensions,
-                   hidden=wf.hidden, optimize_sigma=wf.optimize_sigma, jastrow=wf.jastrow, slater=wf.slater,
-                   beta=wf.beta)
+# ----------------------------------------------------------------------------------------------
+# Writing (rank 0)
+# ----------------------------------------------------------------------------------------------
+
+def _describe_write_error(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or "No space left" in text or "errno = 28" in text:
+        return "disk full"
+    if code == errno.EFBIG or "File too large" in text or "errno = 27" in text:
+        return "file size limit reached"
+    return f"write error ({text})"
 
 
-def write_checkpoint(group: h5py.Group, arrays: dict, attrs: dict) -> None:
-    """Store what a resume needs, without ever damaging the previous checkpoint.
+class RunWriter:
+    """Rank 0's handle on a run group: cached datasets, and writes that only overwrite bytes in place.
 
-    Two slots alternate: the new state goes into the slot not in use, the file is flushed, and only
-    then does `checkpoint.attrs["current"]` point at it (flushed again). A job killed at any moment
-    leaves one complete slot. `arrays` holds `positions`, `rng_states` (list of dicts), `params` and
-    `optimizer_<name>` arrays; `attrs` small scalars (iteration, phase, ...), stored as one JSON attribute
-    `state` of the slot.
+    Every write error becomes one `OutputError` line naming the file, what was being written and what
+    the file still holds (e.g. "disk full while writing iteration 41: the file holds 40 complete
+    iterations and its last checkpoint; free space and --resume").
     """
-    ck = group["checkpoint"]
-    target = 1 - int(ck.attrs.get("current", 1))
-    slot = ck.require_group(f"slot{target}")
-    for key, value in arrays.items():
-        if key == "rng_states":
-            value = np.array([json.dumps(st) for st in value], dtype=object)
-            dtype = h5py.string_dtype()
-        else:
-            value = np.asarray(value)
-            dtype = value.dtype
-        if key in slot and slot[key].shape == value.shape:
-            slot[key][...] = value
-        else:
-            if key in slot:
-                del slot[key]
-            slot.create_dataset(key, data=value, dtype=dtype)
-    slot.attrs["state"] = json.dumps({k: v.item() if isinstance(v, np.generic) else v for k, v in attrs.items()})
-    group.file.flush()
-    ck.attrs["current"] = target
-    for key in ("iteration", "phase"):   # mirrored for readers such as `vmc info`
-        ck.attrs[key] = attrs[key]
-    group.file.flush()
+
+    def __init__(self, group: h5py.Group):
+        self.group = group
+        self.path = group.file.filename
+        opt, prod = group["optimization"], group["production"]
+        self._fields = [opt[name] for name in ITERATION_FIELDS]
+        self._params = opt["params"]
+        self._opt = opt
+        self._series = [prod[name] for name in SERIES]
+        self._prod = prod
+        self._density = prod["density"]
+        self._ck = group["checkpoint"]
+
+    def _fail(self, exc: Exception, what: str) -> OutputError:
+        held = (f"the file holds {int(self._opt.attrs['iterations_done'])} complete iterations, "
+                f"{int(self._prod.attrs['steps_done'])} production steps and its last checkpoint")
+        return OutputError(f"{_describe_write_error(exc)} while writing {what} to {self.path}: {held}; "
+                           f"free space and continue with --resume {self.path}")
+
+    def iteration(self, t: int, row: dict, params: np.ndarray) -> None:
+        """Row t of the optimization record; `iterations_done` becomes t + 1."""
+        try:
+            for ds, name in zip(self._fields, ITERATION_FIELDS):
+                ds[t] = row[name]
+            self._params[t] = params
+            self._opt.attrs.modify("iterations_done", t + 1)
+            self.group.file.flush()
+        except (OSError, RuntimeError) as exc:
+            raise self._fail(exc, f"iteration {t}") from None
+
+    def set_iterations_done(self, n: int) -> None:
+        self._opt.attrs.modify("iterations_done", n)
+
+    def wavefunction(self, params: np.ndarray, views: dict, attrs: dict) -> None:
+        """The final parameters, their named views and attributes (same names and types as at creation)."""
+        try:
+            wf = self.group["wavefunction"]
+            wf["params"][...] = params
+            for name, view in views.items():
+                wf[name][...] = view
+            for key, value in attrs.items():
+                wf.attrs.modify(key, value)
+            self.group.file.flush()
+        except (OSError, RuntimeError) as exc:
+            raise self._fail(exc, "the final parameters") from None
+
+    def production(self, start: int, observables: np.ndarray, density: np.ndarray, r_max: float,
+                   particles: int, dimensions: int, accepted: float, proposed: float) -> None:
+        """Observables (walkers, steps, 4) at production steps [start, start + steps), and the running
+        density histogram and acceptance."""
+        stop = start + observables.shape[1]
+        try:
+            columns = np.ascontiguousarray(np.moveaxis(observables, -1, 0))   # (4, walkers, steps)
+            self._series[0][:, start:stop] = columns[:3].sum(axis=0)
+            for ds, col in zip(self._series[1:], columns):
+                ds[:, start:stop] = col
+            self._write_density(density, r_max, particles, dimensions)
+            self._prod.attrs.modify("accepted", float(accepted))
+            self._prod.attrs.modify("proposed", float(proposed))
+            self._prod.attrs.modify("acceptance", float(accepted / proposed) if proposed else math.nan)
+            self._prod.attrs.modify("steps_done", stop)
+            self.group.file.flush()
+        except (OSError, RuntimeError) as exc:
+            raise self._fail(exc, f"production steps {start}-{stop}") from None
+
+    def _write_density(self, counts, r_max, particles, dimensions) -> None:
+        edges, r, density = density_profile(counts, r_max, particles, dimensions)
+        d = self._density
+        d["counts"][...] = counts
+        d["r_edges"][...] = edges
+        d["r"][...] = r
+        d["density"][...] = density
+
+    def production_times(self, wall_seconds: float, cpu_seconds: float) -> None:
+        self._prod.attrs.modify("wall_seconds", float(wall_seconds))
+        self._prod.attrs.modify("cpu_seconds", float(cpu_seconds))
+
+    def checkpoint(self, arrays: dict, state: np.ndarray, iteration: int, phase: int) -> None:
+        """Write `arrays` (see `_checkpoint_arrays`) and the state vector into the slot not in use, flush,
+        then make it current (flushed again): a kill at any moment leaves one complete slot."""
+        try:
+            target = 1 - int(self._ck.attrs["current"]) if int(self._ck.attrs["current"]) >= 0 else 0
+            slot = self._ck[f"slot{target}"]
+            for key, value in arrays.items():
+                slot[key][...] = value
+            slot["state"][...] = state
+            self.group.file.flush()
+            self._ck.attrs.modify("current", target)
+            self._ck.attrs.modify("iteration", iteration)
+            self._ck.attrs.modify("phase", phase)
+            self.group.file.flush()
+        except (OSError, RuntimeError) as exc:
+            raise self._fail(exc, "a checkpoint") from None
+
+    def status(self, status: str, message: str = "", **text_attrs) -> None:
+        """Set the run's status and message (and other `TEXT_CAPACITY` attributes), in place."""
+        try:
+            set_text(self.group, "status", status)
+            set_text(self.group, "message", message)
+            for key, value in text_attrs.items():
+                set_text(self.group, key, value)
+            self.group.file.flush()
+        except (OSError, RuntimeError) as exc:
+            raise self._fail(exc, "the run's status") from None
 
 
-def rollback_checkpoint(group: h5py.Group) -> int | None:
-    """Make the previous slot current (when it is the iteration just before); returns its iteration."""
-    ck = group["checkpoint"]
-    if "current" not in ck.attrs:
-        return None
-    current = int(ck.attrs["current"])
-    other = f"slot{1 - current}"
-    if other not in ck:
-        return None
-    state, previous = (json.loads(ck[f"slot{i}"].attrs["state"]) for i in (current, 1 - current))
-    if previous["iteration"] != state["iteration"] - 1:
-        return None
-    ck.attrs["current"] = 1 - current
-    for key in ("iteration", "phase"):
-        ck.attrs[key] = previous[key]
-    group.file.flush()
-    return int(ck.attrs["iteration"])
-
-
-def read_checkpoint(group: h5py.Group) -> dict | None:
-    """The last complete checkpoint as a dict (arrays, rng_states, attributes), or None."""
-    ck = group["checkpoint"]
-    if "current" not in ck.attrs:
-        return None
-    slot = ck[f"slot{int(ck.attrs['current'])}"]
-    out = json.loads(slot.attrs["state"])
-    for key, ds in slot.items():
-        if isinstance(ds, h5py.Group):
-            out[key] = {k: v[...] for k, v in ds.items()}
-        elif key == "rng_states":
-            out[key] = [json.loads(st) for st in ds.asstr()[...]]
-        else:
-            out[key] = ds[...]
-    return out
-
-
-def write_production_chunk(group: h5py.Group, start: int, observables: np.ndarray) -> None:
-    """Store observables (n_walkers, n_steps, 4) at production steps [start, start + n_steps)."""
-    prod = group["production"]
-    stop = start + observables.shape[1]
-    columns = np.ascontiguousarray(np.moveaxis(observables, -1, 0))   # (4, walkers, steps)
-    prod["local_energy"][:, start:stop] = columns[:3].sum(axis=0)
-    for i, name in enumerate(OBSERVABLE_NAMES):
-        prod[name][:, start:stop] = columns[i]
-    prod.attrs["steps_done"] = stop
-
-
-def write_density(group: h5py.Group, counts: np.ndarray, r_max: float, particles: int, dimensions: int) -> None:
-    """Radial one-body density rho(r), normalised so that integral rho(r) d^D r = P.
+def density_profile(counts: np.ndarray, r_max: float, particles: int, dimensions: int):
+    """(r_edges, r, rho) of a radial histogram, normalised so that integral rho(r) d^D r = P.
 
     rho(r_i) = P * counts_i / (sum(counts) * shell volume of bin i);
     shell volume = V_D (r_hi^D - r_lo^D), V_D = pi^(D/2) / Gamma(D/2 + 1).
+
+    >>> edges, r, rho = density_profile(np.array([1.0, 1.0]), 2.0, 1, 1)   # 1D: shells of length 2
+    >>> rho.tolist()
+    [0.25, 0.25]
     """
-    dens = group["production/density"]
-    dens["counts"][...] = counts
     edges = np.linspace(0.0, r_max, counts.size + 1)
     unit = math.pi ** (dimensions / 2) / math.gamma(dimensions / 2 + 1)
     shell = unit * (edges[1:] ** dimensions - edges[:-1] ** dimensions)
     total = counts.sum()
     density = particles * counts / (total * shell) if total > 0 else np.zeros_like(counts)
-    for name, value in (("r_edges", edges), ("r", 0.5 * (edges[1:] + edges[:-1])), ("density", density)):
-        if name in dens:
-            del dens[name]
-        dens[name] = value
-    dens.attrs["normalisation"] = "integral of density over d^D r equals the number of particles"
+    return edges, 0.5 * (edges[1:] + edges[:-1]), density
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+
+def iterations_done(group: h5py.Group) -> int:
+    opt = group["optimization"]
+    return int(opt.attrs.get("iterations_done", opt["energy"].shape[0]))
+
+
+def history(group: h5py.Group, name: str = "energy") -> np.ndarray:
+    """The valid part of an optimization record (`ITERATION_FIELDS` or "params")."""
+    return group["optimization"][name][:iterations_done(group)]
+
+
+@dataclass
+class Checkpoint:
+    arrays: dict
+    state: dict
+
+
+def read_checkpoint(group: h5py.Group) -> Checkpoint | None:
+    """The last complete checkpoint, or None before the first."""
+    ck = group["checkpoint"]
+    current = int(ck.attrs.get("current", -1))
+    if current < 0:
+        return None
+    slot = ck[f"slot{current}"]
+    names = [str(n) for n in slot["state"].attrs["fields"]]
+    state = dict(zip(names, slot["state"][...].tolist()))
+    arrays = {key: slot[key][...] for key in slot if key != "state"}
+    return Checkpoint(arrays, state)
 
 
 def open_for_reading(path: str) -> h5py.File:
+    """Open any output file for reading, also while a run writes it; one-line OutputError otherwise."""
+    if os.path.isdir(path):
+        raise OutputError(f"{path}: is a directory, not an output file")
     try:
-        f = h5py.File(path, "r", locking=False)   # readable while a run is writing it (it flushes often)
+        f = h5py.File(path, "r", locking=False)
     except FileNotFoundError:
         raise OutputError(f"{path}: no such file") from None
     except OSError as exc:
-        raise OutputError(f"{path}: not a readable HDF5 file ({exc.__class__.__name__}: "
-                          f"{str(exc).splitlines()[0]})") from None
+        reason = str(exc).splitlines()[0]
+        if "signature" in reason:
+            reason = "not an HDF5 file"
+        raise OutputError(f"{path}: not a readable HDF5 file ({reason})") from None
     return f
+
+
+def lock(path: str) -> int:
+    """Take an exclusive advisory lock (flock) on `path` for the life of this process, or raise
+    OutputError when another process holds it (a run writing the file). Returns the descriptor."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(f"{path} is in use: another vmc run is writing it (wait for it to end, or "
+                          "choose another output file)") from None
+    except OSError:
+        pass   # a file system without locks: nothing to enforce
+    return fd
 
 
 def describe(path: str) -> str:
     """A few lines on what an output file holds (for `vmc info`)."""
     with open_for_reading(path) as f:
-        if f.attrs.get("format") == STUDY_FORMAT:
-            pts = f.get("points", {})
-            lines = [f"{path}: vmc {f.attrs.get('vmc_version', '?')} parameter study, status {f.attrs.get('status')}, "
-                     f"{len(pts)} of {f.attrs.get('n_points')} points started, {f.attrs.get('n_ranks')} ranks"]
-            for k in sorted(pts):
-                g = pts[k]
-                e = g["optimization/energy"]
-                lines.append(f"  {k} {g.attrs.get('label')}: {g.attrs.get('status')}, {e.shape[0]} iterations, "
-                             f"production {g['production'].attrs['steps_done']} steps")
-            return "\n".join(lines)
-        if f.attrs.get("format") != FORMAT:
-            raise OutputError(f"{path}: not a vmc run file (no format attribute '{FORMAT}')")
-        cfg = json.loads(f.attrs["config"])
-        s, w, o = cfg["system"], cfg["wavefunction"], cfg["optimizer"]
-        opt = f["optimization"]
-        n_it = opt["energy"].shape[0]
-        prod = f["production"]
-        lines = [
-            f"{path}: vmc {f.attrs.get('vmc_version', '?')} run, status {f.attrs.get('status', '?')}"
-            + (f" ({f.attrs['message']})" if f.attrs.get("message") else ""),
-            f"  system: {s['particles']} particles, {s['dimensions']}D, omega = {s['omega']}, "
-            f"interaction {'on' if s['interaction'] else 'off'}",
-            f"  trial state: RBM ({w['hidden']} hidden units, g = {w['g']})"
-            + (" x Padé-Jastrow" if w.get("jastrow", "none") != "none" else "")
-            + (" x Slater determinants" if w.get("slater") else "") + f"; sampler {cfg['sampler']['kind']}, "
-            f"{cfg['sampler']['walkers']} walkers on {f.attrs.get('n_ranks', '?')} ranks, seed {f.attrs.get('seed')}",
-            f"  optimization: {n_it} of {o['iterations']} iterations ({o['kind']})"
-            + (f", last E = {opt['energy'][-1]:.6f} +- {opt['error'][-1]:.6f}" if n_it else ""),
-            f"  production: {prod.attrs['steps_done']} of {prod['local_energy'].shape[1]} steps x "
-            f"{prod['local_energy'].shape[0]} chains",
-            f"  started {f.attrs.get('started', '?')}, finished {f.attrs.get('finished', '-')}, "
-            f"host {f.attrs.get('host', '?')}",
-        ]
+        try:
+            return _describe(f, path)
+        except (KeyError, OSError, RuntimeError, ValueError) as exc:
+            raise OutputError(f"{path}: damaged or incomplete vmc file ({str(exc).splitlines()[0]})") from None
+
+
+def _run_lines(g: h5py.Group, indent: str = "  ") -> list[str]:
+    cfg = json.loads(g.attrs["config"])
+    o = cfg["optimizer"]
+    n_it = iterations_done(g)
+    prod = g["production"]
+    energy = history(g)
+    lines = [f"{indent}optimization: {n_it} of {o['iterations']} iterations ({o['kind']})"
+             + (f", last E = {energy[-1]:.6f} +- {history(g, 'error')[-1]:.6f}" if n_it else ""),
+             f"{indent}production: {int(prod.attrs['steps_done'])} of {prod['local_energy'].shape[1]} steps x "
+             f"{prod['local_energy'].shape[0]} chains"]
+    ck = g["checkpoint"]
+    if int(ck.attrs.get("current", 0)) >= 0:
+        phase = ck.attrs.get("phase", 0)
+        phase = PHASES[int(phase)] if not isinstance(phase, str) else phase
+        lines.append(f"{indent}checkpoint: iteration {int(ck.attrs.get('iteration', 0))}, phase {phase}")
+    if attr_text(g, "summary"):
+        s = json.loads(g.attrs["summary"])
+        if "timing" in s:
+            lines.append(f"{indent}time: {s['timing']}")
+        for w in s.get("warnings", []):
+            lines.append(f"{indent}warning: {w}")
+    return lines
+
+
+def _describe(f: h5py.File, path: str) -> str:
+    if f.attrs.get("format") == STUDY_FORMAT:
+        pts = f.get("points", {})
+        lines = [f"{path}: vmc {f.attrs.get('vmc_version', '?')} parameter study, status {attr_text(f, 'status')}, "
+                 f"{sum(attr_text(pts[k], 'status') == 'complete' for k in pts)} of {f.attrs.get('n_points')} "
+                 f"points complete, {f.attrs.get('n_ranks')} ranks"]
+        for k in sorted(pts):
+            g = pts[k]
+            lines.append(f"  {k} {g.attrs.get('label')}: {attr_text(g, 'status')}, {iterations_done(g)} iterations, "
+                         f"production {int(g['production'].attrs['steps_done'])} steps")
+        return "\n".join(lines)
+    if f.attrs.get("format") != FORMAT:
+        raise OutputError(f"{path}: not a vmc output file (no format attribute '{FORMAT}')")
+    cfg = json.loads(f.attrs["config"])
+    s, w = cfg["system"], cfg["wavefunction"]
+    lines = [
+        f"{path}: vmc {f.attrs.get('vmc_version', '?')} run, status {attr_text(f, 'status', '?')}"
+        + (f" ({attr_text(f, 'message')})" if attr_text(f, "message") else ""),
+        f"  system: {s['particles']} particles, {s['dimensions']}D, omega = {s['omega']}, "
+        f"interaction {'on' if s['interaction'] else 'off'}",
+        f"  trial state: RBM ({w['hidden']} hidden units, g = {w['g']})"
+        + (" x Padé-Jastrow" if w.get("jastrow", "none") != "none" else "")
+        + (" x Slater determinants" if w.get("slater") else "") + f"; sampler {cfg['sampler']['kind']}, "
+        f"{cfg['sampler']['walkers']} walkers on {f.attrs.get('n_ranks', '?')} ranks, seed {f.attrs.get('seed')}",
+    ] + _run_lines(f) + [
+        f"  started {f.attrs.get('started', '?')}, finished {attr_text(f, 'finished') or '-'}, "
+        f"host {f.attrs.get('host', '?')}",
+    ]
     return "\n".join(lines)

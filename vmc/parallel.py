@@ -11,6 +11,7 @@ number of ranks; rank r drives walkers [r W // K, (r + 1) W // K). K need not di
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 
 import numpy as np
@@ -49,6 +50,26 @@ class Comm:
 
     def bcast(self, obj):
         return obj if self._comm is None else self._comm.bcast(obj, root=0)
+
+    def ranks_on_node(self) -> int:
+        """How many ranks of this job share this rank's node (collective)."""
+        if self._comm is None:
+            return 1
+        from mpi4py import MPI
+        local = self._comm.Split_type(MPI.COMM_TYPE_SHARED)
+        n = local.Get_size()
+        local.Free()
+        return n
+
+    def abort(self, code: int) -> None:
+        """End every rank of the job now with exit code `code` (MPI_Abort), so that no rank waits for this
+        one in a collective. MPICH's own report is silenced: the caller has printed the reason."""
+        if self._comm is None or self.size == 1:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+        self._comm.Abort(code)
 
     def all_equal(self, array: np.ndarray) -> bool:
         """True when every rank holds a bit-identical array (compares a checksum)."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .analysis import AnalysisError, analyze_group, run_groups
-from .io import open_for_reading
+from .io import OutputError, attr_text, history, open_for_reading
 
 ACCEPTANCE_KEYS = ("sampler.step", "sampler.dt")
 UNITS = {"system.omega": "omega (Hartree)", "sampler.dt": "time step dt", "sampler.step": "step length (Bohr)",
@@ -51,22 +51,33 @@ def _label(key: str) -> str:
 
 def collect(path: str) -> tuple[dict, list[dict]]:
     """File attributes and one record per completed point (config, analysis, history, density)."""
+    try:
+        return _collect(path)
+    except OutputError as exc:
+        raise AnalysisError(str(exc)) from None
+    except (KeyError, OSError, RuntimeError, ValueError) as exc:
+        raise AnalysisError(f"{path}: damaged or not a vmc output file ({str(exc).splitlines()[0]})") from None
+
+
+def _collect(path: str) -> tuple[dict, list[dict]]:
     with open_for_reading(path) as f:
-        info = {k: f.attrs.get(k) for k in ("format", "started", "finished", "host", "n_ranks", "command",
-                                            "vmc_version", "config")}
+        if f.attrs.get("format") not in ("vmc-run", "vmc-study"):
+            raise AnalysisError(f"{path}: not a vmc output file (no format attribute 'vmc-run' or 'vmc-study')")
+        info = {k: f.attrs.get(k) for k in ("format", "started", "host", "n_ranks", "command", "vmc_version")}
+        info.update(finished=attr_text(f, "finished"), config=attr_text(f, "config"))
         points = []
         for label, g in run_groups(f):
-            if g.attrs.get("status") != "complete":
+            if attr_text(g, "status") != "complete":
                 continue
             cfg = json.loads(g.attrs["config"])
             result = analyze_group(g, f"{path} [{label}]" if label else path)
             dens = g["production/density"]
             points.append({
                 "label": label or "run", "config": cfg, "result": result,
-                "energy_history": g["optimization/energy"][...], "error_history": g["optimization/error"][...],
+                "energy_history": history(g, "energy"), "error_history": history(g, "error"),
                 "r": dens["r"][...] if "r" in dens else None,
                 "density": dens["density"][...] if "density" in dens else None,
-                "samples_per_s": g["production/local_energy"].size / max(float(g["production"].attrs.get("wall_seconds", 0)), 1e-12),
+                "samples_per_s": g["production/local_energy"].shape[0] * int(g["production"].attrs["steps_done"]) / max(float(g["production"].attrs.get("wall_seconds", 0)), 1e-12),
             })
     if not points:
         raise AnalysisError(f"{path}: no completed run to report on")

@@ -314,9 +314,36 @@ class Walkers:
     def rng_states(self) -> list[dict]:
         return [r.bit_generator.state for r in self.rngs]
 
-    def set_rng_states(self, states: list[dict]) -> None:
-        for r, s in zip(self.rngs, states):
-            r.bit_generator.state = s
+    def rng_state_array(self) -> np.ndarray:
+        return rng_words(self.rng_states())
+
+    def set_rng_state_array(self, words: np.ndarray) -> None:
+        for r, row in zip(self.rngs, np.asarray(words, dtype=np.uint64)):
+            r.bit_generator.state = rng_state(row)
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def rng_words(states: list[dict]) -> np.ndarray:
+    """PCG64 states as uint64 words (n, 6): state and increment (128 bits each, high word first),
+    has_uint32, uinteger; `rng_state` inverts it.
+
+    >>> g = np.random.Generator(np.random.PCG64(7))
+    >>> rng_state(rng_words([g.bit_generator.state])[0]) == g.bit_generator.state
+    True
+    """
+    out = np.empty((len(states), 6), dtype=np.uint64)
+    for w, st in enumerate(states):
+        s, inc = st["state"]["state"], st["state"]["inc"]
+        out[w] = (s >> 64, s & _MASK64, inc >> 64, inc & _MASK64, st["has_uint32"], st["uinteger"])
+    return out
+
+
+def rng_state(words) -> dict:
+    hi, lo, ihi, ilo, has, uint = (int(v) for v in words)
+    return {"bit_generator": "PCG64", "state": {"state": (hi << 64) | lo, "inc": (ihi << 64) | ilo},
+            "has_uint32": has, "uinteger": uint}
 
 
 @dataclass

@@ -289,6 +289,10 @@ class TrialState:
         self.params[:self.n_rbm] = rng.normal(0.0, scale, self.n_rbm)
         return self
 
+    def views(self) -> dict[str, np.ndarray]:
+        """The named parameter arrays stored beside the flat vector in the output file."""
+        return {"a": self.a, "b": self.b, "W": self.W}
+
     def copy(self) -> "TrialState":
         return TrialState(self.particles, self.dimensions, self.hidden, self.sigma, self.g, self.optimize_sigma,
                           self.params.copy(), self.jastrow, self.slater, self.fermions, self.omega)

@@ -1,0 +1,44 @@
+"""Run `vmc` with a fault injected on rank 0 (for tests; the package itself has no test hooks).
+
+    python tests/faults.py FAULT ITERATION vmc-arguments...
+
+FAULT is
+  write-error  every HDF5 write of optimization iteration ITERATION fails with ENOSPC (a full disk)
+  raise        rank 0 raises RuntimeError("injected fault") when it writes iteration ITERATION
+"""
+import errno
+import os
+import sys
+
+import h5py
+
+from vmc import cli, io
+
+
+def main() -> int:
+    fault, at, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    rank = int(os.environ.get("PMI_RANK", "0") or 0)
+    original = io.RunWriter.iteration
+
+    def iteration(self, t, row, params):
+        if t != at or rank != 0:
+            return original(self, t, row, params)
+        if fault == "raise":
+            raise RuntimeError("injected fault")
+        real = h5py.Dataset.__setitem__
+
+        def full(ds, key, value):
+            raise OSError(errno.ENOSPC, "Can't write data (file write failed: errno = 28, error message = "
+                                        "'No space left on device')")
+        h5py.Dataset.__setitem__ = full
+        try:
+            return original(self, t, row, params)
+        finally:
+            h5py.Dataset.__setitem__ = real
+
+    io.RunWriter.iteration = iteration
+    return cli.main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Memory and disk a configuration needs, estimated before any work, and the limits they are checked against.
+
+Memory per rank (the rank with the most walkers, w = ceil(W / K) of W walkers on K ranks), in doubles:
+
+* optimization: the recorded samples, w x sampler.steps x (4 observables + n_opt derivatives
+  d ln psi / d theta), plus n_opt^2 (three copies) for stochastic reconfiguration;
+* production: one chunk of w x 1000 x 4 observables per rank, and on rank 0 the whole population's
+  chunk, W x 1000 x 4, about three times (gather, concatenate, columns);
+* checkpoints: all walkers' positions and stream states on rank 0, W x (M + 6), twice;
+
+plus `BASELINE` bytes for Python, numpy, numba and MPI. The limit per rank is `VMC_MEMORY_LIMIT`
+(bytes, or with a suffix: 500M, 8G) or, by default, half of this node's memory shared by the ranks on
+the node. The output file is allocated in full when a run starts (`vmc.io`), so its size
+(`io.RunShape.file_bytes`) must fit in the free space of the output directory.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+
+from . import io
+
+BASELINE = 200 * 2**20
+PRODUCTION_OBSERVABLES = 4
+
+
+class ResourceError(Exception):
+    """A configuration that would exhaust memory or disk; str() is one line for the user."""
+
+
+def human(n: float) -> str:
+    """Bytes in binary units.
+
+    >>> human(1536), human(3 * 2**30)
+    ('1.5 KiB', '3.0 GiB')
+    """
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def parse_bytes(text: str) -> int:
+    """'8G' -> 8 GiB, '500M', '1.5T', '123' (bytes).
+
+    >>> parse_bytes("8G") == 8 * 2**30, parse_bytes("500M") == 500 * 2**20
+    (True, True)
+    """
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGTP]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ValueError(f"not a size: {text!r} (examples: 500M, 8G)")
+    power = " KMGTP".index(m.group(2).upper() or " ")
+    return int(float(m.group(1)) * 1024**power)
+
+
+def memory_per_rank(cfg: dict, n_ranks: int, n_opt: int) -> tuple[int, str]:
+    """(bytes, what dominates) for the busiest rank of a run."""
+    smp = cfg["sampler"]
+    walkers = smp["walkers"]
+    w = math.ceil(walkers / n_ranks)
+    M = cfg["system"]["particles"] * cfg["system"]["dimensions"]
+    sr = n_opt * n_opt * 3 if cfg["optimizer"]["kind"] == "sr" else 0
+    optimization = 8 * (w * smp["steps"] * (PRODUCTION_OBSERVABLES + n_opt) + sr)
+    chunk = min(io.PRODUCTION_CHUNK, cfg["production"]["steps"])
+    production = 8 * (w * chunk * PRODUCTION_OBSERVABLES + 3 * walkers * chunk * PRODUCTION_OBSERVABLES
+                      + 4 * cfg["production"]["density_bins"])
+    checkpoint = 8 * 2 * walkers * (M + io.RNG_WORDS)
+    parts = {
+        f"optimization samples: {w} walkers x {smp['steps']} steps x {PRODUCTION_OBSERVABLES + n_opt} numbers": optimization,
+        f"production chunks: {walkers} walkers x {chunk} steps on rank 0": production,
+        f"checkpoints: {walkers} walkers' states on rank 0": checkpoint,
+    }
+    what = max(parts, key=parts.get)
+    return BASELINE + max(optimization, production) + checkpoint, what
+
+
+def memory_limit(ranks_on_node: int) -> tuple[int, str]:
+    """(bytes per rank, how it was set)."""
+    text = os.environ.get("VMC_MEMORY_LIMIT", "").strip()
+    if text:
+        try:
+            return parse_bytes(text), f"VMC_MEMORY_LIMIT={text}"
+        except ValueError as exc:
+            raise ResourceError(f"VMC_MEMORY_LIMIT: {exc}") from None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 16 * 2**30
+    share = total // 2 // max(1, ranks_on_node)
+    return share, (f"half of this node's {human(total)} shared by {ranks_on_node} rank"
+                   f"{'s' if ranks_on_node != 1 else ''}")
+
+
+def check_memory(cfg: dict, source: str, n_ranks: int, ranks_on_node: int, n_opt: int) -> None:
+    need, what = memory_per_rank(cfg, n_ranks, n_opt)
+    limit, how = memory_limit(ranks_on_node)
+    if need > limit:
+        raise ResourceError(
+            f"{source}: the run needs about {human(need)} of memory per rank (mostly {what}), more than the "
+            f"limit of {human(limit)} ({how}); use fewer walkers or steps, more ranks, or raise the limit "
+            "with VMC_MEMORY_LIMIT=<size>")
+
+
+def check_disk(path: str, need: int) -> None:
+    """Refuse when the output's directory has less free space than `need` bytes (plus 1 %)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return
+    if need * 1.01 > free:
+        raise ResourceError(f"{path}: the output file needs {human(need)}, but only {human(free)} are free in "
+                            f"{directory}; free space, choose another directory, or shorten the run "
+                            "(production.steps x sampler.walkers)")
