@@ -17,6 +17,7 @@ run: $(STAMP)
 	$(BIN)/mpiexec -n $(NPROC) $(BIN)/vmc run inputs/default.toml --force
 
 test: $(STAMP)
+	$(BIN)/ruff check vmc tests benchmarks docs
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

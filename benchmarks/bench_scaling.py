@@ -67,7 +67,8 @@ def main() -> None:
     print(f"{'ranks':>5} {'wall s':>8} {'opt samples/s':>14} {'eff':>5} {'prod samples/s':>15} {'eff':>5}")
     for r in rows:
         print(f"{r['ranks']:>5} {r['wall_s']:>8.1f} {r['optimization_samples_per_s']:>14.3g} "
-              f"{r['efficiency_optimization']:>5.2f} {r['production_samples_per_s']:>15.3g} {r['efficiency_production']:>5.2f}")
+              f"{r['efficiency_optimization']:>5.2f} {r['production_samples_per_s']:>15.3g} "
+              f"{r['efficiency_production']:>5.2f}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ import datetime
 import os
 import platform
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -96,7 +95,7 @@ def main(files: list[str]) -> None:
         md = Path(write_report(f, str(fig_dir), title=study))
         body = md.read_text().splitlines()
         # drop the per-report title and provenance lines; re-home image links
-        start = next(i for i, l in enumerate(body) if l.startswith("Energies in Hartree"))
+        start = next(i for i, line in enumerate(body) if line.startswith("Energies in Hartree"))
         text = "\n".join(body[start + 1:])
         text = re.sub(r"\]\(([^)]+\.png)\)", lambda m: f"](figures/{study}/{m.group(1)})", text)
         out += [f"## {study}", "", description(study), "", f"Input: `inputs/studies/{study}.toml`.", "", text, ""]

@@ -271,7 +271,8 @@ def test_frozen_sampler_is_a_failure_not_a_result(write_input, tmp_path):
 
 
 def test_low_acceptance_is_a_warning_in_summary_file_and_analysis(write_input, tmp_path):
-    inp = write_input(case(iterations=2, production=2000).replace('kind = "importance"', 'kind = "metropolis"\nstep = 12.0'))
+    metropolis = 'kind = "metropolis"\nstep = 12.0'
+    inp = write_input(case(iterations=2, production=2000).replace('kind = "importance"', metropolis))
     out = tmp_path / "x.h5"
     p = run_cli("run", inp, "-o", out, "--quiet")
     assert p.returncode == 0, p.stderr

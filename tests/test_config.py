@@ -143,7 +143,8 @@ def test_wrong_types(text, needle):
     ("[system]\nomega = 1e-300\n", "system.omega = 1e-300: must be between 0.001 and 1000"),
     ("[wavefunction]\ninit_scale = 1e10\n", "wavefunction.init_scale = 10000000000.0: must be between 0 and 10"),
     ("[optimizer]\nlearning_rate = 100\n", "optimizer.learning_rate = 100: must be in (0, 10]"),
-    ("[production]\ndensity_bins = 1000000000\n", "production.density_bins = 1000000000: must be between 1 and 1000000"),
+    ("[production]\ndensity_bins = 1000000000\n",
+     "production.density_bins = 1000000000: must be between 1 and 1000000"),
     ("[sampler]\nwalkers = 10000000000\n", "sampler.walkers = 10000000000: must be between 1 and 10000000"),
     ("[system]\nparticles = 65\n", "system.particles = 65: must be between 1 and 64"),
     ("[system]\nparticles = 0\n", "system.particles = 0: must be between 1 and 64"),
@@ -169,7 +170,8 @@ def test_bad_choice_suggests_closest():
 
 
 def test_limits_accepted():
-    cfg = config.from_text("seed = 0\n[system]\nparticles = 64\ndimensions = 1\ninteraction = false\nstatistics = \"boson\"\n[optimizer]\nmomentum = 0\n"
+    cfg = config.from_text("seed = 0\n[system]\nparticles = 64\ndimensions = 1\ninteraction = false\n"
+                           "statistics = \"boson\"\n[optimizer]\nmomentum = 0\n"
                            "iterations = 0\n[wavefunction]\ng = 1\ninit_scale = 0\n")
     assert cfg.get("system.particles") == 64 and cfg.get("optimizer.iterations") == 0
 
@@ -305,7 +307,8 @@ def test_statistics_and_factor_rules():
     assert "wavefunction.slater" in msg and "fermion" in msg
     assert config.from_text("[system]\nparticles = 6\n[wavefunction]\nslater = true\n").get("wavefunction.slater")
     assert "closed shell" in error_of("[system]\nparticles = 4\n[wavefunction]\nslater = true\n", "f.toml")
-    assert "closed shell" in error_of("[system]\nparticles = 6\ndimensions = 3\n[wavefunction]\nslater = true\n", "f.toml")
+    assert "closed shell" in error_of("[system]\nparticles = 6\ndimensions = 3\n[wavefunction]\nslater = true\n",
+                                      "f.toml")
     assert config.from_text("[system]\nparticles = 8\ndimensions = 3\n[wavefunction]\nslater = true\n")
     assert "fermion" in error_of("[system]\nstatistics = \"boson\"\n[wavefunction]\nslater = true\n", "f.toml")
     assert "dimensions" in error_of("[system]\ndimensions = 1\n[wavefunction]\njastrow = \"pade\"\n", "f.toml")

@@ -4,9 +4,9 @@ import pytest
 
 from conftest import run_in_memory
 from vmc import config
-from vmc.hamiltonian import Hamiltonian, local_observables
+from vmc.hamiltonian import Hamiltonian
 from vmc.samplers import Sampler, Walkers
-from vmc.slater import closed_shell_energy
+from vmc.factors.slater import closed_shell_energy
 from vmc.wavefunction import TrialState, default_sigma
 
 CLOSED_SHELLS = [(2, 2), (6, 2), (12, 2), (20, 2), (2, 3), (8, 3), (20, 3)]
@@ -68,9 +68,7 @@ def test_kernel_local_energy_equals_python_path():
     s = Sampler("importance", dt=0.1).sample(wf, ham, walkers, 150, 1)   # crosses a determinant refresh
     x = walkers.positions[0]
     grad, lap = wf.grad_lap_log_psi(x)
-    out = np.empty(4)
-    local_observables(x, grad, lap, 1.0, P, D, True, out)
-    np.testing.assert_allclose(s.observables[0, -1], out, rtol=1e-9)
+    np.testing.assert_allclose(s.observables[0, -1], ham.local_values(x, grad, lap), rtol=1e-9)
 
 
 def test_exchange_symmetry():
@@ -109,15 +107,12 @@ def test_cusp_keeps_local_energy_bounded(D):
 
     def e_local(wf, r):
         x = np.concatenate([centre + 0.5 * r * direction, centre - 0.5 * r * direction])
-        g, l = wf.grad_lap_log_psi(x)
-        out = np.empty(4)
-        local_observables(x, g, l, 1.0, 2, D, True, out)
-        return out[:3].sum()
+        return Hamiltonian(2, D, 1.0).local_values(x, *wf.grad_lap_log_psi(x))[:3].sum()
 
     rng = np.random.default_rng(D)
     with_j = TrialState(2, D, 3, 0.7, jastrow=True, beta=0.4).randomize(rng, 0.2)
-    without = with_j.copy()
-    without.jastrow = False
+    without = TrialState(2, D, 3, 0.7)
+    without.theta[:] = with_j.params[:without.n_opt]      # the same RBM, no Jastrow factor
     radii = [1e-2, 1e-4, 1e-6, 1e-8]
     e_with = [e_local(with_j, r) for r in radii]
     e_without = [e_local(without, r) for r in radii]

@@ -134,8 +134,8 @@ def test_checkpoint_interval_does_not_change_the_numbers(write_input, tmp_path):
     """Checkpoints never touch the random streams: interval 0 (every iteration) and 1 h give the same run."""
     outs = []
     for interval in (0.0, 3600.0):
-        inp = write_input(small(iterations=8, production=2000).replace("seed = 1", f"seed = 1\ncheckpoint_interval = {interval}"),
-                          f"c{interval}.toml")
+        text = small(iterations=8, production=2000).replace("seed = 1", f"seed = 1\ncheckpoint_interval = {interval}")
+        inp = write_input(text, f"c{interval}.toml")
         out = tmp_path / f"c{interval}.h5"
         assert run_cli("run", inp, "-o", out, "--quiet").returncode == 0
         outs.append(summary(out))

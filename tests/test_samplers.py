@@ -1,11 +1,13 @@
 """Samplers: incremental updates, exact cases, and that each samples the right distribution."""
+import numba
 import numpy as np
 import pytest
 
 from vmc.estimators import Moments, sums
 from vmc.hamiltonian import Hamiltonian
-from vmc.samplers import Sampler, Walkers, importance_sweep, metropolis_sweep, refresh_determinants
-from vmc.wavefunction import TrialState, default_sigma, hidden_preactivation
+from vmc import config
+from vmc.samplers import Sampler, Walkers, importance_sweep, metropolis_sweep, scratch
+from vmc.wavefunction import TrialState, default_sigma, initialize
 
 SAMPLERS = [("metropolis", {"step": 1.0}), ("importance", {"dt": 0.1}), ("gibbs", {})]
 
@@ -20,42 +22,43 @@ def run(wf, ham, sampler, n_walkers=16, n_burn=100, n_steps=500, seed=1):
     return s, Moments.from_sums(sums(s))
 
 
+@numba.njit
+def sweeps(factors, x, P, D, importance, rng, s, n):
+    """n sweeps of walker 0; returns the accepted moves."""
+    accepted = 0
+    for _ in range(n):
+        if importance:
+            accepted += importance_sweep(factors, 0, x, P, D, 0.3, rng, s)
+        else:
+            accepted += metropolis_sweep(factors, 0, x, P, D, 1.0, rng, s)
+    return accepted
+
+
 @pytest.mark.parametrize("sweep", ["metropolis", "importance"])
-@pytest.mark.parametrize("factors", ["rbm", "rbm+jastrow+slater"])
+@pytest.mark.parametrize("factors", ["rbm", "rbm+jastrow+slater", "symmetric+jastrow+slater"])
 def test_incremental_updates_match_recomputation(sweep, factors):
-    """Hidden pre-activations, their softplus and the inverse Slater matrices, updated move by move
-    over accepted and rejected moves, equal a recomputation from scratch."""
+    """Every factor's per-walker cache (RBM hidden pre-activations and their softplus, inverse Slater
+    matrices, pair terms), updated move by move over accepted and rejected moves, equals a recomputation
+    from scratch."""
     rng = np.random.default_rng(3)
     P, D, N = 6, 2, 5
     full = factors != "rbm"
-    wf = TrialState(P, D, N, sigma=0.8, jastrow=full, slater=full).randomize(rng, 0.3)
+    wf = TrialState(P, D, N, sigma=0.8, jastrow=full, slater=full,
+                    rbm="symmetric" if factors.startswith("symmetric") else "coordinates").randomize(rng, 0.3)
     x = rng.normal(size=P * D)
-    u = wf.hidden_preactivation(x)
-    sp = np.log1p(np.exp(u))
-    n = wf.qn.shape[0]
-    dinv_up, dinv_dn, dmat = np.empty((n, n)), np.empty((n, n)), np.empty((n, n))
-    val, scratch, g_orb, l_orb = np.empty(n), np.empty(n), np.empty((n, D)), np.empty((n, D))
-    if full:
-        refresh_determinants(x, P, D, 1.0, wf.qn, dinv_up, dinv_dn, dmat, g_orb, l_orb)
-    buf = [np.empty(D), np.empty(D), np.empty(N), np.empty(N)]
-    factor_args = [wf.jastrow, wf.cusp, wf.beta, wf.slater, wf.qn, 1.0, dinv_up, dinv_dn, val, g_orb, l_orb, scratch]
-    accepted = 0
-    for _ in range(1000):
-        if sweep == "metropolis":
-            accepted += metropolis_sweep(x, u, sp, wf.a, wf.W, wf.sigma, wf.g, P, D, 1.0, rng, *buf, *factor_args)
-        else:
-            accepted += importance_sweep(x, u, sp, wf.a, wf.W, wf.sigma, wf.g, P, D, 0.3, rng, *buf,
-                                         np.empty(D), np.empty(D), *factor_args, np.empty(D))
+    kernel = wf.kernel_data(1)
+    initialize(kernel, 0, x)
+    accepted = sweeps(kernel, x, P, D, sweep == "importance", rng, scratch(P * D, D), 1000)
     assert 0.05 * 1000 * P < accepted < 0.98 * 1000 * P   # both accepted and rejected moves
-    fresh = np.empty(N)
-    hidden_preactivation(x, wf.b, wf.W, wf.sigma, fresh)
-    np.testing.assert_allclose(u, fresh, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(sp, np.log1p(np.exp(fresh)), rtol=1e-12, atol=1e-12)
-    if full:
-        up, dn, m2 = np.empty((n, n)), np.empty((n, n)), np.empty((n, n))
-        refresh_determinants(x, P, D, 1.0, wf.qn, up, dn, m2, g_orb, l_orb)
-        np.testing.assert_allclose(dinv_up, up, rtol=1e-8, atol=1e-10)
-        np.testing.assert_allclose(dinv_dn, dn, rtol=1e-8, atol=1e-10)
+    fresh = wf.kernel_data(1)
+    initialize(fresh, 0, x)
+    caches = {"u", "sp", "dinv", "pair"}
+    compared = 0
+    for f, g in zip(kernel, fresh):
+        for name in caches & set(f._fields):
+            np.testing.assert_allclose(getattr(f, name), getattr(g, name), rtol=1e-8, atol=1e-10, err_msg=name)
+            compared += 1
+    assert compared == {"rbm": 2, "rbm+jastrow+slater": 3, "symmetric+jastrow+slater": 4}[factors]
 
 
 def valid(samplers):
@@ -77,9 +80,8 @@ def test_noninteracting_exact_energy_zero_variance(kind, opts, g):
 
 
 def test_gibbs_with_g_one_is_an_error():
-    wf = TrialState(2, 2, 2, sigma=1.0, g=1.0)
-    with pytest.raises(ValueError, match="g = 1/2"):
-        run(wf, Hamiltonian(2, 2, 1.0), Sampler("gibbs"))
+    with pytest.raises(config.ConfigError, match="g = 0.5"):
+        config.from_text('[wavefunction]\ng = 1.0\n[sampler]\nkind = "gibbs"')
 
 
 @pytest.mark.parametrize("kind,opts,g", valid([("metropolis", {"step": 2.0}), ("importance", {"dt": 0.3}),

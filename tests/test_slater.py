@@ -1,12 +1,40 @@
 """Slater determinants of Hermite orbitals: shells, derivatives, exchange, Sherman-Morrison, E_L."""
 import math
 
+import numba
 import numpy as np
 import pytest
 
-from vmc.slater import (closed_shell_energy, drift_log_det, grad_lap_log_det, grad_lap_log_det_total,
-                        log_det_total, orbitals, quantum_numbers, quantum_numbers_for, ratio,
-                        sherman_morrison, slater_inverse)
+from vmc.factors.slater import (SlaterDeterminants, closed_shell_energy, grad_lap_log_det, orbitals,
+                                quantum_numbers, quantum_numbers_for, slater_inverse)
+from vmc.wavefunction import Product, accept_all, add_grad_proposed_all, initialize, propose_all
+
+
+@numba.njit
+def propose(factors, x, i, xp, dx, drift):
+    """A move proposed through the sums over factors, with the drift at xp added to `drift`."""
+    log_ratio, sign = propose_all(factors, 0, x, i, xp, dx)
+    add_grad_proposed_all(factors, 0, x, i, xp, drift)
+    return log_ratio, sign
+
+
+@numba.njit
+def accept(factors, x, i, xp):
+    accept_all(factors, 0, x, i, xp)
+
+
+def determinants(P, D, omega):
+    """The determinants alone as a trial state (the same kernels as in sampling)."""
+    return Product([SlaterDeterminants(P, D, omega)], P, D)
+
+
+def log_det_total(x, P, D, omega):
+    wf = determinants(P, D, omega)
+    return wf.log_psi(x), wf.sign(x)
+
+
+def grad_lap_log_det_total(x, P, D, omega):
+    return determinants(P, D, omega).grad_lap_log_psi(x)
 
 CLOSED = [(2, 2), (6, 2), (12, 2), (20, 2), (2, 3), (8, 3), (20, 3)]
 ENERGY = {(2, 2): 2, (6, 2): 10, (12, 2): 28, (20, 2): 60, (2, 3): 3, (8, 3): 18, (20, 3): 60}
@@ -59,14 +87,14 @@ def test_orbital_derivatives_finite_differences(D, n_per_spin, omega):
     rng = np.random.default_rng(7 + D)
 
     def values(xp):
-        v, g, l = np.empty(n), np.empty((n, D)), np.empty((n, D))
-        orbitals(xp, omega, qn, v, g, l)
-        return v, g, l
+        v, g, lap = np.empty(n), np.empty((n, D)), np.empty((n, D))
+        orbitals(xp, omega, qn, v, g, lap)
+        return v, g, lap
 
     h = 1e-4
     for _ in range(5):
         xp = rng.normal(0.0, 1.0, D)
-        v, g, l = values(xp)
+        v, g, lap = values(xp)
         # value against the explicit Hermite product
         herm = [np.polynomial.hermite.Hermite.basis(k) for k in range(4)]
         ref = np.array([np.prod([herm[q[d]](math.sqrt(omega) * xp[d]) for d in range(D)]) for q in qn])
@@ -80,7 +108,7 @@ def test_orbital_derivatives_finite_differences(D, n_per_spin, omega):
             # polynomials of degree <= 3 per coordinate: central differences are exact up to
             # h^2 f'''/6 (gradient) and exact (second derivative) apart from rounding
             np.testing.assert_allclose(g[:, d], (vp - vm) / (2 * h), rtol=1e-6, atol=1e-7 * scale)
-            np.testing.assert_allclose(l[:, d], (vp - 2 * v + vm) / h**2, rtol=1e-6, atol=1e-5 * scale)
+            np.testing.assert_allclose(lap[:, d], (vp - 2 * v + vm) / h**2, rtol=1e-6, atol=1e-5 * scale)
 
 
 @pytest.mark.parametrize("P,D", [(6, 2), (12, 2), (20, 2), (8, 3), (20, 3)])
@@ -142,29 +170,22 @@ def test_sherman_morrison_matches_recomputation(P, D):
     qn = quantum_numbers(n, D)
     x = random_config(P, D, omega, rng)
     Dmat = np.empty((n, n))
-    val, g_orb, l_orb, scratch = np.empty(n), np.empty((n, D)), np.empty((n, D)), np.empty(n)
-    val2, g2, l2 = np.empty(n), np.empty((n, D)), np.empty((n, D))
-    Dinv = [np.empty((n, n)), np.empty((n, n))]
-    logdet, sign = 0.0, 1.0
-    for b in range(2):
-        la, sa = slater_inverse(x, b * n, n, D, omega, qn, Dinv[b], Dmat, g_orb, l_orb)
-        logdet += la
-        sign *= sa
+    g_orb, l_orb = np.empty((n, D)), np.empty((n, D))
+    kernel = determinants(P, D, omega).kernel_data(1)
+    initialize(kernel, 0, x)
+    logdet, sign = log_det_total(x, P, D, omega)
     drift = np.empty(D)
     n_accepted = 0
     for step in range(2000):
         i = rng.integers(P)
-        b, row = divmod(i, n)
-        xp = x[i * D:(i + 1) * D] + rng.normal(0.0, 0.5, D)
-        orbitals(xp, omega, qn, val, g_orb, l_orb)
-        R = ratio(Dinv[b], row, val)
-        if step % 50 == 0:
-            drift_log_det(xp, row, omega, qn, Dinv[b], R, val2, g2, l2, drift)
+        dx = rng.normal(0.0, 0.5, D)
+        xp = x[i * D:(i + 1) * D] + dx
+        drift[:] = 0.0
+        log_R, sign_R = propose(kernel, x, i, xp, dx, drift)
         if rng.random() < 0.5:
-            sherman_morrison(Dinv[b], row, val, R, scratch)
-            x[i * D:(i + 1) * D] = xp
-            logdet += math.log(abs(R))
-            sign *= math.copysign(1.0, R)
+            accept(kernel, x, i, xp)               # Sherman-Morrison, then the positions
+            logdet += log_R
+            sign *= sign_R
             n_accepted += 1
             if step % 50 == 0:                                         # drift = grad ln det at x'
                 grad, _ = grad_lap_log_det_total(x, P, D, omega)
@@ -173,6 +194,7 @@ def test_sherman_morrison_matches_recomputation(P, D):
     ref_log, ref_sign = log_det_total(x, P, D, omega)
     assert logdet == pytest.approx(ref_log, rel=1e-8, abs=1e-10)
     assert sign == ref_sign
+    Dinv = kernel[0].dinv[0]
     for b in range(2):
         ref = np.empty((n, n))
         slater_inverse(x, b * n, n, D, omega, qn, ref, Dmat, g_orb, l_orb)

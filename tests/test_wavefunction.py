@@ -1,5 +1,4 @@
 """Analytic derivatives of the RBM trial state against central finite differences."""
-import itertools
 
 import numpy as np
 import pytest

@@ -16,7 +16,9 @@ import numpy as np
 
 from . import blocking
 
-PARTS = ("kinetic", "trap", "interaction")
+from .hamiltonian import OBSERVABLE_NAMES, TERM_NAMES
+
+PARTS = TERM_NAMES   # the energy parts, analysed like E_L
 ACCEPTANCE_BAND = (0.05, 0.999)   # Metropolis / importance acceptance outside it: a warning
 
 
@@ -54,7 +56,7 @@ def reference_energy(cfg: dict) -> tuple[float, str] | None:
     fermions = s.get("statistics", "fermion") == "fermion"
     if not s["interaction"] or P == 1:
         if fermions and P > 2:
-            from .slater import closed_shell_energy
+            from .factors.slater import closed_shell_energy
             return closed_shell_energy(P, D, omega), "exact"
         return 0.5 * P * D * omega, "exact"
     if fermions and P == 2 and D == 2 and omega in TWO_ELECTRONS_2D:
@@ -102,13 +104,10 @@ def analyze_group(group, name: str | None = None) -> dict:
         result = analyze_series(prod["local_energy"][:, :done])
     except AnalysisError as exc:
         raise AnalysisError(f"{name}: {exc}") from None
-    for part in PARTS:
+    for part in OBSERVABLE_NAMES:
         if part in prod:
             r = analyze_series(prod[part][:, :done])
             result[part] = {"mean": r["mean"], "error": r["error"]}
-    if "pair_distance" in prod:
-        r = analyze_series(prod["pair_distance"][:, :done])
-        result["pair_distance"] = {"mean": r["mean"], "error": r["error"]}
     result["acceptance"] = acc = float(prod.attrs.get("acceptance", float("nan")))
     sampler = str(prod.attrs.get("sampler", ""))
     if sampler != "gibbs" and math.isfinite(acc) and not ACCEPTANCE_BAND[0] <= acc <= ACCEPTANCE_BAND[1]:
@@ -200,7 +199,7 @@ def to_json(result: dict) -> dict:
 
 
 def format_table(result: dict, name: str = "") -> str:
-    rows = [("energy", result)] + [(p, result[p]) for p in PARTS if p in result]
+    rows = [("energy", result)] + [(p, result[p]) for p in OBSERVABLE_NAMES if p in result]
     lines = [f"{name}" if name else "", f"{'':<12}{'mean':>14}{'error':>12}"]
     for label, r in rows:
         lines.append(f"{label:<12}{r['mean']:>14.7f}{r['error']:>12.7f}")
@@ -216,10 +215,11 @@ def format_table(result: dict, name: str = "") -> str:
         dev = (result["mean"] - ref) / result["error"] if result["error"] > 0 else float("inf")
         lines.append(f"{result['reference_kind']} {ref}: deviation {result['mean'] - ref:+.3g} ({dev:+.1f} error bars)")
     if "virial_ratio" in result and not result.get("interacting", True):
-        lines.append(f"virial check <T>/<V_trap> = {result['virial_ratio']:.5f} (1 for the exact non-interacting state)")
+        lines.append(f"virial check <T>/<V_trap> = {result['virial_ratio']:.5f} "
+                     "(1 for the exact non-interacting state)")
     for w in result.get("warnings", []):
         lines.append(f"warning: {w}")
-    return "\n".join(l for l in lines if l is not None)
+    return "\n".join(line for line in lines if line is not None)
 
 
 def plot(result: dict, path: str) -> None:

@@ -435,7 +435,8 @@ def _core(a: np.ndarray) -> dict:
     tau = (error / naive) ** 2 if naive > 0 else 1.0
     chain_err.setflags(write=False)
     return dict(levels=lv, mean=mean, error=error, naive_error=naive, variance=variance,
-                n_samples=n_total, level=j, tau=tau, correction=f, constant=constant, chain_errors=chain_err, notes=notes,
+                n_samples=n_total, level=j, tau=tau, correction=f, constant=constant, chain_errors=chain_err,
+                notes=notes,
                 warnings=warnings)
 
 

@@ -459,14 +459,14 @@ def _run(args, comm, stop: StopSignals) -> int:
 def summary_text(summary: dict, cfg: dict, path: str) -> str:
     """The block `vmc run` prints at the end of a run."""
     from .analysis import reference_energy
+    from .hamiltonian import SYMBOLS, TERM_NAMES
     ref = reference_energy(cfg)
     lines = [
         "",
         f"E = {summary['mean']:.6f} +- {summary['error']:.6f}  (blocked error; naive {summary['naive_error']:.6f}, "
         f"tau = {summary['tau']:.1f})" + (f"   {ref[1]}: {ref[0]}" if ref else ""),
         f"variance {summary['variance']:.6g}   acceptance {summary['acceptance']:.3f}   "
-        f"<T> = {summary['kinetic']['mean']:.5f}  <V_trap> = {summary['trap']['mean']:.5f}  "
-        f"<V_int> = {summary['interaction']['mean']:.5f}",
+        + "  ".join(f"{SYMBOLS[t]} = {summary[t]['mean']:.5f}" for t in TERM_NAMES),
         f"wall time {summary['wall_time']:.1f} s   {summary['samples_per_s']:.3g} samples/s   "
         f"{summary['iterations']} iterations   output {path}",
     ]
@@ -588,7 +588,8 @@ def main(argv=None) -> int:
             traceback.print_exc()
         where = traceback.extract_tb(exc.__traceback__)[-1]
         rank = f" on rank {_rank()}" if _COMM is not None and _COMM.size > 1 else ""
-        return _fail(f"vmc: internal error{rank}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return _fail(f"vmc: internal error{rank}: {exc.__class__.__name__}: {first} "
                      f"({os.path.basename(where.filename)}:{where.lineno}; VMC_DEBUG=1 prints the traceback)",
                      EXIT_FAILED)
 

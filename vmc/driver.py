@@ -40,7 +40,7 @@ from tqdm import tqdm
 from . import io
 from .config import check_ranks, resolved_density_rmax, resolved_sigma
 from .estimators import Moments, sums
-from .hamiltonian import Hamiltonian
+from .hamiltonian import OBSERVABLE_NAMES, Hamiltonian
 from .optimizers import Optimizer
 from .parallel import Comm, walker_range
 from .samplers import Sampler, Walkers, rng_words
@@ -104,7 +104,8 @@ def trial_state(cfg: dict) -> TrialState:
     s, w = cfg["system"], cfg["wavefunction"]
     return TrialState(s["particles"], s["dimensions"], w["hidden"], resolved_sigma(cfg), w["g"], w["optimize_sigma"],
                       jastrow=w["jastrow"] == "pade", slater=w["slater"], fermions=s["statistics"] == "fermion",
-                      omega=s["omega"], beta=w["beta"])
+                      omega=s["omega"], beta=w["beta"], rbm=w["rbm"], orbital_omega=w["orbital_omega"],
+                      pair_hidden=w["pair_hidden"])
 
 
 def run_shape(cfg: dict) -> io.RunShape:
@@ -113,12 +114,13 @@ def run_shape(cfg: dict) -> io.RunShape:
     return io.RunShape(n_params=wf.n_params, n_opt=wf.n_opt, n_visible=wf.n_visible,
                        walkers=cfg["sampler"]["walkers"], iterations=cfg["optimizer"]["iterations"],
                        production_steps=cfg["production"]["steps"], density_bins=cfg["production"]["density_bins"],
-                       state_fields=RunState.names(), views=tuple((k, v.shape) for k, v in wf.views().items()))
+                       state_fields=RunState.names(), views=tuple((k, v.shape) for k, v in wf.named().items()))
 
 
 def wavefunction_attrs(wf: TrialState) -> dict:
     return dict(sigma=wf.sigma, g=wf.g, beta=wf.beta, particles=wf.particles, dimensions=wf.dimensions,
-                hidden=wf.hidden, optimize_sigma=wf.optimize_sigma, jastrow=wf.jastrow, slater=wf.slater)
+                hidden=wf.hidden, optimize_sigma=wf.optimize_sigma, rbm=wf.rbm, jastrow=wf.jastrow,
+                slater=wf.slater, n_opt=wf.n_opt)
 
 
 def energy_lower_bound(cfg: dict) -> float:
@@ -300,7 +302,7 @@ def optimize(cfg, setup: Setup, state: RunState, writer, comm: Comm, clock: Cloc
     smp, o = cfg["sampler"], cfg["optimizer"]
     wf, opt = setup.wf, setup.optimizer
     guard = Guard(energy_lower_bound(cfg))
-    no_counts = np.zeros(0)
+    no_counts = np.zeros(cfg["production"]["density_bins"])   # the optimization fills no histogram
     last_good = snapshot(setup, state, no_counts)
     bar = _progress(o["iterations"], state.iteration, "optimizing", "it", progress and comm.is_root)
     while state.phase == OPTIMIZATION and state.iteration < o["iterations"]:
@@ -316,8 +318,9 @@ def optimize(cfg, setup: Setup, state: RunState, writer, comm: Comm, clock: Cloc
         if reason is None and m.acceptance == 0.0:
             reason = f"iteration {it}: no proposed move was accepted (sampler step or time step far too large?)"
         if reason is not None:
-            write_checkpoint(comm, writer, replace(last_good, density_counts=np.zeros(cfg["production"]["density_bins"])))
-            raise NumericalError(f"{reason}; the checkpoint holds the state before iteration {last_good.state.iteration}")
+            write_checkpoint(comm, writer, last_good)
+            raise NumericalError(f"{reason}; the checkpoint holds the state before iteration "
+                                 f"{last_good.state.iteration}")
         if guard.good(m, state.best_energy):
             last_good = start
         lr = opt.learning_rate()
@@ -325,7 +328,7 @@ def optimize(cfg, setup: Setup, state: RunState, writer, comm: Comm, clock: Cloc
         try:
             delta = opt.step(m.gradient, m.s_matrix)
         except np.linalg.LinAlgError as exc:
-            write_checkpoint(comm, writer, replace(start, density_counts=np.zeros(cfg["production"]["density_bins"])))
+            write_checkpoint(comm, writer, start)
             raise NumericalError(f"iteration {it}: stochastic reconfiguration failed ({exc}); raise "
                                  "optimizer.sr_shift") from None
         wf.theta[:] += delta
@@ -341,23 +344,22 @@ def optimize(cfg, setup: Setup, state: RunState, writer, comm: Comm, clock: Cloc
             state.phase = PRODUCTION
         if writer is not None:
             row = dict(energy=m.energy, error=m.error, variance=m.variance, acceptance=m.acceptance,
-                       grad_norm=float(np.linalg.norm(m.gradient)), learning_rate=lr,
-                       kinetic=m.observables[0], trap=m.observables[1], interaction=m.observables[2],
-                       pair_distance=m.observables[3], wall_time=time.time() - t0)
+                       grad_norm=float(np.linalg.norm(m.gradient)), learning_rate=lr, wall_time=time.time() - t0,
+                       **dict(zip(OBSERVABLE_NAMES, m.observables)))
             writer.iteration(it, row, used)
         bar.update(1)
         bar.set_postfix_str(f"E = {m.energy:.5f} +- {m.error:.5f}, acc = {m.acceptance:.2f}", refresh=False)
-        counts = np.zeros(cfg["production"]["density_bins"])
         if stop_requested:
             bar.close()
-            _stop(comm, writer, snapshot(setup, state, counts), stop, f"after iteration {it}")
+            _stop(comm, writer, snapshot(setup, state, no_counts), stop, f"after iteration {it}")
         if checkpoint_due or state.phase != OPTIMIZATION:
-            write_checkpoint(comm, writer, snapshot(setup, state, counts))
+            write_checkpoint(comm, writer, snapshot(setup, state, no_counts))
             clock.reset()
     bar.close()
     state.phase = max(state.phase, PRODUCTION)
     if writer is not None:
-        writer.wavefunction(wf.params, wf.views(), wavefunction_attrs(wf))
+        attrs = wavefunction_attrs(wf)
+        writer.wavefunction(wf.params, wf.named(), {k: v for k, v in attrs.items() if k in ("sigma", "beta")})
 
 
 def last_energy_close(state: RunState, m: Moments) -> bool:

@@ -23,18 +23,18 @@ import fcntl
 import json
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
 
-from .hamiltonian import OBSERVABLE_NAMES
+from .hamiltonian import N_TERMS, OBSERVABLE_NAMES
 
 FORMAT = "vmc-run"
 STUDY_FORMAT = "vmc-study"   # a parameter study: one run group per point under /points
 FORMAT_VERSION = 2
-ITERATION_FIELDS = ("energy", "error", "variance", "acceptance", "grad_norm", "learning_rate",
-                    "kinetic", "trap", "interaction", "pair_distance", "wall_time")
+ITERATION_FIELDS = ("energy", "error", "variance", "acceptance", "grad_norm", "learning_rate") + OBSERVABLE_NAMES + (
+    "wall_time",)
 SERIES = ("local_energy",) + OBSERVABLE_NAMES
 PRODUCTION_CHUNK = 1000   # production sweeps per write; also the HDF5 chunk width
 RNG_WORDS = 6             # a PCG64 state as uint64 words (see vmc.samplers.Walkers.rng_state_array)
@@ -91,17 +91,19 @@ LAYOUT: tuple[Entry, ...] = (
     Entry("`/` attributes", "",
           "`format` = \"vmc-run\", `format_version`, `vmc_version`, `input_text` (the input file), `config` "
           "(resolved configuration, JSON), `n_ranks`, `seed`, `started`, `finished`, `host`, `command`, `status` "
-          "(pending / running / complete / failed / interrupted), `message`, `summary` (JSON of the final numbers, with "
-          "`warnings`), `resumed` (JSON list of resumes: time, ranks, overrides)"),
+          "(pending / running / complete / failed / interrupted), `message`, `summary` (JSON of the final "
+          "numbers, with `warnings`), `resumed` (JSON list of resumes: time, ranks, overrides)"),
     Entry("`/optimization/{" + ",".join(ITERATION_FIELDS) + "}`", "(iterations,) f8",
           "one entry per iteration; attribute `iterations_done` counts the valid ones; `error` from the spread "
           "of walker means; `learning_rate` is the one the update used"),
     Entry("`/optimization/params`", "(iterations, n_params) f8",
           "the parameters at which each iteration's energy was measured"),
-    Entry("`/wavefunction/{params,a,b,W}`", "f8",
-          "final parameters (written when the optimization ends); attributes `sigma`, `g`, `beta`, `particles`, "
-          "`dimensions`, `hidden`, `optimize_sigma`, `jastrow`, `slater`. `params` = [a (M), b (N), "
-          "W (M x N row-major), beta (with the Jastrow factor), sigma]"),
+    Entry("`/wavefunction/params`, `/wavefunction/<factor>/<name>`", "f8",
+          "final parameters (written when the optimization ends): the flat vector (every factor's variational "
+          "parameters in factor order, then the fixed ones such as sigma) and each factor's parameters in their "
+          "natural shapes: `rbm/{a,b,W}` (M, N, (M, N); the symmetric RBM: `rbm/{a,b,W,c,V}`), `jastrow/beta`; "
+          "attributes `sigma`, `g`, `beta`, `particles`, `dimensions`, `hidden`, `optimize_sigma`, `rbm`, "
+          "`jastrow`, `slater`, `n_opt`"),
     Entry("`/production/{" + ",".join(SERIES) + "}`", "(walkers, steps) f8",
           "per-walker series of the production run at fixed parameters (E_L = kinetic + trap + interaction; "
           "pair_distance = mean r_ij); attributes `steps_done` (valid columns), `acceptance`, `accepted`, "
@@ -139,7 +141,7 @@ class RunShape:
     production_steps: int
     density_bins: int
     state_fields: tuple[str, ...]
-    views: tuple[tuple[str, tuple[int, ...]], ...] = ()   # named parameter views under /wavefunction
+    views: tuple[tuple[str, tuple[int, ...]], ...] = ()   # "factor.name" parameter arrays under /wavefunction
 
     def file_bytes(self) -> int:
         """Bytes of a run file with this shape (all data; HDF5 metadata comes on top, ~100 kB)."""
@@ -188,7 +190,7 @@ def create_run(group: h5py.Group, attrs: dict, shape: RunShape, sampler: str, wa
     wf = group.create_group("wavefunction")
     wf.create_dataset("params", dtype="f8", fillvalue=np.nan, **_early((shape.n_params,)))
     for name, dims in shape.views:
-        wf.create_dataset(name, dtype="f8", fillvalue=np.nan, **_early(dims))
+        wf.create_dataset(name.replace(".", "/"), dtype="f8", fillvalue=np.nan, **_early(dims))
     wf.attrs.update(wavefunction)
     prod = group.create_group("production")
     width = min(shape.production_steps, PRODUCTION_CHUNK)
@@ -294,7 +296,7 @@ class RunWriter:
             wf = self.group["wavefunction"]
             wf["params"][...] = params
             for name, view in views.items():
-                wf[name][...] = view
+                wf[name.replace(".", "/")][...] = view
             for key, value in attrs.items():
                 wf.attrs.modify(key, value)
             self.group.file.flush()
@@ -303,12 +305,12 @@ class RunWriter:
 
     def production(self, start: int, observables: np.ndarray, density: np.ndarray, r_max: float,
                    particles: int, dimensions: int, accepted: float, proposed: float) -> None:
-        """Observables (walkers, steps, 4) at production steps [start, start + steps), and the running
+        """Observables (walkers, steps, observables) at production steps [start, start + steps), and the running
         density histogram and acceptance."""
         stop = start + observables.shape[1]
         try:
-            columns = np.ascontiguousarray(np.moveaxis(observables, -1, 0))   # (4, walkers, steps)
-            self._series[0][:, start:stop] = columns[:3].sum(axis=0)
+            columns = np.ascontiguousarray(np.moveaxis(observables, -1, 0))   # (observables, walkers, steps)
+            self._series[0][:, start:stop] = columns[:N_TERMS].sum(axis=0)
             for ds, col in zip(self._series[1:], columns):
                 ds[:, start:stop] = col
             self._write_density(density, r_max, particles, dimensions)

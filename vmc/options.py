@@ -35,7 +35,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("system.interaction", True, bool, "Coulomb repulsion `sum_{i<j} 1/r_ij` on or off (needs D >= 2 "
            "with more than one particle)."),
     # ---- [wavefunction]
-    Option("wavefunction.hidden", 2, int, "Number of hidden units N of the RBM.", between(1, 100_000)),
+    Option("wavefunction.rbm", "coordinates", str, "coordinates: the RBM's visible units are all P*D "
+           "coordinates (hidden units couple coordinates by index, so psi is not symmetric under particle "
+           "exchange); symmetric: one-body hidden units shared by all particles times pair hidden units fed "
+           "by the distances r_ij (`vmc/factors/symmetric.py`), symmetric under every exchange.",
+           one_of("coordinates", "symmetric")),
+    Option("wavefunction.hidden", 2, int, "Number of hidden units N of the RBM (with rbm = \"symmetric\": "
+           "its one-body hidden units).", between(1, 100_000)),
+    Option("wavefunction.pair_hidden", 4, int, "Number of pair hidden units of the symmetric RBM (each sees "
+           "Gaussians of r_ij of width 1/2, 1 and 2 trap lengths).", between(1, 10_000)),
     Option("wavefunction.g", 0.5, float, "Trial state psi = F^g, F the RBM marginal of the visible units: 0.5 "
            "makes |psi|^2 the RBM marginal p(x) (needed for Gibbs sampling); 1.0 makes psi = F.",
            one_of(0.5, 1.0)),
@@ -50,8 +58,10 @@ OPTIONS: tuple[Option, ...] = (
            "spins or bosons, 1/(D+1) parallel) and beta variational.", one_of("none", "pade")),
     Option("wavefunction.beta", 1.0, float, "Initial beta of the Padé-Jastrow factor.", interval(0, 1e3)),
     Option("wavefunction.slater", False, bool, "Multiply by det D_up det D_down of harmonic-oscillator "
-           "orbitals (Hermite polynomials in sqrt(omega) x; the RBM supplies the Gaussian) filling closed "
+           "orbitals (Hermite polynomials in sqrt(omega_orb) x; the RBM supplies the Gaussian) filling closed "
            "shells: P = 2, 6, 12, 20 in 2D, 2, 8, 20 in 3D."),
+    Option("wavefunction.orbital_omega", 0.0, float, "Frequency omega_orb of the determinants' orbitals; 0: "
+           "the trap's omega.", ge(0)),
     # ---- [sampler]
     Option("sampler.kind", "metropolis", str, "metropolis: brute-force moves uniform in a box of side `step`; "
            "importance: Langevin drift with time step `dt` and Metropolis-Hastings acceptance; gibbs: "
@@ -108,7 +118,7 @@ OPTIONS: tuple[Option, ...] = (
 
 
 def _closed_shell(c) -> bool:
-    from .slater import allowed_particle_numbers
+    from .factors.slater import allowed_particle_numbers
     return c["system.dimensions"] >= 2 and c["system.particles"] in allowed_particle_numbers(c["system.dimensions"])
 
 
@@ -142,10 +152,16 @@ RULES: tuple[Rule, ...] = (
          "`system.interaction = true` with more than one particle needs `system.dimensions >= 2`: in 1D the "
          "trial states here do not vanish where particles meet, so <1/|x_i - x_j|> is infinite."),
     Rule(("sampler.kind", "wavefunction.jastrow", "wavefunction.slater"),
-         lambda c: c["sampler.kind"] != "gibbs" or (c["wavefunction.jastrow"] == "none" and not c["wavefunction.slater"]),
+         lambda c: c["sampler.kind"] != "gibbs"
+         or (c["wavefunction.jastrow"] == "none" and not c["wavefunction.slater"]),
          "Gibbs sampling draws from the RBM alone: not with a Jastrow factor or determinants",
          "`sampler.kind = \"gibbs\"` needs `wavefunction.jastrow = \"none\"` and `wavefunction.slater = false`: "
          "it samples the RBM's own distribution, which is not |psi|^2 once other factors multiply it."),
+    Rule(("sampler.kind", "wavefunction.rbm"),
+         lambda c: c["sampler.kind"] != "gibbs" or c["wavefunction.rbm"] == "coordinates",
+         "Gibbs sampling needs the coordinate RBM (wavefunction.rbm = \"coordinates\")",
+         "`sampler.kind = \"gibbs\"` needs `wavefunction.rbm = \"coordinates\"`: it samples that RBM's joint "
+         "distribution."),
     Rule(("sampler.kind", "wavefunction.g"),
          lambda c: c["sampler.kind"] != "gibbs" or c["wavefunction.g"] == 0.5,
          "Gibbs sampling needs wavefunction.g = 0.5 (only then is |psi|^2 the x-marginal of the RBM "
@@ -167,6 +183,11 @@ RULES: tuple[Rule, ...] = (
          lambda c: _in_trap_units(c["sampler.dt"], c["system.omega"], 1.0, 1e-8, 1e3),
          "the Langevin time step must be between 1e-8 and 1000 trap periods 1/omega",
          "`sampler.dt` is between 1e-8 and 1000 trap periods 1/omega."),
+    Rule(("wavefunction.orbital_omega", "system.omega"),
+         lambda c: c["wavefunction.orbital_omega"] == 0
+         or 1e-2 <= c["wavefunction.orbital_omega"] / c["system.omega"] <= 1e2,
+         "the orbitals' frequency must be 0 (the trap's) or within a factor 100 of the trap's omega",
+         "`wavefunction.orbital_omega` is 0 or within a factor 100 of `system.omega`."),
     Rule(("production.density_rmax", "system.omega"),
          lambda c: c["production.density_rmax"] == 0 or _in_trap_units(c["production.density_rmax"],
                                                                        c["system.omega"], 0.5, 1e-3, 1e3),

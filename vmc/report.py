@@ -19,6 +19,7 @@ import numpy as np
 
 from . import __version__
 from .analysis import AnalysisError, analyze_group, run_groups
+from .hamiltonian import SYMBOLS, TERM_NAMES
 from .io import OutputError, attr_text, history, open_for_reading
 
 ACCEPTANCE_KEYS = ("sampler.step", "sampler.dt")
@@ -77,7 +78,8 @@ def _collect(path: str) -> tuple[dict, list[dict]]:
                 "energy_history": history(g, "energy"), "error_history": history(g, "error"),
                 "r": dens["r"][...] if "r" in dens else None,
                 "density": dens["density"][...] if "density" in dens else None,
-                "samples_per_s": g["production/local_energy"].shape[0] * int(g["production"].attrs["steps_done"]) / max(float(g["production"].attrs.get("wall_seconds", 0)), 1e-12),
+                "samples_per_s": g["production/local_energy"].shape[0] * int(g["production"].attrs["steps_done"])
+                / max(float(g["production"].attrs.get("wall_seconds", 0)), 1e-12),
             })
     if not points:
         raise AnalysisError(f"{path}: no completed run to report on")
@@ -171,10 +173,10 @@ def figure_vs(points, key, keys, out, quantity="energy"):
             ax.set_ylabel("acceptance ratio")
             ax.set_ylim(0, 1.02)
         else:
-            for part, marker, sym in (("kinetic", "o", "T"), ("trap", "s", "V_trap"), ("interaction", "^", "V_int")):
+            for part, marker in zip(TERM_NAMES, "os^vD<>p"):
                 ax.errorbar(x, [p["result"][part]["mean"] for p in line],
                             yerr=[p["result"][part]["error"] for p in line], fmt=marker + "-", color=color,
-                            capsize=2, label=f"<{sym}> {name}".strip())
+                            capsize=2, label=f"{SYMBOLS[part]} {name}".strip())
             ax.set_ylabel("energy parts (Hartree)")
             if line[0]["config"]["system"]["particles"] > 1:
                 ax_r.errorbar(x, [p["result"]["pair_distance"]["mean"] for p in line],
@@ -228,16 +230,17 @@ def _fmt(x, digits=6):
 
 
 def table(points) -> str:
-    head = ("| point | E (Hartree) | error | variance | acceptance | <T> | <V_trap> | <V_int> | <r_12> (Bohr) "
+    parts = " | ".join(SYMBOLS[t] for t in TERM_NAMES)
+    head = (f"| point | E (Hartree) | error | variance | acceptance | {parts} | <r_12> (Bohr) "
             "| samples/s | efficiency 1/(err^2 CPU s) | reference | (E - ref)/error |")
-    rows = [head, "|" + "---|" * 13]
+    rows = [head, "|" + "---|" * (10 + len(TERM_NAMES))]
     for p in points:
         r = p["result"]
         exact = r.get("reference")
         dev = (r["mean"] - exact) / r["error"] if exact is not None and r["error"] > 0 else None
         rows.append("| " + " | ".join([
             p["label"], _fmt(r["mean"]), _fmt(r["error"]), f"{r['variance']:.3g}", f"{r['acceptance']:.3f}",
-            _fmt(r["kinetic"]["mean"], 5), _fmt(r["trap"]["mean"], 5), _fmt(r["interaction"]["mean"], 5),
+            *(_fmt(r[t]["mean"], 5) for t in TERM_NAMES),
             _fmt(r["pair_distance"]["mean"], 4) if p["config"]["system"]["particles"] > 1 else "–",
             f"{p['samples_per_s']:.3g}", f"{r['efficiency']:.3g}" if np.isfinite(r["efficiency"]) else "–",
             "–" if exact is None else f"{exact} ({r['reference_kind']})",

@@ -68,8 +68,9 @@ def memory_per_rank(cfg: dict, n_ranks: int, n_opt: int) -> tuple[int, str]:
     production = 8 * (w * chunk * PRODUCTION_OBSERVABLES + 3 * walkers * chunk * PRODUCTION_OBSERVABLES
                       + 4 * cfg["production"]["density_bins"])
     checkpoint = 8 * 2 * walkers * (M + io.RNG_WORDS)
+    per_sample = PRODUCTION_OBSERVABLES + n_opt
     parts = {
-        f"optimization samples: {w} walkers x {smp['steps']} steps x {PRODUCTION_OBSERVABLES + n_opt} numbers": optimization,
+        f"optimization samples: {w} walkers x {smp['steps']} steps x {per_sample} numbers": optimization,
         f"production chunks: {walkers} walkers x {chunk} steps on rank 0": production,
         f"checkpoints: {walkers} walkers' states on rank 0": checkpoint,
     }

@@ -18,6 +18,7 @@ d/dy H_k = 2k H_{k-1}), so with y = sqrt(omega) x
 The Gaussian exp(-omega r^2 / 2) shared by all orbitals factors out of the determinant and is
 supplied by another factor of the trial state (the W = 0 RBM), so det_up det_down times that Gaussian
 is the exact non-interacting ground state of a closed-shell dot, with energy `closed_shell_energy`.
+The orbitals' omega belongs to this factor (`wavefunction.orbital_omega`; by default the trap's).
 
 Closed shells: orbitals are ordered by shell n = sum_d n_d (single-particle energy (n + D/2) omega)
 and shells 0..S-1 are filled for each spin: binom(S - 1 + D, D) orbitals per spin, i.e.
@@ -36,16 +37,19 @@ and after accepting the move the Sherman-Morrison update (rank one, row i replac
     Dinv'[:, i] = Dinv[:, i] / R.
 
 Kernels are `numba.njit` functions over plain arrays; the per-move ones (`orbitals`, `ratio`,
-`sherman_morrison`, `drift_log_det`, `grad_lap_log_det`) allocate nothing: the caller passes scratch
-arrays val (n,), g_orb (n, D), l_orb (n, D) and scratch (n,).
+`sherman_morrison`, `grad_lap_log_det`) allocate nothing: the caller passes scratch arrays val (n,),
+g_orb (n, D), l_orb (n, D) and scratch (n,). `SlaterDeterminants` is the factor (`vmc.factors.contract`).
 """
 from __future__ import annotations
 
 import itertools
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
+
+from .contract import implements
 
 # ----------------------------------------------------------------------------------------------
 # Closed shells
@@ -288,49 +292,125 @@ def grad_lap_log_det(x, first, n, D, omega, qn, Dinv, grad, lap, val, g_orb, l_o
             lap[p + d] += l2 - g * g
 
 
+# ----------------------------------------------------------------------------------------------
+# The factor
+# ----------------------------------------------------------------------------------------------
+
+
+class SlaterData(NamedTuple):
+    qn: np.ndarray         # (n, D) int64 quantum numbers of one spin's orbitals
+    omega: float           # the orbitals' frequency
+    D: int
+    n: int                 # electrons per spin
+    dinv: np.ndarray       # (walkers, 2, n, n) inverse Slater matrices (spin up, down)
+    val: np.ndarray        # (n,) scratch: orbitals (values, gradients, Laplacians) at one position
+    g_orb: np.ndarray      # (n, D)
+    l_orb: np.ndarray      # (n, D)
+    sm: np.ndarray         # (n,) Sherman-Morrison scratch
+    dmat: np.ndarray       # (n, n) scratch
+    R: np.ndarray          # (1,) the last proposal's determinant ratio
+
+
 @numba.njit(cache=True)
-def drift_log_det(xp_new, row, omega, qn, Dinv, R, val, g_orb, l_orb, out):
-    """Gradient of ln|det D'| w.r.t. particle ``row`` at its proposed position xp_new (D,), using the
-    OLD inverse: out[d] = (sum_m d_d phi_m(xp_new) Dinv[m, row]) / R, R = det D' / det D.
+def slater_init(f, w, x):
+    """Inverse Slater matrices from scratch (O(n^3)); also the periodic refresh that bounds the drift
+    of the Sherman-Morrison updates."""
+    slater_inverse(x, 0, f.n, f.D, f.omega, f.qn, f.dinv[w, 0], f.dmat, f.g_orb, f.l_orb)
+    slater_inverse(x, f.n, f.n, f.D, f.omega, f.qn, f.dinv[w, 1], f.dmat, f.g_orb, f.l_orb)
 
-    ``out`` (D,) is overwritten (not accumulated). Scratch: val (n,), g_orb, l_orb (n, D).
-    """
-    n, D = qn.shape
-    orbitals(xp_new, omega, qn, val, g_orb, l_orb)
-    inv_R = 1.0 / R
-    for d in range(D):
+
+@numba.njit(cache=True)
+def slater_log_value(f, w, x):
+    inv = np.empty((f.n, f.n))
+    lu, su = slater_inverse(x, 0, f.n, f.D, f.omega, f.qn, inv, f.dmat, f.g_orb, f.l_orb)
+    ld, sd = slater_inverse(x, f.n, f.n, f.D, f.omega, f.qn, inv, f.dmat, f.g_orb, f.l_orb)
+    return lu + ld, su * sd
+
+
+@numba.njit(cache=True)
+def slater_propose(f, w, x, i, xp, dx):
+    orbitals(xp, f.omega, f.qn, f.val, f.g_orb, f.l_orb)
+    R = ratio(f.dinv[w, i // f.n], i % f.n, f.val)
+    f.R[0] = R
+    if R == 0.0:
+        return -np.inf, 0.0
+    return math.log(abs(R)), 1.0 if R > 0.0 else -1.0
+
+
+@numba.njit(cache=True)
+def slater_add_grad_current(f, w, x, i, out):
+    p = i * f.D
+    orbitals(x[p:p + f.D], f.omega, f.qn, f.val, f.g_orb, f.l_orb)
+    dinv = f.dinv[w, i // f.n]
+    row = i % f.n
+    for d in range(f.D):
         g = 0.0
-        for m in range(n):
-            g += g_orb[m, d] * Dinv[m, row]
-        out[d] = g * inv_R
+        for m in range(f.n):
+            g += f.g_orb[m, d] * dinv[m, row]
+        out[d] += g
 
 
-# ----------------------------------------------------------------------------------------------
-# Convenience
-# ----------------------------------------------------------------------------------------------
+@numba.njit(cache=True)
+def slater_add_grad_proposed(f, w, x, i, xp, out):
+    """grad_i ln|det D'| at the proposed position with the old inverse: (sum_m d phi_m(x') Dinv[m, i]) / R
+    (the orbitals at x' are still in the scratch from `slater_propose`)."""
+    dinv = f.dinv[w, i // f.n]
+    row = i % f.n
+    inv_R = 1.0 / f.R[0]
+    for d in range(f.D):
+        g = 0.0
+        for m in range(f.n):
+            g += f.g_orb[m, d] * dinv[m, row]
+        out[d] += g * inv_R
 
 
-def log_det_total(x, P: int, D: int, omega: float):
-    """(ln|det D_up det D_down|, sign) for the flat coordinates x (P*D,); not for hot loops."""
-    qn = quantum_numbers_for(P, D)
-    n = P // 2
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    Dmat, Dinv = np.empty((n, n)), np.empty((n, n))
-    g_orb, l_orb = np.empty((n, D)), np.empty((n, D))
-    lu, su = slater_inverse(x, 0, n, D, omega, qn, Dinv, Dmat, g_orb, l_orb)
-    ld, sd = slater_inverse(x, n, n, D, omega, qn, Dinv, Dmat, g_orb, l_orb)
-    return float(lu + ld), float(su * sd)
+@numba.njit(cache=True)
+def slater_accept(f, w, x, i, xp):
+    sherman_morrison(f.dinv[w, i // f.n], i % f.n, f.val, f.R[0], f.sm)
 
 
-def grad_lap_log_det_total(x, P: int, D: int, omega: float):
-    """(grad, lap) of ln|det D_up det D_down|, each (P*D,); not for hot loops."""
-    qn = quantum_numbers_for(P, D)
-    n = P // 2
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    Dmat, Dinv = np.empty((n, n)), np.empty((n, n))
-    val, g_orb, l_orb = np.empty(n), np.empty((n, D)), np.empty((n, D))
-    grad, lap = np.zeros(P * D), np.zeros(P * D)
-    for first in (0, n):
-        slater_inverse(x, first, n, D, omega, qn, Dinv, Dmat, g_orb, l_orb)
-        grad_lap_log_det(x, first, n, D, omega, qn, Dinv, grad, lap, val, g_orb, l_orb)
-    return grad, lap
+@numba.njit(cache=True)
+def slater_add_grad_lap(f, w, x, grad, lap):
+    grad_lap_log_det(x, 0, f.n, f.D, f.omega, f.qn, f.dinv[w, 0], grad, lap, f.val, f.g_orb, f.l_orb)
+    grad_lap_log_det(x, f.n, f.n, f.D, f.omega, f.qn, f.dinv[w, 1], grad, lap, f.val, f.g_orb, f.l_orb)
+
+
+@numba.njit(cache=True)
+def slater_add_dlog(f, w, x, out):
+    pass
+
+
+implements(SlaterData, init=slater_init, refresh=slater_init, log_value=slater_log_value,
+           propose=slater_propose, add_grad_current=slater_add_grad_current,
+           add_grad_proposed=slater_add_grad_proposed, accept=slater_accept, add_grad_lap=slater_add_grad_lap,
+           add_dlog=slater_add_dlog)
+
+
+class SlaterDeterminants:
+    """det D_up det D_down of harmonic-oscillator orbitals for a closed shell; no variational parameters."""
+
+    name = "slater"
+
+    def __init__(self, particles: int, dimensions: int, omega: float):
+        self.particles, self.dimensions, self.omega = particles, dimensions, float(omega)
+        self.qn = quantum_numbers_for(particles, dimensions)
+
+    def parameters(self) -> list[tuple[str, int, bool]]:
+        return []
+
+    def initial(self) -> dict:
+        return {}
+
+    def randomize(self, views: dict, rng, scale: float) -> None:
+        pass
+
+    def constrain(self, views: dict) -> None:
+        pass
+
+    def named(self, views: dict) -> dict:
+        return {}
+
+    def kernel_data(self, views: dict, slots: dict, n_walkers: int) -> SlaterData:
+        n, D = self.qn.shape
+        return SlaterData(self.qn, self.omega, D, n, np.empty((n_walkers, 2, n, n)), np.empty(n),
+                          np.empty((n, D)), np.empty((n, D)), np.empty(n), np.empty((n, n)), np.empty(1))

@@ -16,11 +16,13 @@ Derivatives (f' = 1/(1 + beta r)^2, f'' = -2 beta / (1 + beta r)^3, Delta = x_i 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
-from .hamiltonian import pair_distance
+from ..hamiltonian import pair_distance
+from .contract import implements
 
 
 def cusp_matrix(particles: int, dimensions: int, fermions: bool) -> np.ndarray:
@@ -30,8 +32,6 @@ def cusp_matrix(particles: int, dimensions: int, fermions: bool) -> np.ndarray:
     array([[0., 1.],
            [1., 0.]])
     """
-    if dimensions < 2:
-        raise ValueError("the Padé-Jastrow cusp needs D >= 2 (in 1D the Coulomb potential has no cusp solution)")
     a = np.full((particles, particles), 1.0 / (dimensions - 1))
     if fermions:
         up = np.arange(particles) < particles // 2
@@ -52,7 +52,7 @@ def log_jastrow(x, P, D, cusp, beta):
     return s
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def delta_log_jastrow(x, P, D, cusp, beta, i, xp):
     """ln J(x') - ln J(x) when particle i moves to xp."""
     s = 0.0
@@ -72,7 +72,7 @@ def delta_log_jastrow(x, P, D, cusp, beta, i, xp):
     return s
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def add_drift_jastrow(x, P, D, cusp, beta, i, xp, out):
     """out += grad_{x_i} ln J with particle i at xp (others at x): sum_j a_ij f'(r) (xp - x_j) / r."""
     for j in range(P):
@@ -103,11 +103,11 @@ def add_grad_lap_jastrow(x, P, D, cusp, beta, grad, lap):
             for d in range(D):
                 diff = x[i * D + d] - x[j * D + d]
                 g = a * f1 * diff / r
-                l = a * (f2 * diff * diff / r2 + f1 * (1.0 / r - diff * diff / (r2 * r)))
+                second = a * (f2 * diff * diff / r2 + f1 * (1.0 / r - diff * diff / (r2 * r)))
                 grad[i * D + d] += g
                 grad[j * D + d] -= g
-                lap[i * D + d] += l
-                lap[j * D + d] += l
+                lap[i * D + d] += second
+                lap[j * D + d] += second
 
 
 @numba.njit(cache=True)
@@ -120,3 +120,93 @@ def dlog_jastrow_dbeta(x, P, D, cusp, beta):
             q = 1.0 + beta * r
             s -= cusp[i, j] * r * r / (q * q)
     return s
+
+
+# ----------------------------------------------------------------------------------------------
+# The factor
+# ----------------------------------------------------------------------------------------------
+
+
+class JastrowData(NamedTuple):
+    cusp: np.ndarray       # (P, P) a_ij
+    beta: np.ndarray       # (1,) view of beta in the flat vector
+    P: int
+    D: int
+    slot: int              # entry of beta in d ln psi / d theta
+
+
+@numba.njit(cache=True)
+def jastrow_init(f, w, x):
+    pass
+
+
+@numba.njit(cache=True)
+def jastrow_accept(f, w, x, i, xp):
+    pass
+
+
+@numba.njit(cache=True)
+def jastrow_log_value(f, w, x):
+    return log_jastrow(x, f.P, f.D, f.cusp, f.beta[0]), 1.0
+
+
+@numba.njit(cache=True)
+def jastrow_propose(f, w, x, i, xp, dx):
+    return delta_log_jastrow(x, f.P, f.D, f.cusp, f.beta[0], i, xp), 1.0
+
+
+@numba.njit(cache=True)
+def jastrow_add_grad_current(f, w, x, i, out):
+    add_drift_jastrow(x, f.P, f.D, f.cusp, f.beta[0], i, x[i * f.D:(i + 1) * f.D], out)
+
+
+@numba.njit(cache=True)
+def jastrow_add_grad_proposed(f, w, x, i, xp, out):
+    add_drift_jastrow(x, f.P, f.D, f.cusp, f.beta[0], i, xp, out)
+
+
+@numba.njit(cache=True)
+def jastrow_add_grad_lap(f, w, x, grad, lap):
+    add_grad_lap_jastrow(x, f.P, f.D, f.cusp, f.beta[0], grad, lap)
+
+
+@numba.njit(cache=True)
+def jastrow_add_dlog(f, w, x, out):
+    if f.slot >= 0:
+        out[f.slot] += dlog_jastrow_dbeta(x, f.P, f.D, f.cusp, f.beta[0])
+
+
+implements(JastrowData, init=jastrow_init, refresh=jastrow_init, log_value=jastrow_log_value,
+           propose=jastrow_propose, add_grad_current=jastrow_add_grad_current,
+           add_grad_proposed=jastrow_add_grad_proposed, accept=jastrow_accept,
+           add_grad_lap=jastrow_add_grad_lap, add_dlog=jastrow_add_dlog)
+
+
+class PadeJastrow:
+    """The Padé-Jastrow factor: one variational parameter beta (kept >= 0: f(r) = r / (1 + beta r) has a
+    pole at r = -1/beta for beta < 0)."""
+
+    name = "jastrow"
+
+    def __init__(self, particles: int, dimensions: int, fermions: bool, beta: float = 1.0):
+        self.particles, self.dimensions, self.beta0 = particles, dimensions, float(beta)
+        self.cusp = cusp_matrix(particles, dimensions, fermions)
+
+    def parameters(self) -> list[tuple[str, int, bool]]:
+        return [("beta", 1, True)]
+
+    def initial(self) -> dict:
+        return {"beta": self.beta0}
+
+    def randomize(self, views: dict, rng, scale: float) -> None:
+        pass
+
+    def constrain(self, views: dict) -> None:
+        if views["beta"][0] < 0.0:
+            views["beta"][0] = 0.0
+
+    def named(self, views: dict) -> dict:
+        return {"beta": views["beta"]}
+
+    def kernel_data(self, views: dict, slots: dict, n_walkers: int) -> JastrowData:
+        return JastrowData(self.cusp, views["beta"], self.particles, self.dimensions, slots["beta"])

@@ -1,0 +1,124 @@
+"""The factor contract: every factor alone and in every combination answers the same questions
+consistently. Derivatives against finite differences of ln|psi|, one-particle ratios and drifts
+against evaluations from scratch, and the exchange symmetry of the symmetric RBM."""
+import itertools
+
+import numba
+import numpy as np
+import pytest
+
+from vmc.factors.jastrow import PadeJastrow
+from vmc.factors.rbm import RBM
+from vmc.factors.slater import SlaterDeterminants
+from vmc.factors.symmetric import SymmetricRBM
+from vmc.wavefunction import (Product, TrialState, add_grad_current_all, add_grad_proposed_all, initialize,
+                              propose_all)
+
+P, D = 6, 2
+
+
+def make(names, seed):
+    """A product of the named factors for 6 electrons in 2D, with random parameters of order 0.3-0.5."""
+    build = {"rbm": lambda: RBM(P, D, 3, 0.8, g=0.5, optimize_sigma=True),
+             "symmetric": lambda: SymmetricRBM(P, D, 3, 4, 0.8, g=1.0, optimize_sigma=True, omega=1.0),
+             "jastrow": lambda: PadeJastrow(P, D, fermions=True, beta=0.7),
+             "slater": lambda: SlaterDeterminants(P, D, 1.0)}
+    wf = Product([build[n]() for n in names], P, D)
+    rng = np.random.default_rng(seed)
+    wf.randomize(rng, 0.4)
+    wf.params[:] += 0.05 * rng.normal(size=wf.n_params) * (wf.params != 0)
+    return wf, rng.normal(0.0, 1.0, P * D)
+
+
+ALONE = [("rbm",), ("symmetric",), ("jastrow",), ("slater",)]
+COMBINATIONS = ALONE + [c for k in (2, 3) for c in itertools.combinations(["rbm", "jastrow", "slater"], k)] + \
+    [("symmetric", "jastrow"), ("symmetric", "slater"), ("symmetric", "jastrow", "slater")]
+
+
+@pytest.mark.parametrize("names", COMBINATIONS, ids=["+".join(c) for c in COMBINATIONS])
+def test_gradient_laplacian_and_parameter_derivatives_match_finite_differences(names):
+    wf, x = make(names, seed=len(names) * 7 + len("".join(names)))
+    grad, lap = wf.grad_lap_log_psi(x)
+    h = 1e-5
+    eye = np.eye(P * D)
+    fd_grad = np.array([(wf.log_psi(x + h * e) - wf.log_psi(x - h * e)) / (2 * h) for e in eye])
+    fd_lap = np.array([(wf.grad_lap_log_psi(x + h * e)[0][k] - wf.grad_lap_log_psi(x - h * e)[0][k]) / (2 * h)
+                       for k, e in enumerate(eye)])
+    np.testing.assert_allclose(grad, fd_grad, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(lap, fd_lap, rtol=1e-6, atol=1e-6)
+    assert np.abs(grad).max() > 1e-2          # the check has something to check
+    analytic = wf.log_psi_grad_params(x)
+    assert analytic.shape == (wf.n_opt,)
+    fd = np.empty(wf.n_opt)
+    for k in range(wf.n_opt):
+        plus, minus = Product(wf.factors, P, D, wf.params.copy()), Product(wf.factors, P, D, wf.params.copy())
+        plus.params[k] += h
+        minus.params[k] -= h
+        fd[k] = (plus.log_psi(x) - minus.log_psi(x)) / (2 * h)
+    np.testing.assert_allclose(analytic, fd, rtol=1e-6, atol=1e-8)
+    if wf.n_opt:
+        assert np.abs(analytic).max() > 1e-2
+
+
+@numba.njit(cache=True)
+def _propose(factors, x, i, xp, dx, before, after):
+    initialize(factors, 0, x)
+    add_grad_current_all(factors, 0, x, i, before)
+    log_ratio, sign = propose_all(factors, 0, x, i, xp, dx)
+    add_grad_proposed_all(factors, 0, x, i, xp, after)
+    return log_ratio, sign
+
+
+@pytest.mark.parametrize("names", COMBINATIONS, ids=["+".join(c) for c in COMBINATIONS])
+def test_one_particle_move_matches_evaluation_from_scratch(names):
+    """propose: ln|psi(x')/psi(x)| and its sign; add_grad_current / add_grad_proposed: grad_i ln|psi|
+    at x and at x'."""
+    wf, x = make(names, seed=3)
+    rng = np.random.default_rng(11)
+    for i in range(P):
+        dx = rng.normal(0.0, 0.6, D)
+        y = x.copy()
+        y[i * D:(i + 1) * D] += dx
+        before, after = np.zeros(D), np.zeros(D)
+        log_ratio, sign = _propose(wf.kernel_data(1), x.copy(), i, y[i * D:(i + 1) * D].copy(), dx, before, after)
+        assert log_ratio == pytest.approx(wf.log_psi(y) - wf.log_psi(x), rel=1e-10, abs=1e-10)
+        assert sign == wf.sign(y) * wf.sign(x)
+        np.testing.assert_allclose(before, wf.grad_lap_log_psi(x)[0][i * D:(i + 1) * D], rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(after, wf.grad_lap_log_psi(y)[0][i * D:(i + 1) * D], rtol=1e-8, atol=1e-9)
+
+
+def swap(x, i, j):
+    y = x.copy().reshape(P, D)
+    y[[i, j]] = y[[j, i]]
+    return y.ravel()
+
+
+def test_symmetric_rbm_is_symmetric_under_every_exchange_and_the_coordinate_rbm_is_not():
+    sym, x = make(("symmetric",), seed=5)
+    coord, _ = make(("rbm",), seed=5)
+    for i, j in itertools.combinations(range(P), 2):
+        assert sym.log_psi(swap(x, i, j)) == pytest.approx(sym.log_psi(x), rel=1e-12, abs=1e-12)
+    assert max(abs(coord.log_psi(swap(x, i, j)) - coord.log_psi(x)) for i, j in [(0, 1), (2, 5)]) > 1e-2
+
+
+def test_symmetric_rbm_with_determinants_is_antisymmetric_in_same_spin_pairs():
+    wf, x = make(("symmetric", "jastrow", "slater"), seed=8)
+    for i, j in [(0, 1), (1, 2), (3, 5)]:          # spin up 0..2, down 3..5
+        y = swap(x, i, j)
+        assert wf.log_psi(y) == pytest.approx(wf.log_psi(x), rel=1e-12)
+        assert wf.sign(y) == -wf.sign(x)
+
+
+def test_symmetric_pair_factor_leaves_the_cusp_to_the_jastrow_factor():
+    """G(r) is even in r: as two electrons meet, E_L of symmetric RBM x Padé-Jastrow stays bounded."""
+    from vmc.hamiltonian import Hamiltonian
+    wf = TrialState(2, 2, 3, 0.7, jastrow=True, rbm="symmetric", pair_hidden=4, beta=0.5)
+    wf.randomize(np.random.default_rng(2), 0.5)
+    ham = Hamiltonian(2, 2, 1.0)
+    centre, direction = np.array([0.2, -0.1]), np.array([0.6, 0.8])
+
+    def e_local(r):
+        x = np.concatenate([centre + 0.5 * r * direction, centre - 0.5 * r * direction])
+        return ham.local_values(x, *wf.grad_lap_log_psi(x))[:3].sum()
+    values = [e_local(r) for r in (1e-2, 1e-4, 1e-6, 1e-8)]
+    assert max(values) - min(values) < 0.05

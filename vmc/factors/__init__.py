@@ -1,0 +1,10 @@
+"""The factors of the trial state, one module each, all written against `vmc.factors.contract`:
+
+* `rbm`: the Gaussian-binary RBM over the P*D coordinates (psi = F^g);
+* `symmetric`: an exchange-symmetric RBM (one-body hidden units shared by all particles, pair hidden
+  units fed by r_ij);
+* `jastrow`: the Padé-Jastrow factor with Kato's cusps;
+* `slater`: Slater determinants of harmonic-oscillator orbitals for closed shells.
+
+`vmc.wavefunction.TrialState` multiplies them; the samplers see only the contract.
+"""
