@@ -1,12 +1,12 @@
 """Samplers: incremental updates, exact cases, and that each samples the right distribution."""
-import numba
 import numpy as np
 import pytest
 
 from vmc.estimators import Moments, sums
 from vmc.hamiltonian import Hamiltonian
 from vmc import config
-from vmc.samplers import Sampler, Walkers, importance_sweep, metropolis_sweep, scratch
+from vmc.hamiltonian import N_OBSERVABLES
+from vmc.samplers import IMPORTANCE, METROPOLIS, Record, Sampler, Walkers, run_chain
 from vmc.wavefunction import TrialState, default_sigma, initialize
 
 SAMPLERS = [("metropolis", {"step": 1.0}), ("importance", {"dt": 0.1}), ("gibbs", {})]
@@ -22,18 +22,6 @@ def run(wf, ham, sampler, n_walkers=16, n_burn=100, n_steps=500, seed=1):
     return s, Moments.from_sums(sums(s))
 
 
-@numba.njit
-def sweeps(factors, x, P, D, importance, rng, s, n):
-    """n sweeps of walker 0; returns the accepted moves."""
-    accepted = 0
-    for _ in range(n):
-        if importance:
-            accepted += importance_sweep(factors, 0, x, P, D, 0.3, rng, s)
-        else:
-            accepted += metropolis_sweep(factors, 0, x, P, D, 1.0, rng, s)
-    return accepted
-
-
 @pytest.mark.parametrize("sweep", ["metropolis", "importance"])
 @pytest.mark.parametrize("factors", ["rbm", "rbm+jastrow+slater", "symmetric+jastrow+slater"])
 def test_incremental_updates_match_recomputation(sweep, factors):
@@ -47,8 +35,10 @@ def test_incremental_updates_match_recomputation(sweep, factors):
                     rbm="symmetric" if factors.startswith("symmetric") else "coordinates").randomize(rng, 0.3)
     x = rng.normal(size=P * D)
     kernel = wf.kernel_data(1)
-    initialize(kernel, 0, x)
-    accepted = sweeps(kernel, x, P, D, sweep == "importance", rng, scratch(P * D, D), 1000)
+    out = Record(np.empty((1000, N_OBSERVABLES)), np.empty((0, 0)), np.empty(0), 1.0)
+    kind, move = (IMPORTANCE, 0.3) if sweep == "importance" else (METROPOLIS, 1.0)
+    accepted = run_chain(kernel, Hamiltonian(P, D, 1.0).kernel_terms(), 0, kind, move, x, P, D, rng, 0, 1000, out,
+                         np.empty(0))
     assert 0.05 * 1000 * P < accepted < 0.98 * 1000 * P   # both accepted and rejected moves
     fresh = wf.kernel_data(1)
     initialize(fresh, 0, x)

@@ -28,6 +28,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from . import __version__
+from .parallel import one_thread_per_rank
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3
 
@@ -317,6 +318,7 @@ def _now() -> str:
 
 def _run_attrs(cfg: dict, text: str, n_ranks: int) -> dict:
     return {"vmc_version": __version__, "input_text": text, "config": json.dumps(cfg), "n_ranks": n_ranks,
+            "threads_per_rank": one_thread_per_rank(),
             "seed": cfg["seed"], "started": _now(), "host": socket.gethostname(), "command": " ".join(sys.argv),
             "resumed": "[]"}
 
@@ -400,6 +402,7 @@ def cmd_run(args) -> int:
 def _run(args, comm, stop: StopSignals) -> int:
     from . import driver, io
 
+    one_thread_per_rank()
     ranks_on_node = comm.ranks_on_node()
     plan = _on_root(comm, lambda: _plan(args, comm.size, ranks_on_node))
     if plan.nothing_to_do:
@@ -470,6 +473,8 @@ def summary_text(summary: dict, cfg: dict, path: str) -> str:
         f"wall time {summary['wall_time']:.1f} s   {summary['samples_per_s']:.3g} samples/s   "
         f"{summary['iterations']} iterations   output {path}",
     ]
+    if summary.get("timing"):
+        lines.append(f"time: {summary['timing']}")
     for w in summary.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines)

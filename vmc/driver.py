@@ -197,6 +197,34 @@ def restore(comm: Comm, group, setup: Setup) -> tuple[RunState, np.ndarray] | No
     return RunState.from_dict(ck.state), a["density_counts"]
 
 
+class PhaseTimer:
+    """Seconds spent in each phase of one iteration or production chunk (`vmc.io.TIMING_FIELDS`). Every rank
+    puts its own sampling time into the allreduce (`own_sampling`), so the slowest and the fastest rank
+    are known without another collective."""
+
+    def __init__(self, comm: Comm):
+        self.comm = comm
+        self.seconds = dict.fromkeys(io.TIMING_FIELDS, 0.0)
+        self.last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] += now - self.last
+        self.last = now
+
+    def own_sampling(self) -> np.ndarray:
+        own = np.zeros(self.comm.size)
+        own[self.comm.rank] = self.seconds["sampling"]
+        return own
+
+    def ranks_sampling(self, per_rank: np.ndarray) -> None:
+        self.seconds["sampling_max"], self.seconds["sampling_min"] = float(per_rank.max()), float(per_rank.min())
+
+    def write(self, writer, phase: str, row: int) -> None:
+        if writer is not None:
+            writer.timing(phase, row, [self.seconds[k] for k in io.TIMING_FIELDS])
+
+
 class Clock:
     """When the next interval checkpoint is due (rank 0's clock decides for all ranks)."""
 
@@ -307,13 +335,18 @@ def optimize(cfg, setup: Setup, state: RunState, writer, comm: Comm, clock: Cloc
     bar = _progress(o["iterations"], state.iteration, "optimizing", "it", progress and comm.is_root)
     while state.phase == OPTIMIZATION and state.iteration < o["iterations"]:
         it = state.iteration
+        timer = PhaseTimer(comm)
         start = snapshot(setup, state, no_counts)
         n_burn = smp["burn_in"] if it == 0 else smp["thermalize"]
         samples = setup.sampler.sample(wf, setup.hamiltonian, setup.walkers, n_burn, smp["steps"], record_grad=True)
         local = sums(samples, wf.n_opt, opt.needs_s_matrix)
-        total = comm.allreduce_sum(np.concatenate([local, [_stop_flag(stop), clock.due() if comm.is_root else 0.0]]))
+        timer.lap("sampling")
+        total = comm.allreduce_sum(np.concatenate([local, timer.own_sampling(),
+                                                   [_stop_flag(stop), clock.due() if comm.is_root else 0.0]]))
+        timer.lap("reduce")
         stop_requested, checkpoint_due = total[-2] > 0, total[-1] > 0
-        m = Moments.from_sums(total[:-2], wf.n_opt, opt.needs_s_matrix)
+        timer.ranks_sampling(total[local.size:local.size + comm.size])
+        m = Moments.from_sums(total[:local.size], wf.n_opt, opt.needs_s_matrix)
         reason = guard.diverged(it, m, state.best_energy)
         if reason is None and m.acceptance == 0.0:
             reason = f"iteration {it}: no proposed move was accepted (sampler step or time step far too large?)"
@@ -342,6 +375,7 @@ def optimize(cfg, setup: Setup, state: RunState, writer, comm: Comm, clock: Cloc
         state.best_energy = min(state.best_energy, m.energy)
         if state.iteration >= o["iterations"] or (o["patience"] > 0 and state.calm >= o["patience"]):
             state.phase = PRODUCTION
+        timer.lap("update")
         if writer is not None:
             row = dict(energy=m.energy, error=m.error, variance=m.variance, acceptance=m.acceptance,
                        grad_norm=float(np.linalg.norm(m.gradient)), learning_rate=lr, wall_time=time.time() - t0,
@@ -355,6 +389,8 @@ def optimize(cfg, setup: Setup, state: RunState, writer, comm: Comm, clock: Cloc
         if checkpoint_due or state.phase != OPTIMIZATION:
             write_checkpoint(comm, writer, snapshot(setup, state, no_counts))
             clock.reset()
+        timer.lap("io")
+        timer.write(writer, "optimization", it)
     bar.close()
     state.phase = max(state.phase, PRODUCTION)
     if writer is not None:
@@ -374,17 +410,21 @@ def produce(cfg, setup: Setup, state: RunState, counts: np.ndarray, writer, comm
     wf = setup.wf
     bar = _progress(steps, state.production_steps, "production", "step", progress and comm.is_root)
     while state.production_steps < steps:
+        timer = PhaseTimer(comm)
         t_chunk, cpu_chunk = time.time(), time.process_time()
         n = min(io.PRODUCTION_CHUNK, steps - state.production_steps)
         n_burn = prod["burn_in"] if state.production_steps == 0 else 0
         s = setup.sampler.sample(wf, setup.hamiltonian, setup.walkers, n_burn, n, density_bins=prod["density_bins"],
                                  density_rmax=r_max)
         finite = float(np.all(np.isfinite(s.observables)))
-        local = np.concatenate([s.density_counts, [s.accepted, s.proposed, time.process_time() - cpu_chunk,
-                                                   1.0 - finite, _stop_flag(stop),
-                                                   clock.due() if comm.is_root else 0.0]])
+        timer.lap("sampling")
+        local = np.concatenate([s.density_counts, [s.accepted, s.proposed, time.process_time() - cpu_chunk],
+                                timer.own_sampling(), [1.0 - finite, _stop_flag(stop),
+                                                       clock.due() if comm.is_root else 0.0]])
         total = comm.allreduce_sum(local)
         observables = comm.gather(s.observables)
+        timer.lap("reduce")
+        timer.ranks_sampling(total[counts.size + 3:counts.size + 3 + comm.size])
         start = state.production_steps
         if total[-3] > 0:
             raise NumericalError(f"production steps {start}-{start + n}: a local energy is not finite")
@@ -396,6 +436,7 @@ def produce(cfg, setup: Setup, state: RunState, counts: np.ndarray, writer, comm
         state.wall_seconds += time.time() - t_chunk
         if state.production_steps >= steps:
             state.phase = DONE
+        timer.lap("update")
         if writer is not None:
             writer.production(start, np.concatenate(observables), counts, r_max, wf.particles, wf.dimensions,
                               state.accepted, state.proposed)
@@ -406,6 +447,8 @@ def produce(cfg, setup: Setup, state: RunState, counts: np.ndarray, writer, comm
         if total[-1] > 0 or state.phase == DONE:
             write_checkpoint(comm, writer, snapshot(setup, state, counts))
             clock.reset()
+        timer.lap("io")
+        timer.write(writer, "production", start // io.PRODUCTION_CHUNK)
     bar.close()
 
 
@@ -425,5 +468,6 @@ def finish(cfg, setup: Setup, state: RunState, writer, comm: Comm, wall: float) 
     writer.production_times(state.wall_seconds, state.cpu_seconds)
     result = analyze_group(writer.group)
     summary.update(result)
+    summary["timing"] = io.time_breakdown(writer.group)
     summary["samples_per_s"] = cfg["sampler"]["walkers"] * cfg["production"]["steps"] / max(state.wall_seconds, 1e-12)
     return summary

@@ -32,11 +32,14 @@ from .hamiltonian import N_TERMS, OBSERVABLE_NAMES
 
 FORMAT = "vmc-run"
 STUDY_FORMAT = "vmc-study"   # a parameter study: one run group per point under /points
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 ITERATION_FIELDS = ("energy", "error", "variance", "acceptance", "grad_norm", "learning_rate") + OBSERVABLE_NAMES + (
     "wall_time",)
 SERIES = ("local_energy",) + OBSERVABLE_NAMES
 PRODUCTION_CHUNK = 1000   # production sweeps per write; also the HDF5 chunk width
+# Seconds per optimization iteration or production chunk: rank 0's sampling, the slowest and fastest rank's
+# sampling, the allreduce (including waiting for the slowest rank), the update, output and checkpoints.
+TIMING_FIELDS = ("sampling", "sampling_max", "sampling_min", "reduce", "update", "io")
 RNG_WORDS = 6             # a PCG64 state as uint64 words (see vmc.samplers.Walkers.rng_state_array)
 PHASES = ("optimization", "production", "done")
 
@@ -90,7 +93,8 @@ class Entry:
 LAYOUT: tuple[Entry, ...] = (
     Entry("`/` attributes", "",
           "`format` = \"vmc-run\", `format_version`, `vmc_version`, `input_text` (the input file), `config` "
-          "(resolved configuration, JSON), `n_ranks`, `seed`, `started`, `finished`, `host`, `command`, `status` "
+          "(resolved configuration, JSON), `n_ranks`, `threads_per_rank` (BLAS/OpenMP threads per rank: 1 unless "
+          "set by `OMP_NUM_THREADS` and the like), `seed`, `started`, `finished`, `host`, `command`, `status` "
           "(pending / running / complete / failed / interrupted), `message`, `summary` (JSON of the final "
           "numbers, with `warnings`), `resumed` (JSON list of resumes: time, ranks, overrides)"),
     Entry("`/optimization/{" + ",".join(ITERATION_FIELDS) + "}`", "(iterations,) f8",
@@ -98,6 +102,11 @@ LAYOUT: tuple[Entry, ...] = (
           "of walker means; `learning_rate` is the one the update used"),
     Entry("`/optimization/params`", "(iterations, n_params) f8",
           "the parameters at which each iteration's energy was measured"),
+    Entry("`/optimization/timing`, `/production/timing`", "(iterations or chunks, " + str(len(TIMING_FIELDS))
+          + ") f8", "where the time went, per iteration and per production chunk of " + str(PRODUCTION_CHUNK)
+          + " steps, in seconds; columns (attribute `fields`): " + ", ".join(f"`{f}`" for f in TIMING_FIELDS)
+          + ": rank 0's sampling, the slowest and the fastest rank's sampling, the allreduce (waiting for the "
+          "slowest rank included), the parameter update, output and checkpoints (rank 0)"),
     Entry("`/wavefunction/params`, `/wavefunction/<factor>/<name>`", "f8",
           "final parameters (written when the optimization ends): the flat vector (every factor's variational "
           "parameters in factor order, then the fixed ones such as sigma) and each factor's parameters in their "
@@ -187,6 +196,7 @@ def create_run(group: h5py.Group, attrs: dict, shape: RunShape, sampler: str, wa
                        **_early((n_it, shape.n_params), (None, shape.n_params),
                                 (_rows_chunk(shape.n_params), shape.n_params)))
     opt.attrs["iterations_done"] = np.int64(0)
+    _create_timing(opt, n_it)
     wf = group.create_group("wavefunction")
     wf.create_dataset("params", dtype="f8", fillvalue=np.nan, **_early((shape.n_params,)))
     for name, dims in shape.views:
@@ -200,6 +210,7 @@ def create_run(group: h5py.Group, attrs: dict, shape: RunShape, sampler: str, wa
                             **_early((shape.walkers, shape.production_steps), (shape.walkers, None), chunk))
     prod.attrs.update(steps_done=np.int64(0), accepted=0.0, proposed=0.0, acceptance=np.nan,
                       walkers=np.int64(shape.walkers), sampler=sampler, wall_seconds=0.0, cpu_seconds=0.0)
+    _create_timing(prod, production_chunks(shape.production_steps))
     dens = prod.create_group("density")
     for name in ("counts", "r", "density"):
         dens.create_dataset(name, dtype="f8", fillvalue=0.0, **_early((shape.density_bins,)))
@@ -212,6 +223,24 @@ def create_run(group: h5py.Group, attrs: dict, shape: RunShape, sampler: str, wa
             slot.create_dataset(name, dtype=dtype, fillvalue=0, **_early(dims))
         slot["state"].attrs["fields"] = list(shape.state_fields)
     ck.attrs.update(current=np.int64(-1), iteration=np.int64(0), phase=np.int64(0))
+
+
+def production_chunks(steps: int) -> int:
+    return max(1, -(-steps // PRODUCTION_CHUNK))
+
+
+def _create_timing(group: h5py.Group, rows: int) -> None:
+    width = len(TIMING_FIELDS)
+    ds = group.create_dataset("timing", dtype="f8", fillvalue=np.nan,
+                              **_early((rows, width), (None, width), (_rows_chunk(width), width)))
+    ds.attrs["fields"] = list(TIMING_FIELDS)
+
+
+def _grow_timing(group: h5py.Group, rows: int) -> None:
+    if "timing" in group and rows > group["timing"].shape[0]:
+        old = group["timing"].shape[0]
+        group["timing"].resize((rows, len(TIMING_FIELDS)))
+        group["timing"][old:] = np.nan
 
 
 def _checkpoint_arrays(shape: RunShape):
@@ -229,6 +258,8 @@ def extend_run(group: h5py.Group, iterations: int, production_steps: int) -> Non
             opt[name].resize((iterations,))
             opt[name][int(opt.attrs["iterations_done"]):] = np.nan
         opt["params"].resize((iterations, opt["params"].shape[1]))
+    _grow_timing(opt, iterations)
+    _grow_timing(prod, production_chunks(production_steps))
     if production_steps > prod["local_energy"].shape[1]:
         for name in SERIES:
             old = prod[name].shape[1]
@@ -269,6 +300,7 @@ class RunWriter:
         self._prod = prod
         self._density = prod["density"]
         self._ck = group["checkpoint"]
+        self._timing = {name: g["timing"] for name, g in (("optimization", opt), ("production", prod)) if "timing" in g}
 
     def _fail(self, exc: Exception, what: str) -> OutputError:
         held = (f"the file holds {int(self._opt.attrs['iterations_done'])} complete iterations, "
@@ -286,6 +318,17 @@ class RunWriter:
             self.group.file.flush()
         except (OSError, RuntimeError) as exc:
             raise self._fail(exc, f"iteration {t}") from None
+
+    def timing(self, phase: str, row: int, seconds) -> None:
+        """Row `row` of /<phase>/timing (`TIMING_FIELDS`); flushed with the next record (files written before
+        version 3 have no timing: nothing is written)."""
+        ds = self._timing.get(phase)
+        if ds is None:
+            return
+        try:
+            ds[row] = seconds
+        except (OSError, RuntimeError) as exc:
+            raise self._fail(exc, f"the timing of {phase} row {row}") from None
 
     def set_iterations_done(self, n: int) -> None:
         self._opt.attrs.modify("iterations_done", n)
@@ -469,13 +512,32 @@ def _run_lines(g: h5py.Group, indent: str = "  ") -> list[str]:
         phase = ck.attrs.get("phase", 0)
         phase = PHASES[int(phase)] if not isinstance(phase, str) else phase
         lines.append(f"{indent}checkpoint: iteration {int(ck.attrs.get('iteration', 0))}, phase {phase}")
+    breakdown = time_breakdown(g)
+    if breakdown:
+        lines.append(f"{indent}time: {breakdown}")
     if attr_text(g, "summary"):
         s = json.loads(g.attrs["summary"])
-        if "timing" in s:
-            lines.append(f"{indent}time: {s['timing']}")
         for w in s.get("warnings", []):
             lines.append(f"{indent}warning: {w}")
     return lines
+
+
+def time_breakdown(g: h5py.Group) -> str | None:
+    """Where a run's time went, from its timing records: "sampling 91% · reduce 2% · update 1% · io 6%",
+    plus the load imbalance (total sampling time of the slowest rank over that of the fastest) with
+    several ranks; None for files without timing."""
+    rows = [g[p]["timing"][...] for p in ("optimization", "production") if "timing" in g[p]]
+    rows = np.concatenate(rows) if rows else np.empty((0, len(TIMING_FIELDS)))
+    rows = rows[np.all(np.isfinite(rows), axis=1)]
+    if not rows.size:
+        return None
+    total = dict(zip(TIMING_FIELDS, rows.sum(axis=0)))
+    parts = ("sampling", "reduce", "update", "io")
+    whole = sum(total[k] for k in parts)
+    text = " · ".join(f"{k} {100 * total[k] / whole:.0f}%" for k in parts) + f" of {whole:.1f} s"
+    if g.attrs.get("n_ranks", 1) > 1 and total["sampling_min"] > 0:
+        text += f"; sampling slowest/fastest rank {total['sampling_max'] / total['sampling_min']:.2f}"
+    return text
 
 
 def _describe(f: h5py.File, path: str) -> str:

@@ -32,9 +32,10 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from numba.extending import overload
 
 from .factors.contract import REFRESH_EVERY
-from .factors.rbm import gibbs_sweep
+from .factors.rbm import RBMData, gibbs_sweep
 from .hamiltonian import N_OBSERVABLES, N_TERMS, Hamiltonian, measure
 from .wavefunction import (Product, accept_all, add_dlog_all, add_grad_current_all, add_grad_lap_all,
                            add_grad_proposed_all, init_all, propose_all, refresh_all)
@@ -49,23 +50,6 @@ class Record(NamedTuple):
     dlog: np.ndarray          # (n_steps, n_opt) d ln psi / d theta, or (0, 0)
     histogram: np.ndarray     # (bins,) radial distances of the particles, or (0,)
     r_max: float              # outer radius of the histogram
-
-
-class Scratch(NamedTuple):
-    xp: np.ndarray            # (D,) proposed position
-    dx: np.ndarray            # (D,) displacement
-    f_old: np.ndarray         # (D,) drift force at the current and the proposed position
-    f_new: np.ndarray
-    grad: np.ndarray          # (M,) gradient and Laplacian of ln|psi| (also the drift's accumulator)
-    lap: np.ndarray
-    h: np.ndarray             # (N,) Gibbs hidden units
-
-
-@numba.njit(cache=True)
-def scratch(n_visible, dimensions, hidden=0):
-    """The scratch arrays of one chain."""
-    D, M = dimensions, n_visible
-    return Scratch(np.empty(D), np.empty(D), np.empty(D), np.empty(D), np.empty(M), np.empty(M), np.empty(hidden))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,67 +76,6 @@ def limit_drift(force, dt):
 
 
 @numba.njit(cache=True)
-def drift(factors, w, x, i, xp, proposed, s, force):
-    """force = 2 grad_i ln|psi| (at the proposed position after a proposal, else at x), limited later."""
-    for d in range(force.shape[0]):
-        s.grad[d] = 0.0
-    if proposed:
-        add_grad_proposed_all(factors, w, x, i, xp, s.grad)
-    else:
-        add_grad_current_all(factors, w, x, i, s.grad)
-    for d in range(force.shape[0]):
-        force[d] = 2.0 * s.grad[d]
-
-
-@numba.njit(cache=True)
-def metropolis_sweep(factors, w, x, P, D, step, rng, s):
-    """One brute-force Metropolis sweep; returns the number of accepted particle moves."""
-    accepted = 0
-    for i in range(P):
-        first = i * D
-        for d in range(D):
-            s.dx[d] = step * (rng.random() - 0.5)
-            s.xp[d] = x[first + d] + s.dx[d]
-        log_ratio, sign = propose_all(factors, w, x, i, s.xp, s.dx)
-        log_ratio = 2.0 * log_ratio
-        if log_ratio >= 0.0 or rng.random() < math.exp(log_ratio):
-            accept_all(factors, w, x, i, s.xp)
-            accepted += 1
-    return accepted
-
-
-@numba.njit(cache=True)
-def importance_sweep(factors, w, x, P, D, dt, rng, s):
-    """One Langevin (importance-sampling) sweep; returns the number of accepted particle moves."""
-    accepted = 0
-    sqrt_dt = math.sqrt(dt)
-    for i in range(P):
-        first = i * D
-        drift(factors, w, x, i, s.xp, False, s, s.f_old)
-        limit_drift(s.f_old, dt)
-        for d in range(D):
-            s.dx[d] = 0.5 * s.f_old[d] * dt + sqrt_dt * rng.standard_normal()
-            s.xp[d] = x[first + d] + s.dx[d]
-        log_ratio, sign = propose_all(factors, w, x, i, s.xp, s.dx)
-        if log_ratio == -np.inf:
-            continue
-        log_ratio = 2.0 * log_ratio
-        drift(factors, w, x, i, s.xp, True, s, s.f_new)
-        limit_drift(s.f_new, dt)
-        # ln G(x; x') - ln G(x'; x), with 4 D dt = 2 dt
-        log_green = 0.0
-        for d in range(D):
-            back = x[first + d] - s.xp[d] - 0.5 * dt * s.f_new[d]
-            forth = s.xp[d] - x[first + d] - 0.5 * dt * s.f_old[d]
-            log_green += forth * forth - back * back
-        log_ratio += log_green / (2.0 * dt)
-        if log_ratio >= 0.0 or rng.random() < math.exp(log_ratio):
-            accept_all(factors, w, x, i, s.xp)
-            accepted += 1
-    return accepted
-
-
-@numba.njit(cache=True)
 def radial_histogram(x, P, D, r_max, hist):
     n_bins = hist.shape[0]
     for i in range(P):
@@ -164,55 +87,100 @@ def radial_histogram(x, P, D, r_max, hist):
             hist[k] += 1.0
 
 
-@numba.njit(cache=True)
-def record(factors, terms, w, x, P, D, t, out, s):
-    """Measure the local terms and observables (and d ln psi / d theta, the histogram) after a sweep."""
-    for k in range(x.shape[0]):
-        s.grad[k] = 0.0
-        s.lap[k] = 0.0
-    add_grad_lap_all(factors, w, x, s.grad, s.lap)
-    measure(terms, x, s.grad, s.lap, out.observables[t])
-    if out.dlog.shape[0] > 0:
-        row = out.dlog[t]
-        for k in range(row.shape[0]):
-            row[k] = 0.0
-        add_dlog_all(factors, w, x, row)
-    if out.histogram.shape[0] > 0:
-        radial_histogram(x, P, D, out.r_max, out.histogram)
+def gibbs_sweep_rbm(factors, w, x, rng, h):
+    """A Gibbs sweep (`vmc.factors.rbm.gibbs_sweep`) of a trial state that is an RBM alone; numba only."""
+    raise NotImplementedError("numba only")
+
+
+@overload(gibbs_sweep_rbm, inline="always")
+def _gibbs_sweep_rbm(factors, w, x, rng, h):
+    if len(factors.types) == 1 and getattr(factors.types[0], "instance_class", None) is RBMData:
+        def impl(factors, w, x, rng, h):
+            gibbs_sweep(factors[0], w, x, rng, h)
+    else:
+        def impl(factors, w, x, rng, h):
+            raise ValueError("Gibbs sampling needs a trial state that is an RBM alone")
+    return impl
 
 
 @numba.njit(cache=True)
-def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out):
-    """Advance walker w (positions x) n_burn + n_steps Metropolis (kind METROPOLIS, move = step) or
-    importance-sampling (IMPORTANCE, move = dt) sweeps, recording after each of the last n_steps.
-    Returns the number of accepted moves during the measured sweeps."""
-    s = scratch(x.shape[0], D, 0)
+def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
+    """Advance walker w (positions x) n_burn + n_steps Metropolis (kind METROPOLIS, move = step),
+    importance-sampling (IMPORTANCE, move = dt) or Gibbs (GIBBS; h holds the hidden units) sweeps,
+    recording the terms and observables (and d ln psi / d theta, the histogram; see `Record`) after each
+    of the last n_steps. Returns the number of accepted moves during the measured sweeps.
+
+    One function on purpose: the factors' kernels are inlined into it and nothing in the loop crosses a
+    call boundary (a call that takes the tuples of factors and arrays costs as much as a move)."""
+    M = x.shape[0]
+    xp, dx, f_old, f_new = np.empty(D), np.empty(D), np.empty(D), np.empty(D)
+    grad, lap = np.empty(M), np.empty(M)
     init_all(factors, w, x)
+    dt = move
+    sqrt_dt = math.sqrt(dt)
     accepted = 0
     for sweep in range(n_burn + n_steps):
-        if kind == METROPOLIS:
-            acc = metropolis_sweep(factors, w, x, P, D, move, rng, s)
-        else:
-            acc = importance_sweep(factors, w, x, P, D, move, rng, s)
+        if kind == GIBBS:
+            gibbs_sweep_rbm(factors, w, x, rng, h)
+            if sweep >= n_burn:
+                accepted += P
+        for i in range(P if kind != GIBBS else 0):
+            first = i * D
+            if kind == METROPOLIS:
+                for d in range(D):
+                    dx[d] = move * (rng.random() - 0.5)
+                    xp[d] = x[first + d] + dx[d]
+                log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
+                log_ratio = 2.0 * log_ratio
+            else:
+                # drift F = 2 grad_i ln|psi| at x, limited; Langevin step; F at x' and the Green's functions
+                for d in range(D):
+                    grad[d] = 0.0
+                add_grad_current_all(factors, w, x, i, grad)
+                for d in range(D):
+                    f_old[d] = 2.0 * grad[d]
+                limit_drift(f_old, dt)
+                for d in range(D):
+                    dx[d] = 0.5 * f_old[d] * dt + sqrt_dt * rng.standard_normal()
+                    xp[d] = x[first + d] + dx[d]
+                log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
+                if log_ratio == -np.inf:
+                    continue
+                log_ratio = 2.0 * log_ratio
+                for d in range(D):
+                    grad[d] = 0.0
+                add_grad_proposed_all(factors, w, x, i, xp, grad)
+                for d in range(D):
+                    f_new[d] = 2.0 * grad[d]
+                limit_drift(f_new, dt)
+                # ln G(x; x') - ln G(x'; x), with 4 D dt = 2 dt
+                log_green = 0.0
+                for d in range(D):
+                    back = x[first + d] - xp[d] - 0.5 * dt * f_new[d]
+                    forth = xp[d] - x[first + d] - 0.5 * dt * f_old[d]
+                    log_green += forth * forth - back * back
+                log_ratio += log_green / (2.0 * dt)
+            if log_ratio >= 0.0 or rng.random() < math.exp(log_ratio):
+                accept_all(factors, w, x, i, xp)
+                if sweep >= n_burn:
+                    accepted += 1
         if (sweep + 1) % REFRESH_EVERY == 0:
             refresh_all(factors, w, x)
         if sweep >= n_burn:
-            accepted += acc
-            record(factors, terms, w, x, P, D, sweep - n_burn, out, s)
+            t = sweep - n_burn
+            for k in range(M):
+                grad[k] = 0.0
+                lap[k] = 0.0
+            add_grad_lap_all(factors, w, x, grad, lap)
+            measure(terms, x, grad, lap, out.observables[t])
+            if out.dlog.shape[0] > 0:
+                row = out.dlog[t]
+                for k in range(row.shape[0]):
+                    row[k] = 0.0
+                add_dlog_all(factors, w, x, row)
+            if out.histogram.shape[0] > 0:
+                radial_histogram(x, P, D, out.r_max, out.histogram)
     return accepted
-
-
-@numba.njit(cache=True)
-def run_gibbs_chain(factors, terms, w, x, P, D, rng, n_burn, n_steps, out):
-    """As `run_chain` with Gibbs sweeps of the RBM that is the only factor (factors = (rbm,))."""
-    rbm = factors[0]
-    s = scratch(x.shape[0], D, rbm.b.shape[0])
-    init_all(factors, w, x)
-    for sweep in range(n_burn + n_steps):
-        gibbs_sweep(rbm, w, x, rng, s.h)
-        if sweep >= n_burn:
-            record(factors, terms, w, x, P, D, sweep - n_burn, out, s)
-    return n_steps * P
 
 
 # ----------------------------------------------------------------------------------------------
@@ -316,12 +284,9 @@ class Sampler:
         factors = wf.kernel_data(n_w)
         terms = hamiltonian.kernel_terms()
         accepted = 0
+        hidden = np.empty(wf.hidden if self.kind == "gibbs" else 0)
         for w in range(n_w):
             out = Record(obs[w], grads[w] if record_grad else no_grad, hist, float(density_rmax))
-            if self.kind == "gibbs":
-                accepted += run_gibbs_chain(factors, terms, w, walkers.positions[w], P, D, walkers.rngs[w],
-                                            n_burn, n_steps, out)
-            else:
-                accepted += run_chain(factors, terms, w, KINDS[self.kind], self.move, walkers.positions[w], P, D,
-                                      walkers.rngs[w], n_burn, n_steps, out)
+            accepted += run_chain(factors, terms, w, KINDS[self.kind], self.move, walkers.positions[w], P, D,
+                                  walkers.rngs[w], n_burn, n_steps, out, hidden)
         return Samples(obs, grads, accepted, n_w * n_steps * P, hist if density_bins else None)
