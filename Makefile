@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/mpiexec -n $(NPROC) $(BIN)/vmc run inputs/default.toml --force
 
 test: $(STAMP)
-	$(BIN)/ruff check vmc tests benchmarks docs
+	$(BIN)/ruff check vmc tests benchmarks docs examples
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -28,22 +28,13 @@ import traceback
 from dataclasses import dataclass, field
 
 from . import __version__
+from .errors import InputError, Interrupted, NumericalError, RunError
 from .parallel import one_thread_per_rank
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3
 
 
-class UsageError(Exception):
-    """Bad input detected before any work: one line for the user, exit code 2.
-
-    `everywhere`: raised on every MPI rank alike (no rank is left waiting)."""
-
-    def __init__(self, message: str, everywhere: bool = False):
-        super().__init__(message)
-        self.everywhere = everywhere
-
-
-class JobError(Exception):
+class JobError(RunError):
     """A failure every rank knows about (broadcast from rank 0): one line, exit code `code`."""
 
     def __init__(self, message: str, code: int):
@@ -60,13 +51,13 @@ def _world():
     try:
         _COMM = world()
     except ParallelError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     return _COMM
 
 
 def _on_root(comm, fn, share: bool = True):
     """Run fn on rank 0 and share its result (`share`; else the result stays on rank 0 and the others get
-    None); if it raised UsageError (or an output error), every rank raises the same error, so no rank
+    None); if it raised InputError (or an output error), every rank raises the same error, so no rank
     waits for another."""
     from .io import OutputError
     from .resources import ResourceError
@@ -75,13 +66,13 @@ def _on_root(comm, fn, share: bool = True):
         try:
             result = fn()
             outcome = ("ok", result if share else None)
-        except (UsageError, ResourceError) as exc:
+        except (InputError, ResourceError) as exc:
             outcome = ("usage", str(exc))
         except OutputError as exc:
             outcome = ("output", str(exc))
     outcome = comm.bcast(outcome)
     if outcome[0] == "usage":
-        raise UsageError(outcome[1], everywhere=True)
+        raise InputError(outcome[1], everywhere=True)
     if outcome[0] == "output":
         raise JobError(outcome[1], EXIT_FAILED)
     return outcome[1] if share else result
@@ -143,7 +134,7 @@ class Plan:
 
 def _parse_override(text: str) -> tuple[str, object]:
     if "=" not in text:
-        raise UsageError(f"--set {text!r}: expected KEY=VALUE, e.g. optimizer.learning_rate=0.001")
+        raise InputError(f"--set {text!r}: expected KEY=VALUE, e.g. optimizer.learning_rate=0.001")
     key, raw = (t.strip() for t in text.split("=", 1))
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -157,7 +148,7 @@ def _output_path(args, config) -> str:
         return args.output
     if config.get("output"):
         return config.get("output")
-    stem = os.path.splitext(os.path.basename(args.input))[0]
+    stem = os.path.splitext(os.path.basename(args.input))[0] if args.input else "run"
     return os.path.join("runs", f"{stem}.h5")
 
 
@@ -166,25 +157,25 @@ def _check_new_output(path: str, force: bool) -> int:
     --force will replace (-1 if there is none)."""
     from .io import OutputError, lock
     if os.path.isdir(path):
-        raise UsageError(f"{path} is a directory: give a file name for the output (-o DIR/NAME.h5)")
+        raise InputError(f"{path} is a directory: give a file name for the output (-o DIR/NAME.h5)")
     fd = -1
     if os.path.exists(path):
         if not force:
-            raise UsageError(f"{path} exists: continue it with --resume {path}, overwrite it with --force, "
+            raise InputError(f"{path} exists: continue it with --resume {path}, overwrite it with --force, "
                              "or choose another name with -o")
         try:
             fd = lock(path)
         except OutputError as exc:
-            raise UsageError(f"{exc}; --force does not replace a file in use") from None
+            raise InputError(f"{exc}; --force does not replace a file in use") from None
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         try:
             os.makedirs(directory, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"{path}: cannot create output directory {directory} "
+            raise InputError(f"{path}: cannot create output directory {directory} "
                              f"({exc.strerror or exc})") from None
     if not os.access(directory, os.W_OK):
-        raise UsageError(f"{path}: output directory {directory} is not writable")
+        raise InputError(f"{path}: output directory {directory} is not writable")
     return fd
 
 
@@ -195,12 +186,12 @@ def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
         with io.open_for_reading(path) as f:
             kind = f.attrs.get("format")
             if kind not in (io.FORMAT, io.STUDY_FORMAT) or "config" not in f.attrs:
-                raise UsageError(f"{path}: not a vmc output file, cannot resume")
+                raise InputError(f"{path}: not a vmc output file, cannot resume")
             groups = [f] if kind == io.FORMAT else [f["points"][k] for k in sorted(f["points"])]
             progress = []
             for g in groups:
                 if "checkpoint" not in g or "current" not in g["checkpoint"].attrs:
-                    raise UsageError(f"{path}: holds no checkpoint in the format of vmc {__version__} "
+                    raise InputError(f"{path}: holds no checkpoint in the format of vmc {__version__} "
                                      f"(format_version {g.attrs.get('format_version')}); it cannot be resumed")
                 ck = g["checkpoint"].attrs
                 progress.append({"status": io.attr_text(g, "status", "running"),
@@ -210,9 +201,9 @@ def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
                                  "config": json.loads(g.attrs["config"])})
             return json.loads(f.attrs["config"]), str(f.attrs.get("input_text", "")), progress
     except io.OutputError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     except (KeyError, OSError, RuntimeError, ValueError) as exc:
-        raise UsageError(f"{path}: damaged or incomplete vmc file, cannot resume "
+        raise InputError(f"{path}: damaged or incomplete vmc file, cannot resume "
                          f"({str(exc).splitlines()[0]})") from None
 
 
@@ -223,9 +214,9 @@ def _check_resume_overrides(path: str, overrides: dict, progress: list[dict]) ->
     allowed = sorted(k for k, o in OPTION_BY_KEY.items() if o.on_resume)
     for key in overrides:
         if key not in OPTION_BY_KEY:
-            raise UsageError(f"{path}: --set {key}: unknown key{_suggest(key)}")
+            raise InputError(f"{path}: --set {key}: unknown key{_suggest(key)}")
         if not OPTION_BY_KEY[key].on_resume:
-            raise UsageError(f"{path}: --set {key} cannot change on --resume: it fixes the physics or the shape "
+            raise InputError(f"{path}: --set {key} cannot change on --resume: it fixes the physics or the shape "
                              f"of the stored state (a resume may change: {', '.join(allowed)})")
     for p in progress:
         if p["status"] == "complete":
@@ -235,12 +226,12 @@ def _check_resume_overrides(path: str, overrides: dict, progress: list[dict]) ->
             late = (key.startswith("optimizer.") or key in ("sampler.steps", "sampler.thermalize")) and not optimizing
             if key == "sampler.burn_in" and p["iteration"] > 0 or key == "production.burn_in" and p["steps_done"] > 0 \
                     or late:
-                raise UsageError(f"{path}: --set {key} would have no effect: that part of the run is already done")
+                raise InputError(f"{path}: --set {key} would have no effect: that part of the run is already done")
             if key == "optimizer.iterations" and value < p["iteration"]:
-                raise UsageError(f"{path}: --set optimizer.iterations={value} is below the {p['iteration']} "
+                raise InputError(f"{path}: --set optimizer.iterations={value} is below the {p['iteration']} "
                                  "iterations already done")
             if key == "production.steps" and value < p["steps_done"]:
-                raise UsageError(f"{path}: --set production.steps={value} is below the {p['steps_done']} "
+                raise InputError(f"{path}: --set production.steps={value} is below the {p['steps_done']} "
                                  "production steps already done")
 
 
@@ -250,19 +241,21 @@ def _plan(args, n_ranks: int, ranks_on_node: int) -> Plan:
     from .io import OutputError, lock
     from .resources import check_disk, check_memory
 
-    if args.resume and args.input:
-        raise UsageError(f"vmc run: give an input file or --resume FILE, not both (a resume takes its input "
+    given = getattr(args, "config", None)   # the Python API passes a parsed input
+    if args.resume and (args.input or given):
+        raise InputError(f"vmc run: give an input file or --resume FILE, not both (a resume takes its input "
                          f"from {args.resume})")
-    if not args.resume and not args.input:
-        raise UsageError("vmc run: give an input file (INPUT) or --resume FILE")
+    if not args.resume and not args.input and given is None:
+        raise InputError("vmc run: give an input file (INPUT) or --resume FILE")
     overrides = dict(_parse_override(s) for s in args.set or [])
+    overrides.update(getattr(args, "overrides", None) or {})
     try:
         if args.resume:
             path = args.resume
             stored, text, progress = _read_stored(path)
             if all(p["status"] == "complete" for p in progress):
                 if overrides:
-                    raise UsageError(f"{path}: the run is complete; nothing to resume (the overrides were not "
+                    raise InputError(f"{path}: the run is complete; nothing to resume (the overrides were not "
                                      "applied)")
                 return Plan(path, False, [], text, overrides, True,
                             nothing_to_do=f"{path}: the run is already complete, nothing to do "
@@ -273,7 +266,7 @@ def _plan(args, n_ranks: int, ranks_on_node: int) -> Plan:
                 config = config.with_overrides(overrides)
             fd = lock(path)
         else:
-            config = config_mod.load(args.input)
+            config = given if given is not None else config_mod.load(args.input)
             if overrides:
                 config = config.with_overrides(overrides)
             path = _output_path(args, config)
@@ -300,9 +293,9 @@ def _plan(args, n_ranks: int, ranks_on_node: int) -> Plan:
                 extra += max(0, new.file_bytes() - old.file_bytes())
             check_disk(path, extra)
     except config_mod.ConfigError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     except OutputError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     return Plan(path, bool(config.sweep), points, config.text, overrides, bool(args.resume), config.to_dict(),
                 lock_fd=fd)
 
@@ -394,23 +387,32 @@ def _group(f, plan: Plan, p: Point):
 
 def cmd_run(args) -> int:
     """Run one input (or every point of its [sweep]) into one HDF5 file; resume what is unfinished."""
-    comm = _world()
     with StopSignals() as stop:
-        return _run(args, comm, stop)
+        return execute(args, _world(), stop).status
 
 
-def _run(args, comm, stop: StopSignals) -> int:
+@dataclass
+class Outcome:
+    status: int                        # the exit code
+    path: str = ""                     # the output file
+    failure: Exception | None = None   # what ended the run early (rank 0), if anything
+
+
+def execute(args, comm, stop: StopSignals, echo: bool = True) -> Outcome:
+    """`vmc run` and `vmc.run`: plan (rank 0, shared), create or open the file, run every point that is
+    not complete. InputError before any work; failures of a run are recorded in the file and returned.
+    `echo`: print the summary and the failure lines (the command line) or not (the Python API)."""
     from . import driver, io
 
     one_thread_per_rank()
     ranks_on_node = comm.ranks_on_node()
     plan = _on_root(comm, lambda: _plan(args, comm.size, ranks_on_node))
     if plan.nothing_to_do:
-        if comm.is_root:
+        if comm.is_root and echo:
             print(plan.nothing_to_do, file=sys.stderr)
-        return EXIT_OK
+        return Outcome(EXIT_OK, plan.path)
     f = _on_root(comm, lambda: _open_output(plan, comm.size), share=False)
-    status = EXIT_OK
+    status, failure = EXIT_OK, None
     for p in plan.points:
         if p.state == "complete":
             continue
@@ -422,22 +424,24 @@ def _run(args, comm, stop: StopSignals) -> int:
         try:
             summary = driver.run(p.cfg, writer, comm, resume=p.state == "resume", progress=not args.quiet,
                                  stop=stop.pending)
-        except driver.Interrupted as exc:
+        except Interrupted as exc:
+            failure = exc
             if writer is not None:
                 writer.status("interrupted", str(exc))
                 if plan.study:
                     io.set_text(f, "status", "interrupted")
                 f.flush()
-                print(f"vmc: {exc}{' at ' + p.label if p.label else ''}; checkpointed, continue with: "
+                print_if(echo, f"vmc: {exc}{' at ' + p.label if p.label else ''}; checkpointed, continue with: "
                       f"vmc run --resume {plan.path}", file=sys.stderr)
             status = EXIT_INTERRUPTED
             break
-        except driver.RunError as exc:
+        except RunError as exc:
+            failure = failure or exc
             if writer is not None:
                 writer.status("failed", str(exc))
                 hint = (f"\n  continue with: vmc run --resume {plan.path} --set optimizer.learning_rate=<smaller>"
-                        if isinstance(exc, driver.NumericalError) else "")
-                print(f"vmc: run failed{' at ' + p.label if p.label else ''}: {exc}{hint}", file=sys.stderr)
+                        if isinstance(exc, NumericalError) else "")
+                print_if(echo, f"vmc: run failed{' at ' + p.label if p.label else ''}: {exc}{hint}", file=sys.stderr)
             status = EXIT_FAILED
             if not plan.study:
                 break
@@ -449,14 +453,20 @@ def _run(args, comm, stop: StopSignals) -> int:
             if len(text.encode()) > io.TEXT_CAPACITY["summary"]:
                 text = json.dumps({**scalars, "warnings": ["(too many warnings to store: see vmc analyze)"]})
             writer.status("complete", finished=_now(), summary=text)
-            print((f"\n[{p.label}]" if p.label else "") + summary_text(summary, p.cfg, plan.path))
+            print_if(echo, (f"\n[{p.label}]" if p.label else "") + summary_text(summary, p.cfg, plan.path),
+                     file=sys.stdout)
     if comm.is_root:
         if plan.study and status != EXIT_INTERRUPTED:
             io.set_text(f, "status", "complete" if status == EXIT_OK else "failed")
             io.set_text(f, "finished", _now())
         f.close()
         os.close(plan.lock_fd)
-    return status
+    return Outcome(status, plan.path, failure)
+
+
+def print_if(echo: bool, text: str, file=None) -> None:
+    if echo:
+        print(text, file=file or sys.stderr)
 
 
 def summary_text(summary: dict, cfg: dict, path: str) -> str:
@@ -490,7 +500,7 @@ def cmd_info(args) -> int:
     try:
         print(io.describe(args.file))
     except io.OutputError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     return EXIT_OK
 
 
@@ -499,7 +509,7 @@ def cmd_analyze(args) -> int:
     try:
         result = analysis.analyze_path(args.file)
     except analysis.AnalysisError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     results = result["points"] if "points" in result else [result]
     if args.json:
         print(json.dumps(analysis.to_json(result), indent=2))
@@ -516,7 +526,7 @@ def cmd_report(args) -> int:
     try:
         md = report.write_report(args.file, args.output)
     except analysis.AnalysisError as exc:
-        raise UsageError(str(exc)) from None
+        raise InputError(str(exc)) from None
     print(md)
     return EXIT_OK
 
@@ -572,7 +582,7 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except UsageError as exc:
+    except InputError as exc:
         if exc.everywhere:
             if _rank() == 0:
                 print(f"vmc: error: {exc}", file=sys.stderr)

@@ -35,9 +35,10 @@ from dataclasses import astuple, dataclass, fields, replace
 from typing import Callable
 
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from . import io
+from .errors import Interrupted, NumericalError, RunError  # noqa: F401 (re-exported)
 from .config import check_ranks, resolved_density_rmax, resolved_sigma
 from .estimators import Moments, sums
 from .hamiltonian import OBSERVABLE_NAMES, Hamiltonian
@@ -47,18 +48,6 @@ from .samplers import Sampler, Walkers, rng_words
 from .wavefunction import TrialState
 
 OPTIMIZATION, PRODUCTION, DONE = 0, 1, 2
-
-
-class RunError(RuntimeError):
-    """A run that cannot go on; raised identically on every rank."""
-
-
-class NumericalError(RunError):
-    """Diverged or not finite; the last good state is checkpointed."""
-
-
-class Interrupted(RunError):
-    """A stop was requested (signal); the run is checkpointed and can be resumed."""
 
 
 @dataclass

@@ -1,0 +1,264 @@
+"""The Python API: run, load and analyse from a notebook or a script, through the same code as the CLI.
+
+    >>> import vmc
+    >>> run = vmc.run({"system": {"particles": 2, "dimensions": 2}}, output="two.h5")   # doctest: +SKIP
+    >>> run.energy, run.error                                                          # doctest: +SKIP
+    (3.0655..., 0.0019...)
+    >>> print(run.summary())                   # the block `vmc run` prints             # doctest: +SKIP
+    >>> points = vmc.load("runs/studies/omega.h5")   # a study: one Run per point       # doctest: +SKIP
+    >>> [(p.swept["system.omega"], p.energy) for p in points]                           # doctest: +SKIP
+
+`vmc.run` is `vmc run` (`vmc.cli.execute`): the same planning and checks before any work, the same file,
+the same numbers for the same seed and ranks; under `mpiexec` the ranks cooperate exactly as the CLI's
+do. It never exits the interpreter: bad input raises `vmc.InputError` with the CLI's one-line message, a
+failed run `vmc.RunError` / `vmc.NumericalError`, a signal `vmc.Interrupted` (the file is checkpointed
+and `vmc.run(resume=path)` continues it). `vmc.load` reads a run or study file without running anything;
+`Run` holds what people use, with plain names.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import InputError, RunError
+
+
+def run(input: str | os.PathLike | Mapping | None = None, *, output: str | os.PathLike | None = None,
+        overrides: Mapping[str, Any] | None = None, resume: str | os.PathLike | None = None, force: bool = False,
+        progress: bool | None = None) -> "Run | list[Run]":
+    """Run an input and return its result (`Run`, or one per point for an input with a [sweep]).
+
+    input: a TOML file path, TOML text, or a nested dict as the TOML would parse; overrides: dotted keys
+    (`{"optimizer.learning_rate": 0.01}`, as `--set`); output: the HDF5 file (default as the CLI:
+    the input's `output` option, else runs/<input name>.h5, runs/run.h5 for text or a dict); resume: an
+    unfinished (or interrupted) output file to continue instead of `input`; force: overwrite `output`;
+    progress: progress bars (default: only when stderr is a terminal or a notebook).
+    """
+    from . import cli
+    from . import config as config_mod
+
+    parsed = None
+    path = None
+    if input is not None:
+        try:
+            if isinstance(input, Mapping):
+                parsed = config_mod.from_dict(input)
+            elif isinstance(input, os.PathLike) or (isinstance(input, str) and "\n" not in input
+                                                     and (os.path.exists(input) or input.endswith(".toml"))):
+                path = os.fspath(input)
+            else:
+                parsed = config_mod.from_text(str(input))
+        except config_mod.ConfigError as exc:
+            raise InputError(str(exc), everywhere=True) from None
+    if progress is None:
+        progress = _interactive()
+    args = argparse.Namespace(input=path, config=parsed, resume=os.fspath(resume) if resume else None,
+                              output=os.fspath(output) if output else None, set=[], overrides=dict(overrides or {}),
+                              force=force, quiet=not progress)
+    from .parallel import one_thread_per_rank
+    one_thread_per_rank()
+    with _signals() as stop:
+        outcome = cli.execute(args, cli._world(), stop, echo=False)
+    if outcome.failure is not None:
+        raise outcome.failure
+    if outcome.status != cli.EXIT_OK:
+        raise RunError(f"{outcome.path}: the run ended with exit code {outcome.status}")
+    return load(outcome.path)
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+class _NoSignals:
+    """Where signal handlers cannot be installed (not the main thread): no stop requests."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def pending(self):
+        return None
+
+
+def _signals():
+    import threading
+
+    from .cli import StopSignals
+    return StopSignals() if threading.current_thread() is threading.main_thread() else _NoSignals()
+
+
+@dataclass
+class Run:
+    """One run (or one point of a study) as stored in its output file.
+
+    energy, error: the production energy and its automated-blocking error; variance, acceptance;
+    parts: {"kinetic": (mean, error), "trap": ..., "interaction": ..., "pair_distance": ...};
+    history: the optimization record per iteration (`vmc.io.ITERATION_FIELDS`, e.g. history["energy"]);
+    params: the final flat parameter vector, named: each factor's parameters in their shapes
+    ("rbm.a", "rbm.W", "jastrow.beta", ...); density: (r, n(r)), the radial one-body density;
+    reference: (value, "exact" | "DMC") where known; config: the resolved input; label and swept: the
+    study point's label and its swept values ({"system.omega": 0.5}); status: complete, running, ...
+    """
+    path: str
+    config: dict
+    status: str
+    analysis: dict | None               # `vmc.analysis.analyze_group` of the production run, None before it
+    history: dict
+    params: np.ndarray
+    named: dict
+    density: tuple
+    stored_summary: dict = field(default_factory=dict)
+    label: str = ""
+    swept: dict = field(default_factory=dict)
+    group: str = "/"
+
+    def _value(self, key: str) -> float:
+        return float(self.analysis[key]) if self.analysis else float("nan")
+
+    @property
+    def energy(self) -> float:
+        return self._value("mean")
+
+    @property
+    def error(self) -> float:
+        return self._value("error")
+
+    @property
+    def variance(self) -> float:
+        return self._value("variance")
+
+    @property
+    def acceptance(self) -> float:
+        return self._value("acceptance")
+
+    @property
+    def parts(self) -> dict:
+        from .hamiltonian import OBSERVABLE_NAMES
+        a = self.analysis or {}
+        return {k: (a[k]["mean"], a[k]["error"]) for k in OBSERVABLE_NAMES if k in a}
+
+    @property
+    def reference(self) -> tuple | None:
+        from .analysis import reference_energy
+        return reference_energy(self.config)
+
+    @property
+    def warnings(self) -> list:
+        return list(self.stored_summary.get("warnings", (self.analysis or {}).get("warnings", [])))
+
+    def series(self, name: str = "local_energy") -> np.ndarray:
+        """A production series (walkers, steps) read from the file: local_energy or an observable."""
+        from .io import open_for_reading
+        with open_for_reading(self.path) as f:
+            prod = f[self.group]["production"]
+            return prod[name][:, :int(prod.attrs["steps_done"])]
+
+    def analyze(self, name: str = "local_energy") -> dict:
+        """The blocking analysis of a production series (see `vmc.analyze`)."""
+        return analyze(self.series(name))
+
+    def summary(self) -> str:
+        """The block `vmc run` printed at the end of this run."""
+        from .cli import summary_text
+        if self.analysis is None:
+            return f"{self.path}: status {self.status}, no production result yet"
+        return summary_text({**self.analysis, **self.stored_summary}, self.config, self.path).strip("\n")
+
+    def __repr__(self) -> str:
+        where = f"{self.path} [{self.label}]" if self.label else self.path
+        if self.analysis is None:
+            return f"Run({where}, status {self.status})"
+        return f"Run({where}, E = {self.energy:.6f} +- {self.error:.6f}, status {self.status})"
+
+
+def load(path: str | os.PathLike) -> "Run | list[Run]":
+    """A run file as a `Run`, a study file as a list of `Run` (one per point, with `label` and `swept`)."""
+    from . import analysis as analysis_mod
+    from .io import FORMAT, STUDY_FORMAT, OutputError, open_for_reading
+    path = os.fspath(path)
+    try:
+        with open_for_reading(path) as f:
+            kind = f.attrs.get("format")
+            if kind == STUDY_FORMAT:
+                swept_keys = _swept_keys(json.loads(f.attrs["config"]))
+                return [_read_run(path, f["points"][k], f"/points/{k}", swept_keys) for k in sorted(f["points"])]
+            if kind != FORMAT:
+                raise InputError(f"{path}: not a vmc output file (format {kind!r})")
+            return _read_run(path, f, "/", ())
+    except OutputError as exc:
+        raise InputError(str(exc)) from None
+    except analysis_mod.AnalysisError as exc:
+        raise InputError(str(exc)) from None
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}: damaged or incomplete vmc file ({str(exc).splitlines()[0]})") from None
+
+
+def _swept_keys(cfg: dict) -> tuple:
+    sweep = cfg.get("sweep") or {}
+    keys = []
+
+    def walk(table, prefix):
+        for k, v in table.items():
+            if k == "zip":
+                continue
+            if isinstance(v, Mapping):
+                walk(v, f"{prefix}{k}.")
+            else:
+                keys.append(prefix + k)
+    walk(sweep, "")
+    return tuple(keys)
+
+
+def _lookup(cfg: dict, key: str):
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def _read_run(path: str, g, name: str, swept_keys) -> Run:
+    from .analysis import analyze_group
+    from .io import ITERATION_FIELDS, attr_text, history
+    cfg = json.loads(g.attrs["config"])
+    status = attr_text(g, "status")
+    prod = g["production"]
+    analysis = analyze_group(g, path) if int(prod.attrs.get("steps_done", 0)) >= 2 else None
+    stored = json.loads(attr_text(g, "summary")) if attr_text(g, "summary") else {}
+    wf = g["wavefunction"]
+    named = {}
+    wf.visititems(lambda k, obj: named.__setitem__(k.replace("/", "."), obj[...])
+                  if hasattr(obj, "shape") and k != "params" else None)
+    dens = prod["density"]
+    return Run(path=path, config=cfg, status=status, analysis=analysis,
+               history={k: history(g, k) for k in ITERATION_FIELDS + ("params",)},
+               params=wf["params"][...], named=named, density=(dens["r"][...], dens["density"][...]),
+               stored_summary=stored, label=str(g.attrs.get("label", "")),
+               swept={k: _lookup(cfg, k) for k in swept_keys}, group=name)
+
+
+def analyze(data, *, name: str = "local_energy") -> dict | list:
+    """The analysis `vmc analyze` prints: for an array ((steps,) or (chains, steps)) the automated-blocking
+    result (mean, error, naive_error, tau, rhat, warnings, ...); for a file path the analysis of the run
+    (energy and parts with errors, acceptance, virial ratio, efficiency), a list for a study; for a `Run`
+    its series `name`.
+    """
+    from . import analysis as analysis_mod
+    try:
+        if isinstance(data, Run):
+            return data.analyze(name)
+        if isinstance(data, (str, os.PathLike)):
+            result = analysis_mod.analyze_path(os.fspath(data))
+            return result["points"] if "points" in result else result
+        return analysis_mod.analyze_series(np.asarray(data, dtype=float))
+    except analysis_mod.AnalysisError as exc:
+        raise InputError(str(exc)) from None
