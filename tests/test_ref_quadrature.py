@@ -57,8 +57,9 @@ def rbm_log_f_and_grad(X, a, b, W, sigma):
     return log_f, grad, sig
 
 
-def rbm_expectations(a, b, W, g, omega, n):
-    """<T>, <V_trap> and <O> / Cov(O) (O = d ln psi / d(a, b, W)) under psi^2 = F^(2g) on an n-point grid."""
+def rbm_expectations(a, b, W, g, omega, n, with_o=True):
+    """<T>, <V_trap>, <E> and (with_o) <O>, Cov(O) (O = d ln psi / d(a, b, W)) under psi^2 = F^(2g) on an
+    n-point grid."""
     a, b, W = (np.asarray(v, dtype=float) for v in (a, b, W))
     M = W.shape[0]
     sigma = default_sigma(omega, g)
@@ -68,12 +69,14 @@ def rbm_expectations(a, b, W, g, omega, n):
     w /= w.sum()
     kinetic = 0.5 * g * g * np.sum(grad ** 2, axis=-1)        # |grad psi|^2 / (2 psi^2)
     trap = 0.5 * omega ** 2 * np.sum(X ** 2, axis=-1)
+    out = {"kinetic": w @ kinetic, "trap": w @ trap, "energy": w @ (kinetic + trap)}
+    if not with_o:
+        return out
     s2 = sigma * sigma
     O = np.concatenate([g * (X - a) / s2, g * sig, (g * X[:, :, None] * sig[:, None, :] / s2).reshape(len(X), -1)],
                        axis=1)
     o_mean = w @ O
-    return {"kinetic": w @ kinetic, "trap": w @ trap, "energy": w @ (kinetic + trap),
-            "O": o_mean, "S": (O * w[:, None]).T @ O - np.outer(o_mean, o_mean)}
+    return dict(out, O=o_mean, S=(O * w[:, None]).T @ O - np.outer(o_mean, o_mean))
 
 
 def points_per_axis(M):
@@ -84,8 +87,8 @@ def points_per_axis(M):
 def reference(name, g):
     P, D, a, b, W = SYSTEMS[name]
     n = points_per_axis(P * D)
-    fine = rbm_expectations(a, b, W, g, OMEGA, n)
-    coarse = rbm_expectations(a, b, W, g, OMEGA, (n + 1) // 2)
+    fine = rbm_expectations(a, b, W, g, OMEGA, n, with_o=False)
+    coarse = rbm_expectations(a, b, W, g, OMEGA, (n + 1) // 2, with_o=False)
     for key in ("kinetic", "trap"):
         assert abs(fine[key] - coarse[key]) < 1e-9, "grid not converged"
     return fine
@@ -157,17 +160,18 @@ def test_energy_gradient_and_s_matrix_match_quadrature(kind):
     name, g = "P1_D2", 0.5
     wf = rbm_state(name, g)
     P, D, a, b, W = SYSTEMS[name]
-    n = 301
+    n = 201
     theta = wf.theta.copy()
     M, N = wf.n_visible, wf.hidden
 
     def energy(th):
-        return rbm_expectations(th[:M], th[M:M + N], th[M + N:].reshape(M, N), g, OMEGA, n)["energy"]
+        return rbm_expectations(th[:M], th[M:M + N], th[M + N:].reshape(M, N), g, OMEGA, n, with_o=False)["energy"]
 
     h = 1e-5
     exact_grad = np.array([(energy(theta + h * e) - energy(theta - h * e)) / (2 * h) for e in np.eye(theta.size)])
     exact_s = rbm_expectations(a, b, W, g, OMEGA, n)["S"]
-    np.testing.assert_allclose(exact_s, rbm_expectations(a, b, W, g, OMEGA, 151)["S"], atol=1e-9)
+    np.testing.assert_allclose(exact_s, rbm_expectations(a, b, W, g, OMEGA, 121)["S"], atol=1e-9)
+    assert energy(theta) == pytest.approx(reference(name, g)["energy"], rel=1e-10)
 
     ham = Hamiltonian(P, D, OMEGA, interaction=False)
     walkers = Walkers.start(np.random.SeedSequence(4).spawn(64), M, 1.0)
