@@ -12,14 +12,13 @@ Error bars of the histogram: bin counts are multinomial only up to a factor phi 
 successive sweeps and between the six electrons of a configuration): Var(c) = phi n p (1 - p). phi is
 measured here from independent chains of the same sampler and state (`inflation_factor`).
 """
-import json
 import math
 
 import numpy as np
 import pytest
 
 from conftest import run_in_memory
-from vmc import config
+from vmc import config, io
 from vmc.hamiltonian import Hamiltonian
 from vmc.samplers import Sampler, Walkers
 from vmc.wavefunction import TrialState, default_sigma
@@ -167,10 +166,9 @@ def test_production_series_match_final_positions_and_virial(kind):
                                series["kinetic"] + series["trap"] + series["interaction"], rtol=1e-12)
     np.testing.assert_allclose(series["kinetic"] + series["trap"], 10.0 * OMEGA, rtol=1e-9)
 
-    ck = f["checkpoint"]
-    slot = ck[f"slot{int(ck.attrs['current'])}"]
-    assert json.loads(slot.attrs["state"])["production_steps_done"] == done
-    positions = slot["positions"][...].reshape(-1, P, D)
+    ck = io.read_checkpoint(f)
+    assert ck.state["production_steps"] == done
+    positions = ck.arrays["positions"].reshape(-1, P, D)
     diff = positions[:, :, None, :] - positions[:, None, :, :]
     iu = np.triu_indices(P, 1)
     r = np.sqrt(np.sum(diff ** 2, axis=-1))[:, iu[0], iu[1]]

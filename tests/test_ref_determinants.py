@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pytest
 
-from vmc.hamiltonian import Hamiltonian, local_observables
+from vmc.hamiltonian import N_TERMS, OBSERVABLE_NAMES, Hamiltonian
 from vmc.samplers import Sampler, Walkers
 from vmc.wavefunction import TrialState, default_sigma
 
@@ -45,18 +45,18 @@ def test_virial_theorem_for_determinant_states(P, D, omega, kind):
     opts = {"step": 1.2 / math.sqrt(omega)} if kind == "metropolis" else {"dt": 0.2 / omega}
     s = Sampler(kind, **opts).sample(wf, ham, walkers, 300, 2000)
     np.testing.assert_allclose(s.local_energy, exact, rtol=1e-9)
-    for column in (1, 0):                              # V_trap, then T_L
-        means = s.observables[..., column].mean(axis=1)
+    for name in ("trap", "kinetic"):
+        means = s.observables[..., OBSERVABLE_NAMES.index(name)].mean(axis=1)
         err = means.std(ddof=1) / math.sqrt(means.size)
         assert err < 0.006 * exact / 2, err            # teeth: 0.6 % of E/2, the bias of |det| is ~20 %
-        assert abs(means.mean() - exact / 2) < 4 * err, (column, means.mean(), exact / 2, err)
+        assert abs(means.mean() - exact / 2) < 4 * err, (name, means.mean(), exact / 2, err)
 
 
 def local_energy(wf, x):
-    grad, lap = wf.grad_lap_log_psi(x)
-    out = np.empty(4)
-    local_observables(x, grad, lap, wf.omega, wf.particles, wf.dimensions, True, out)
-    return out[:3].sum()
+    """E_L = sum of the Hamiltonian's terms (Coulomb on) at x."""
+    values = Hamiltonian(wf.particles, wf.dimensions, wf.omega, interaction=True).local_values(
+        x, *wf.grad_lap_log_psi(x))
+    return values[:N_TERMS].sum()
 
 
 def symmetric_state(P, D, seed):
@@ -69,6 +69,15 @@ def symmetric_state(P, D, seed):
     wf.b[:] = rng.normal(0.0, 0.5, 3)
     wf.W[:] = np.tile(rng.normal(0.0, 0.3, (D, 3)), (P, 1))
     return wf, rng.normal(0.0, 1.0, (P, D)), rng.normal(size=D)
+
+
+def with_cusp(wf, a):
+    """A copy of wf whose Padé-Jastrow factor uses the cusp value a for every pair."""
+    wrong = wf.copy()
+    cusp = np.full((wf.particles, wf.particles), a)
+    np.fill_diagonal(cusp, 0.0)
+    wrong.factor("jastrow").cusp = cusp
+    return wrong
 
 
 def approach(wf, base, direction, i, j, radii):
@@ -93,9 +102,7 @@ def test_same_spin_electrons_meet_with_bounded_local_energy(P, D):
     e = approach(wf, base, direction, 0, 1, RADII)
     assert np.all(np.isfinite(e))
     assert np.ptp(e) < 0.2, e
-    wrong = wf.copy()
-    wrong.cusp = np.full((P, P), 1.0 / (D - 1))
-    np.fill_diagonal(wrong.cusp, 0.0)
+    wrong = with_cusp(wf, 1.0 / (D - 1))
     e_wrong = approach(wrong, base, direction, 0, 1, RADII)
     assert RADII[-1] * e_wrong[-1] == pytest.approx(1.0 - (D + 1) / (D - 1), rel=1e-3)
 
@@ -108,8 +115,6 @@ def test_opposite_spin_electrons_meet_with_bounded_local_energy(P, D):
     e = approach(wf, base, direction, 0, P // 2, RADII)
     assert np.all(np.isfinite(e))
     assert np.ptp(e) < 0.2, e
-    wrong = wf.copy()
-    wrong.cusp = np.full((P, P), 1.0 / (D + 1))
-    np.fill_diagonal(wrong.cusp, 0.0)
+    wrong = with_cusp(wf, 1.0 / (D + 1))
     e_wrong = approach(wrong, base, direction, 0, P // 2, RADII)
     assert RADII[-1] * e_wrong[-1] == pytest.approx(1.0 - (D - 1) / (D + 1), rel=1e-3)

@@ -9,11 +9,13 @@ import math
 import numpy as np
 import pytest
 
-from vmc.hamiltonian import Hamiltonian, local_observables, pair_sums
+from vmc.hamiltonian import OBSERVABLE_NAMES, Hamiltonian
 from vmc.samplers import Sampler, Walkers
 from vmc.wavefunction import TrialState, default_sigma
 
 SQ2, SQ3 = math.sqrt(2.0), math.sqrt(3.0)
+KINETIC, TRAP, INTERACTION, PAIR = (OBSERVABLE_NAMES.index(n) for n in ("kinetic", "trap", "interaction",
+                                                                       "pair_distance"))
 
 
 def rotation_2d(angle):
@@ -65,19 +67,15 @@ def test_pair_sums_on_hand_built_geometries(name):
     P, D = positions.shape
     assert own_pair_sums(positions) == pytest.approx((inv, mean), rel=1e-12)     # the hand values are right
     x = np.ascontiguousarray(positions.ravel())
-    got_inv, got_mean = pair_sums(x, P, D)
-    assert got_inv == pytest.approx(inv, rel=1e-12)
-    assert got_mean == pytest.approx(mean, rel=1e-12)
-    # the kernel every sampler calls: interaction and pair distance entries, trap energy
+    # the terms every sampler measures (the kernels' code path): interaction, pair distance, trap energy
     omega = 0.7
     zeros = np.zeros(P * D)
     for interaction in (True, False):
-        out = np.empty(4)
-        local_observables(x, zeros, zeros, omega, P, D, interaction, out)
-        assert out[2] == (pytest.approx(inv, rel=1e-12) if interaction else 0.0)
-        assert out[3] == pytest.approx(mean, rel=1e-12)
-        assert out[1] == pytest.approx(0.5 * omega ** 2 * np.sum(positions ** 2), rel=1e-12)
-
+        out = Hamiltonian(P, D, omega, interaction).local_values(x, zeros, zeros)
+        assert out[INTERACTION] == (pytest.approx(inv, rel=1e-12) if interaction else 0.0)
+        assert out[PAIR] == pytest.approx(mean, rel=1e-12)
+        assert out[TRAP] == pytest.approx(0.5 * omega ** 2 * np.sum(positions ** 2), rel=1e-12)
+        assert out[KINETIC] == 0.0
 
 def test_kinetic_energy_of_a_hand_differentiated_state():
     """T_L = -(1/2) nabla^2 psi / psi for psi = exp(-alpha |x|^2) prod_k (1 + c_k x_k): derivatives of
@@ -90,9 +88,8 @@ def test_kinetic_energy_of_a_hand_differentiated_state():
     lap = -2 * alpha - (c / lin) ** 2
     # psi''/psi per coordinate: (e^{-alpha x^2} (1 + c x))'' / (e^{-alpha x^2} (1 + c x))
     second = (4 * alpha ** 2 * x ** 2 - 2 * alpha) + 2 * (-2 * alpha * x) * c / lin
-    out = np.empty(4)
-    local_observables(x, grad, lap, 1.0, 2, 2, False, out)
-    assert out[0] == pytest.approx(-0.5 * np.sum(second), rel=1e-12)
+    out = Hamiltonian(2, 2, 1.0, interaction=False).local_values(x, grad, lap)
+    assert out[KINETIC] == pytest.approx(-0.5 * np.sum(second), rel=1e-12)
 
 
 @pytest.mark.parametrize("P,D,jastrow,slater,kind", [(3, 2, False, False, "metropolis"),
@@ -115,7 +112,7 @@ def test_sampled_observables_match_recomputation_from_positions(P, D, jastrow, s
         for w in range(walkers.n_walkers):
             pos = walkers.positions[w].reshape(P, D)
             inv, mean = own_pair_sums(pos)
-            trap, interaction, pair = s.observables[w, 0, 1:]
+            trap, interaction, pair = s.observables[w, 0, [TRAP, INTERACTION, PAIR]]
             assert trap == pytest.approx(0.5 * omega ** 2 * np.sum(pos ** 2), rel=1e-12)
             assert interaction == pytest.approx(inv, rel=1e-12)
             assert pair == pytest.approx(mean, rel=1e-12)
@@ -144,9 +141,9 @@ def test_sampled_pair_distance_and_coulomb_of_the_gaussian(P, D, kind):
     opts = {"metropolis": {"step": 2.0}, "importance": {"dt": 0.4}, "gibbs": {}}[kind]
     s = Sampler(kind, **opts).sample(wf, ham, walkers, 200, 3000)
     spread = 1.0 / math.sqrt(omega)
-    checks = [(s.observables[..., 3], gaussian_norm_mean(D, spread))]
+    checks = [(s.observables[..., PAIR], gaussian_norm_mean(D, spread))]
     if D >= 2:
-        checks.append((s.observables[..., 2], P * (P - 1) / 2 * gaussian_inverse_norm_mean(D, spread)))
+        checks.append((s.observables[..., INTERACTION], P * (P - 1) / 2 * gaussian_inverse_norm_mean(D, spread)))
     for series, exact in checks:
         means = series.mean(axis=1)
         err = means.std(ddof=1) / math.sqrt(means.size)
