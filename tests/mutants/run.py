@@ -34,8 +34,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 TABLE = HERE / "mutants.toml"
+# numba's cache files (*.nbi, *.nbc) live in __pycache__ unless NUMBA_CACHE_DIR says otherwise: never copied,
+# and every run below points NUMBA_CACHE_DIR at an empty directory of its own
 IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", "runs", "__pycache__", ".pytest_cache", "*.egg-info",
-                                "*.h5", "build", "dist")
+                                "*.h5", "build", "dist", "*.nbi", "*.nbc")
 FAILED_LINE = re.compile(r"^(FAILED|ERROR) (.+?)(?: - .*)?$")
 
 
