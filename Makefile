@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NPROC ?= 2
 
-.PHONY: run test bench studies dots clean-venv
+.PHONY: run test mutants bench studies dots clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check vmc tests benchmarks docs examples
 	$(BIN)/python -m pytest -q
+
+# Plant each known bug of tests/mutants/mutants.toml in a copy of the tree and require the tests to fail
+# (about 10 minutes on 2 cores; every mutant recompiles the numba kernels).
+mutants: $(STAMP)
+	$(BIN)/python tests/mutants/run.py --jobs $(NPROC)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sampling.py --with-c-limit
