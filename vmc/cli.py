@@ -289,6 +289,12 @@ def _plan(args, n_ranks: int, ranks_on_node: int) -> Plan:
             points.append(Point(index, label, cfg, state))
         for p in points:
             check_memory(p.cfg, config.source, n_ranks, ranks_on_node, run_shape(p.cfg).n_opt)
+            if p.cfg["wavefunction"]["from_file"] and p.state == "new":
+                from .driver import start_parameters
+                try:
+                    start_parameters(p.cfg)
+                except ValueError as exc:
+                    raise UsageError(f"{config.source}: {exc}") from None
         if not args.resume:
             fd = _check_new_output(path, args.force)
             check_disk(path, sum(run_shape(p.cfg).file_bytes() for p in points))
@@ -472,6 +478,9 @@ def summary_text(summary: dict, cfg: dict, path: str) -> str:
     ]
     for w in summary.get("warnings", []):
         lines.append(f"warning: {w}")
+    if "dmc" in summary:
+        from .analysis import dmc_lines
+        lines += dmc_lines(summary["dmc"])
     return "\n".join(lines)
 
 
