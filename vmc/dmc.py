@@ -308,6 +308,7 @@ class Population:
         self.el = np.zeros(n_walkers)      # E_L and |v_bar|/|v| of every walker (global, identical on all ranks)
         self.vr = np.ones(n_walkers)
         self.c = Counters()
+        self.last_parents = np.arange(n_walkers)   # the comb's choice at the last step (diagnostics, tests)
         if positions is not None:
             self.start(positions)
 
@@ -383,6 +384,7 @@ class Population:
         u = float(uniforms(self.key0, self.key1, n, c.steps - 1, 1)[0])
         parents = comb(w, u) if np.isfinite(total) else np.arange(n)
         self.el[:], self.vr[:] = el_new[parents], vr_new[parents]
+        self.last_parents = parents
         self._take(parents)
         return record
 
