@@ -302,6 +302,7 @@ class Population:
         self.ranges = [walker_range(n_walkers, r, comm.size) for r in range(comm.size)]
         self.mine = self.ranges[comm.rank]
         self.counts = [len(r) for r in self.ranges]
+        self.owner = np.repeat(np.arange(comm.size), self.counts)   # rank of every slot
         self.factors = wf.kernel_data(len(self.mine))
         self.terms = hamiltonian.kernel_terms()
         self.X = np.zeros((len(self.mine), self.M))
@@ -389,15 +390,13 @@ class Population:
         return record
 
     def _take(self, parents: np.ndarray) -> None:
-        """Slot j receives the positions of slot parents[j] (from another rank if it lives there)."""
+        """Slot j receives the positions of slot parents[j] (from another rank if it lives there). Every rank
+        knows all parents, so all decide alike whether walkers cross ranks (the exchange is collective)."""
         lo, hi = self.mine.start, self.mine.stop
         mine = parents[lo:hi]
         changed = np.flatnonzero(mine != np.arange(lo, hi))
-        if changed.size == 0:
-            return
-        if self.comm.size == 1:
-            self.X[:] = self.X[mine]
-        else:
+        crossing = self.comm.size > 1 and bool(np.any(self.owner[parents] != self.owner))
+        if crossing:
             send = []
             for q, r in enumerate(self.ranges):
                 need = np.unique(parents[r.start:r.stop]) if q != self.comm.rank else np.empty(0, dtype=np.int64)
@@ -408,6 +407,8 @@ class Population:
             src = np.concatenate([self.X] + [x.reshape(-1, self.M) for _, x in recv])
             order = np.argsort(idx, kind="stable")
             self.X[:] = src[order[np.searchsorted(idx[order], mine)]]
+        elif changed.size:
+            self.X[:] = self.X[mine - lo]
         self._init(changed)
 
 
