@@ -231,7 +231,8 @@ def _check_resume_overrides(path: str, overrides: dict, progress: list[dict]) ->
             continue
         optimizing = p["phase"] == 0
         for key, value in overrides.items():
-            late = (key.startswith("optimizer.") or key in ("sampler.steps", "sampler.thermalize")) and not optimizing
+            late = (key.startswith("optimizer.") or key in ("sampler.steps", "sampler.thermalize")) and not optimizing \
+                or key.startswith("production.") and p["phase"] >= 2   # the production is over (DMC or done)
             if key == "sampler.burn_in" and p["iteration"] > 0 or key == "production.burn_in" and p["steps_done"] > 0 \
                     or late:
                 raise UsageError(f"{path}: --set {key} would have no effect: that part of the run is already done")
