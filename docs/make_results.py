@@ -1,6 +1,7 @@
 """Regenerate docs/results.md and docs/figures/ from the study output files (run by `make studies`).
 
-    python docs/make_results.py runs/studies/*.h5 [runs/dots/*.h5]
+    python docs/make_results.py runs/studies/*.h5 [runs/dots/*.h5] [runs/dmc/*.h5]
+    python docs/make_results.py runs/dmc/*.h5      # only the DMC section, rewritten in place (`make dmc`)
 """
 from __future__ import annotations
 
@@ -74,7 +75,79 @@ def dots_section(files: list[str]) -> list[str]:
             "project's issue tracker.", ""] + rows + [""]
 
 
+# Uncertainties of the published references (last digits in parentheses in the literature); exact: 0.
+REFERENCE_ERRORS = {(2, 2): 0.0, (2, 6): 8e-5, (2, 12): 1e-4, (2, 20): 1e-4, (3, 8): 1e-4}
+DMC_BEGIN, DMC_END = "<!-- BEGIN DMC (docs/make_results.py) -->", "<!-- END DMC -->"
+
+
+def dmc_section(files: list[str]) -> list[str]:
+    """Table of the DMC runs (inputs/dmc): VMC of the same state, DMC per time step and extrapolated, reference,
+    deviation in combined errors, wall time."""
+    import math
+
+    from vmc.report import collect, time_step_fit
+    rows = ["| case | N | D | VMC (same state) | tau | walkers x steps | DMC (Hartree) | reference | "
+            "(DMC - ref) / combined error | DMC wall time |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for f in files:
+        try:
+            _, points = collect(f)
+        except Exception as exc:   # an unfinished run: say so in the table
+            rows.append(f"| `{Path(f).stem}` | | | | | | not complete ({str(exc)[:60]}) | | | |")
+            continue
+        points = [p for p in points if "mean" in p["result"].get("dmc", {})]
+        if not points:
+            continue
+        s = points[0]["config"]["system"]
+        key = (s["dimensions"], s["particles"])
+        ref_err = REFERENCE_ERRORS.get(key)
+
+        def row(label, tau, size, e, err, ref, kind, wall, vmc=""):
+            dev = "–"
+            if ref is not None and ref_err is not None:
+                dev = f"{(e - ref) / math.hypot(err, ref_err):+.1f}"
+            ref_text = "–" if ref is None else f"{ref}" + (f" +- {ref_err:g}" if ref_err else "") + f" ({kind})"
+            return (f"| `{Path(f).stem}` | {s['particles']} | {s['dimensions']} | {vmc} | {tau} | {size} | "
+                    f"{e:.5f} +- {err:.5f} | {ref_text} | {dev} | {wall} |")
+        for p in sorted(points, key=lambda p: p["result"]["dmc"]["time_step"]):
+            r, d = p["result"], p["result"]["dmc"]
+            rows.append(row(label="", tau=f"{d['time_step']:g}", size=f"{d['walkers']} x {d['measured']}",
+                            e=d["mean"], err=d["error"], ref=d.get("reference"), kind=d.get("reference_kind"),
+                            wall=f"{d['wall_seconds'] / 60:.1f} min", vmc=f"{r['mean']:.5f} +- {r['error']:.5f}"))
+        fit = time_step_fit(points)
+        if fit is not None:
+            d = points[0]["result"]["dmc"]
+            rows.append(row(label="", tau=f"-> 0 ({'linear' if fit['order'] == 1 else 'quadratic'})", size="",
+                            e=fit["e0"], err=fit["error"], ref=d.get("reference"), kind=d.get("reference_kind"),
+                            wall=f"{sum(p['result']['dmc']['wall_seconds'] for p in points) / 60:.1f} min"))
+    return [DMC_BEGIN, "## Fixed-node diffusion Monte Carlo (`inputs/dmc`)", "",
+            "Fixed-node DMC (`vmc/dmc.py`) from the optimized states of `inputs/dots` (`wavefunction.from_file`, "
+            "`optimizer.iterations = 0`: the VMC column is the production of the same run, i.e. VMC of exactly the "
+            "trial state DMC uses); `mpiexec -n 2 vmc run inputs/dmc/<case>.toml` on this machine (2 cores shared "
+            "with other jobs), `make dmc`. Errors: automated blocking of the per-step mixed estimates after the "
+            "equilibration (set, plus what MSER detects); the extrapolation is a weighted least-squares fit of "
+            "E(tau) (`vmc.dmc.extrapolate`); combined error = sqrt(error^2 + reference error^2).", ""] + rows + [
+        "", DMC_END, ""]
+
+
+def update_dmc_section(files: list[str]) -> None:
+    path = DOCS / "results.md"
+    text = path.read_text()
+    section = "\n".join(dmc_section(files))
+    if DMC_BEGIN in text:
+        start, end = text.index(DMC_BEGIN), text.index(DMC_END) + len(DMC_END) + 1
+        text = text[:start] + section + text[end:]
+    else:
+        marker = "\n## gibbs_sigma"
+        at = text.index(marker) + 1 if marker in text else len(text)
+        text = text[:at] + section + "\n" + text[at:]
+    path.write_text(text)
+    print(path)
+
+
 def main(files: list[str]) -> None:
+    if files and all("/dmc/" in f for f in files):
+        update_dmc_section(files)
+        return
     out = [
         "# Results of the parameter studies",
         "",
@@ -86,9 +159,12 @@ def main(files: list[str]) -> None:
         "",
     ]
     dots = [f for f in files if "/dots/" in f]
-    files = [f for f in files if "/dots/" not in f]
+    dmc = [f for f in files if "/dmc/" in f]
+    files = [f for f in files if "/dots/" not in f and "/dmc/" not in f]
     if dots:
         out += dots_section(dots)
+    if dmc:
+        out += dmc_section(dmc)
     for f in files:
         study = Path(f).stem
         fig_dir = DOCS / "figures" / study

@@ -120,12 +120,51 @@ def analyze_group(group, name: str | None = None) -> dict:
     result["efficiency"] = 1.0 / (result["error"] ** 2 * cpu) if cpu > 0 and result["error"] > 0 else float("inf")
     if "trap" in result and "kinetic" in result:
         result["virial_ratio"] = result["kinetic"]["mean"] / result["trap"]["mean"]
+    if "dmc" in group and int(group["dmc"].attrs["steps_done"]) > 0:
+        result["dmc"] = analyze_dmc(group, name)
     if "config" in group.attrs:
         cfg = json.loads(group.attrs["config"])
         ref = reference_energy(cfg)
         result["reference"], result["reference_kind"] = ref if ref else (None, None)
         result["interacting"] = bool(cfg["system"]["interaction"])
     return result
+
+
+def analyze_dmc(group, name: str = "") -> dict:
+    """The DMC energy of a run group's /dmc series: the steps before `equilibration`, and any further
+    equilibration the MSER rule detects (`vmc.dmc.mser`), are discarded; the rest (one correlated series of
+    mixed estimates per step) gets an automated-blocking error. Also the parts (mixed estimates), the mean
+    trial energy, population and tau_eff, the acceptance, and the reference with the deviation."""
+    from .dmc import mser
+    d = group["dmc"]
+    done, eq = int(d.attrs["steps_done"]), int(d.attrs.get("equilibration", 0))
+    out = {"steps_done": done, "equilibration": eq, "time_step": float(d.attrs.get("time_step", math.nan)),
+           "walkers": int(d.attrs["walkers"]), "wall_seconds": float(d.attrs.get("wall_seconds", 0.0)),
+           "cpu_seconds": float(d.attrs.get("cpu_seconds", 0.0)),
+           "acceptance": float(d.attrs.get("acceptance", math.nan)),
+           "node_crossings": float(d.attrs.get("node_crossings", 0.0))}
+    energy = d["energy"][:done]
+    skip = eq + (mser(energy[eq:]) if done - eq >= 16 else 0)
+    out["discarded"] = skip
+    if done - skip < blocking.MIN_SAMPLES:
+        out["warnings"] = [f"{name}: DMC holds {done - skip} measured steps after equilibration, too few to analyse"]
+        return out
+    r = analyze_series(energy[skip:])
+    out.update({k: r[k] for k in ("mean", "error", "naive_error", "tau", "variance", "n_samples", "level")})
+    out["warnings"] = [w for w in r["warnings"] if not w.startswith("convergence")]
+    out["measured"] = done - skip
+    for part in OBSERVABLE_NAMES:
+        pr = analyze_series(d[part][skip:done])
+        out[part] = {"mean": pr["mean"], "error": pr["error"]}
+    for key in ("trial_energy", "population", "effective_walkers", "tau_eff"):
+        series = d[key][skip:done]
+        out[key] = {"mean": float(series.mean()), "min": float(series.min()), "max": float(series.max())}
+    out["trace"] = energy
+    out["population_trace"] = d["population"][:done]
+    if "config" in group.attrs:
+        ref = reference_energy(json.loads(group.attrs["config"]))
+        out["reference"], out["reference_kind"] = ref if ref else (None, None)
+    return out
 
 
 def run_groups(f) -> list[tuple[str, object]]:
@@ -187,7 +226,7 @@ def to_json(result: dict) -> dict:
     """A JSON-ready copy: numpy scalars to Python numbers, non-finite to null, no series."""
     def clean(v):
         if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items() if k != "trace"}
+            return {k: clean(x) for k, x in v.items() if k not in ("trace", "population_trace")}
         if isinstance(v, (list, tuple)):
             return [clean(x) for x in v]
         if isinstance(v, (np.floating, float)):
@@ -219,7 +258,28 @@ def format_table(result: dict, name: str = "") -> str:
                      "(1 for the exact non-interacting state)")
     for w in result.get("warnings", []):
         lines.append(f"warning: {w}")
+    if "dmc" in result:
+        lines += dmc_lines(result["dmc"])
     return "\n".join(line for line in lines if line is not None)
+
+
+def dmc_lines(d: dict) -> list[str]:
+    """The DMC part of `vmc analyze` and of the summary of `vmc run`."""
+    head = (f"DMC (time step {d['time_step']}, {d['walkers']} walkers): {d['steps_done']} steps, "
+            f"{d['discarded']} discarded as equilibration ({d['equilibration']} set)")
+    if "mean" not in d:
+        return [head] + [f"warning: {w}" for w in d.get("warnings", [])]
+    lines = [head, f"  E_DMC = {d['mean']:.6f} +- {d['error']:.6f}  (blocked over {d['measured']} steps, "
+                   f"tau = {d['tau']:.1f} steps)"
+             + (f"   {d['reference_kind']} {d['reference']}: {(d['mean'] - d['reference']) / d['error']:+.1f} "
+                "error bars" if d.get("reference") is not None and d["error"] > 0 else ""),
+             "  mixed estimates " + "  ".join(f"{p} {d[p]['mean']:.5f}({d[p]['error']:.5f})" for p in OBSERVABLE_NAMES),
+             f"  E_T {d['trial_energy']['mean']:.6f}   population {d['population']['mean']:.1f} "
+             f"[{d['population']['min']:.1f}, {d['population']['max']:.1f}]   effective walkers "
+             f"{d['effective_walkers']['mean']:.1f}   acceptance {d['acceptance']:.5f}   tau_eff "
+             f"{d['tau_eff']['mean']:.6g}   node crossings rejected {d['node_crossings']:.0f}   "
+             f"wall {d['wall_seconds']:.1f} s"]
+    return lines + [f"  warning: {w}" for w in d.get("warnings", [])]
 
 
 def plot(result: dict, path: str) -> None:

@@ -223,7 +223,8 @@ def _check_resume_overrides(path: str, overrides: dict, progress: list[dict]) ->
             continue
         optimizing = p["phase"] == 0
         for key, value in overrides.items():
-            late = (key.startswith("optimizer.") or key in ("sampler.steps", "sampler.thermalize")) and not optimizing
+            late = (key.startswith("optimizer.") or key in ("sampler.steps", "sampler.thermalize")) and not optimizing \
+                or key.startswith("production.") and p["phase"] >= 2   # the production is over (DMC or done)
             if key == "sampler.burn_in" and p["iteration"] > 0 or key == "production.burn_in" and p["steps_done"] > 0 \
                     or late:
                 raise InputError(f"{path}: --set {key} would have no effect: that part of the run is already done")
@@ -283,6 +284,12 @@ def _plan(args, n_ranks: int, ranks_on_node: int) -> Plan:
             points.append(Point(index, label, cfg, state))
         for p in points:
             check_memory(p.cfg, config.source, n_ranks, ranks_on_node, run_shape(p.cfg).n_opt)
+            if p.cfg["wavefunction"]["from_file"] and p.state == "new":
+                from .driver import start_parameters
+                try:
+                    start_parameters(p.cfg)
+                except ValueError as exc:
+                    raise InputError(f"{config.source}: {exc}") from None
         if not args.resume:
             fd = _check_new_output(path, args.force)
             check_disk(path, sum(run_shape(p.cfg).file_bytes() for p in points))
@@ -487,6 +494,9 @@ def summary_text(summary: dict, cfg: dict, path: str) -> str:
         lines.append(f"time: {summary['timing']}")
     for w in summary.get("warnings", []):
         lines.append(f"warning: {w}")
+    if "dmc" in summary:
+        from .analysis import dmc_lines
+        lines += dmc_lines(summary["dmc"])
     return "\n".join(lines)
 
 

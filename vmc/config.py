@@ -419,7 +419,7 @@ def resolved_density_rmax(config: Config | Mapping) -> float:
 
 def check_ranks(config: Config | Mapping, n_ranks: int) -> None:
     """Raise ConfigError unless every one of `n_ranks` MPI ranks gets at least one walker
-    (sampler.walkers is the total number, shared by the ranks)."""
+    (sampler.walkers, and dmc.walkers when DMC is on, are total numbers shared by the ranks)."""
     get = _values(config)
     walkers = get("sampler.walkers")
     source = config.source if isinstance(config, Config) else "<config>"
@@ -427,6 +427,11 @@ def check_ranks(config: Config | Mapping, n_ranks: int) -> None:
         raise _error(source, "sampler.walkers", walkers,
                      f"fewer walkers than the {n_ranks} MPI ranks: every rank needs at least one walker "
                      "(raise sampler.walkers or use fewer ranks)")
+    dmc_walkers = get("dmc.walkers")
+    if get("dmc.steps") > 0 and dmc_walkers < n_ranks:
+        raise _error(source, "dmc.walkers", dmc_walkers,
+                     f"a DMC population smaller than the {n_ranks} MPI ranks: every rank needs at least one "
+                     "walker (raise dmc.walkers or use fewer ranks)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -479,7 +484,8 @@ def reference_markdown() -> str:
     out.append("")
     for rule in RULES:
         out.append(f"- {_md(rule.doc)}")
-    out.append("- `sampler.walkers` is the total over all MPI ranks; each rank needs at least one walker.")
+    out.append("- `sampler.walkers` is the total over all MPI ranks; each rank needs at least one walker; so is "
+               "`dmc.walkers` when DMC is on.")
     out.append("")
     out.append("### Changing options on `--resume`")
     out.append("")

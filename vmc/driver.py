@@ -11,8 +11,13 @@ One loop per phase, top to bottom (`run` -> `optimize` -> `produce` -> `finish`)
    same update; rank 0 writes the iteration's row;
 3. `produce`: sampling at fixed parameters in chunks of `io.PRODUCTION_CHUNK` sweeps, each stored as it
    completes (one allreduce per chunk);
-4. `finish`: the blocked error of the production energy (`vmc.blocking`) is the number the run reports,
-   with warnings (acceptance near 0 or 1) kept in the file.
+4. `diffuse` (only with `dmc.steps > 0`): fixed-node diffusion Monte Carlo from the production's final
+   walkers (`vmc.dmc`), in chunks of `vmc.dmc.CHUNK` steps, each stored as it completes;
+5. `finish`: the blocked error of the production energy (`vmc.blocking`) is the number the run reports,
+   with warnings (acceptance near 0 or 1) kept in the file, and the DMC energy when there is one.
+
+With `wavefunction.from_file` the parameters start from an earlier run's `/wavefunction/params`
+(`start_parameters`); with `optimizer.iterations = 0` such a run evaluates that state, by VMC and DMC.
 
 Checkpoints (`RunState` plus parameters, optimizer state, walker positions and random-stream states)
 are written every `checkpoint_interval` seconds, at the end of each phase, on a stop request and on
@@ -37,7 +42,7 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import io
+from . import dmc, io
 from .errors import Interrupted, NumericalError, RunError  # noqa: F401 (re-exported)
 from .config import check_ranks, resolved_density_rmax, resolved_sigma
 from .estimators import Moments, sums
@@ -47,7 +52,7 @@ from .parallel import Comm, walker_range
 from .samplers import Sampler, Walkers, rng_words
 from .wavefunction import TrialState
 
-OPTIMIZATION, PRODUCTION, DONE = 0, 1, 2
+OPTIMIZATION, PRODUCTION, DMC, DONE = 0, 1, 2, 3
 
 
 @dataclass
@@ -64,6 +69,24 @@ class RunState:
     proposed: float = 0.0
     wall_seconds: float = 0.0          # production wall and CPU seconds (CPU summed over ranks)
     cpu_seconds: float = 0.0
+    dmc_steps: int = 0                 # DMC: `vmc.dmc.Counters`, then times
+    dmc_trial_energy: float = math.nan
+    dmc_estimate: float = math.nan
+    dmc_weight: float = 1.0
+    dmc_pdr2: float = 0.0
+    dmc_dr2: float = 0.0
+    dmc_accepted: float = 0.0
+    dmc_proposed: float = 0.0
+    dmc_crossings: float = 0.0
+    dmc_wall_seconds: float = 0.0
+    dmc_cpu_seconds: float = 0.0
+
+    def counters(self) -> dmc.Counters:
+        return dmc.Counters(**{f.name: getattr(self, f"dmc_{f.name}") for f in fields(dmc.Counters)})
+
+    def set_counters(self, c: dmc.Counters) -> None:
+        for f in fields(dmc.Counters):
+            setattr(self, f"dmc_{f.name}", getattr(c, f.name))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -100,10 +123,50 @@ def trial_state(cfg: dict) -> TrialState:
 def run_shape(cfg: dict) -> io.RunShape:
     """The layout of a run's output file (see `vmc.io.create_run`)."""
     wf = trial_state(cfg)
+    d = cfg["dmc"]
+    on = d["steps"] > 0
     return io.RunShape(n_params=wf.n_params, n_opt=wf.n_opt, n_visible=wf.n_visible,
                        walkers=cfg["sampler"]["walkers"], iterations=cfg["optimizer"]["iterations"],
                        production_steps=cfg["production"]["steps"], density_bins=cfg["production"]["density_bins"],
-                       state_fields=RunState.names(), views=tuple((k, v.shape) for k, v in wf.named().items()))
+                       state_fields=RunState.names(), views=tuple((k, v.shape) for k, v in wf.named().items()),
+                       dmc_walkers=d["walkers"] if on else 0, dmc_steps=d["equilibration"] + d["steps"] if on else 0,
+                       dmc_equilibration=d["equilibration"], dmc_time_step=d["time_step"])
+
+
+_MATCHING = (("system", "particles"), ("system", "dimensions"), ("system", "statistics"), ("wavefunction", "rbm"),
+             ("wavefunction", "hidden"), ("wavefunction", "pair_hidden"), ("wavefunction", "g"),
+             ("wavefunction", "optimize_sigma"), ("wavefunction", "jastrow"), ("wavefunction", "slater"))
+
+
+def start_parameters(cfg: dict) -> np.ndarray:
+    """The parameters of `wavefunction.from_file` (an earlier run's final `/wavefunction/params`); raises
+    ValueError with one line when the file cannot give them to this trial state."""
+    import json
+    path = cfg["wavefunction"]["from_file"]
+    where = f"wavefunction.from_file = \"{path}\""
+    try:
+        with io.open_for_reading(path) as f:
+            if f.attrs.get("format") != io.FORMAT or "config" not in f.attrs:
+                raise ValueError(f"{where}: not a vmc run file (a study's points cannot be used)")
+            stored = json.loads(f.attrs["config"])
+            params = f["wavefunction/params"][...]
+    except io.OutputError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    except (KeyError, OSError, RuntimeError) as exc:
+        raise ValueError(f"{where}: damaged or incomplete run file ({str(exc).splitlines()[0]})") from None
+    for section, key in _MATCHING:
+        mine, theirs = cfg[section][key], stored.get(section, {}).get(key)
+        if mine != theirs:
+            raise ValueError(f"{where}: its trial state has {section}.{key} = {theirs!r}, this input {mine!r}")
+    if params.shape != (trial_state(cfg).n_params,) or not np.all(np.isfinite(params)):
+        raise ValueError(f"{where}: holds no final parameters of this shape (did its optimization finish?)")
+    return params
+
+
+def dmc_key(seed: int) -> tuple[int, int]:
+    """The two words of the DMC random streams: the third child of the root seed (0: parameters, 1: walkers)."""
+    words = np.random.SeedSequence(seed, spawn_key=(2,)).generate_state(2, np.uint64)
+    return int(words[0]), int(words[1])
 
 
 def wavefunction_attrs(wf: TrialState) -> dict:
@@ -151,27 +214,33 @@ class Snapshot:
     positions: np.ndarray
     rng_states: list
     density_counts: np.ndarray
+    dmc: tuple | None = None      # (this rank's DMC positions, E_L and ratio of all DMC walkers)
 
 
-def snapshot(setup: Setup, state: RunState, density_counts: np.ndarray) -> Snapshot:
+def snapshot(setup: Setup, state: RunState, density_counts: np.ndarray, pop: dmc.Population | None = None) -> Snapshot:
     return Snapshot(replace(state), setup.wf.params.copy(), {k: v.copy() for k, v in setup.optimizer.state.items()},
                     setup.walkers.positions.copy(), setup.walkers.rng_states(),
-                    density_counts.copy())
+                    density_counts.copy(),
+                    (pop.X.copy(), np.stack([pop.el, pop.vr], axis=1)) if pop is not None else None)
 
 
 def write_checkpoint(comm: Comm, writer: io.RunWriter | None, snap: Snapshot) -> None:
     """Gather the walkers of `snap` on rank 0 and write them with the rest (collective)."""
-    parts = comm.gather((snap.positions, rng_words(snap.rng_states)))
+    parts = comm.gather((snap.positions, rng_words(snap.rng_states), snap.dmc[0] if snap.dmc else None))
     if writer is None:
         return
-    arrays = {"params": snap.params, "positions": np.concatenate([p for p, _ in parts]),
-              "rng": np.concatenate([r for _, r in parts]), "density_counts": snap.density_counts}
+    arrays = {"params": snap.params, "positions": np.concatenate([p[0] for p in parts]),
+              "rng": np.concatenate([p[1] for p in parts]), "density_counts": snap.density_counts}
+    if snap.dmc is not None:
+        arrays["dmc_positions"] = np.concatenate([p[2] for p in parts])
+        arrays["dmc_walkers"] = snap.dmc[1]
     arrays.update({f"optimizer_{k}": v for k, v in snap.optimizer.items()})
     writer.checkpoint(arrays, snap.state.to_array(), snap.state.iteration, snap.state.phase)
 
 
-def restore(comm: Comm, group, setup: Setup) -> tuple[RunState, np.ndarray] | None:
-    """The last checkpoint, read on rank 0 and shared: every rank takes its walkers (None if there is none)."""
+def restore(comm: Comm, group, setup: Setup) -> tuple[RunState, np.ndarray, dict] | None:
+    """The last checkpoint, read on rank 0 and shared: every rank takes its walkers (None if there is none);
+    returns the state, the density counts and the checkpoint's arrays."""
     ck = io.read_checkpoint(group) if group is not None else None
     ck = comm.bcast(ck)
     if ck is None:
@@ -183,7 +252,7 @@ def restore(comm: Comm, group, setup: Setup) -> tuple[RunState, np.ndarray] | No
     setup.walkers.set_rng_state_array(a["rng"][ids.start:ids.stop])
     for key in setup.optimizer.state:
         setup.optimizer.state[key][...] = a[f"optimizer_{key}"]
-    return RunState.from_dict(ck.state), a["density_counts"]
+    return RunState.from_dict(ck.state), a["density_counts"], a
 
 
 class PhaseTimer:
@@ -293,15 +362,22 @@ def run(cfg: dict, writer: io.RunWriter | None, comm: Comm, resume: bool = False
     setup = build(cfg, comm)
     state, counts = RunState(), np.zeros(cfg["production"]["density_bins"])
     restored = restore(comm, writer.group if writer else None, setup) if resume else None
+    saved = None
     if restored is not None:
-        state, counts[:] = restored[0], restored[1]
+        state, counts[:], arrays = restored
+        if state.phase == DMC and state.dmc_steps > 0:
+            saved = arrays
         if writer is not None:
             writer.set_iterations_done(state.iteration)
     else:
+        if cfg["wavefunction"]["from_file"]:
+            params = comm.bcast(start_parameters(cfg) if comm.is_root else None)
+            setup.wf.params[:] = params
         write_checkpoint(comm, writer, snapshot(setup, state, counts))
     clock = Clock(cfg["checkpoint_interval"])
     optimize(cfg, setup, state, writer, comm, clock, progress, stop, t0)
     produce(cfg, setup, state, counts, writer, comm, clock, progress, stop)
+    diffuse(cfg, setup, state, counts, writer, comm, clock, progress, stop, saved)
     return finish(cfg, setup, state, writer, comm, time.time() - t0)
 
 
@@ -424,20 +500,70 @@ def produce(cfg, setup: Setup, state: RunState, counts: np.ndarray, writer, comm
         state.production_steps += n
         state.wall_seconds += time.time() - t_chunk
         if state.production_steps >= steps:
-            state.phase = DONE
+            state.phase = DMC if cfg["dmc"]["steps"] > 0 else DONE
         timer.lap("update")
         if writer is not None:
             writer.production(start, np.concatenate(observables), counts, r_max, wf.particles, wf.dimensions,
                               state.accepted, state.proposed)
         bar.update(n)
-        if total[-2] > 0 and state.phase != DONE:
+        if total[-2] > 0 and state.phase == PRODUCTION:
             bar.close()
             _stop(comm, writer, snapshot(setup, state, counts), stop, f"after production step {state.production_steps}")
-        if total[-1] > 0 or state.phase == DONE:
+        if total[-1] > 0 or state.phase != PRODUCTION:
             write_checkpoint(comm, writer, snapshot(setup, state, counts))
             clock.reset()
         timer.lap("io")
         timer.write(writer, "production", start // io.PRODUCTION_CHUNK)
+    bar.close()
+
+
+def diffuse(cfg, setup: Setup, state: RunState, counts: np.ndarray, writer, comm: Comm, clock: Clock,
+            progress: bool, stop, saved: dict | None) -> None:
+    """Fixed-node DMC (`vmc.dmc`) from the production's final walkers (walker j % W starts DMC walker j),
+    or from the checkpoint's population (`saved`); chunks of `dmc.CHUNK` steps, each written as it ends."""
+    d = cfg["dmc"]
+    if d["steps"] == 0 or state.phase != DMC:
+        return
+    n_eq, total = d["equilibration"], d["equilibration"] + d["steps"]
+    pop = dmc.Population(setup.wf, setup.hamiltonian, comm, d["walkers"], d["time_step"], d["feedback"],
+                         dmc_key(cfg["seed"]))
+    if saved is not None:
+        pop.restore(saved["dmc_positions"], saved["dmc_walkers"][:, 0], saved["dmc_walkers"][:, 1], state.counters())
+    else:
+        parts = comm.gather(setup.walkers.positions)
+        vmc_walkers = comm.bcast(np.concatenate(parts) if comm.is_root else None)
+        pop.start(vmc_walkers[np.arange(d["walkers"]) % vmc_walkers.shape[0]])
+        state.set_counters(pop.c)
+    bar = _progress(total, pop.c.steps, "dmc", "step", progress and comm.is_root)
+    while pop.c.steps < total:
+        t_chunk, cpu_chunk = time.time(), time.process_time()
+        start = pop.c.steps
+        n = min(dmc.CHUNK, (n_eq if start < n_eq else total) - start)
+        records = pop.advance(n, measured=start >= n_eq)
+        flags = comm.allreduce_sum(np.array([time.process_time() - cpu_chunk, _stop_flag(stop),
+                                             clock.due() if comm.is_root else 0.0]))
+        if not np.all(np.isfinite(records)):
+            raise NumericalError(f"DMC steps {start}-{start + n}: the energy or the population weight is not finite "
+                                 "(a smaller dmc.time_step?)")
+        state.set_counters(pop.c)
+        state.dmc_cpu_seconds += flags[0]
+        state.dmc_wall_seconds += time.time() - t_chunk
+        if pop.c.steps >= total:
+            state.phase = DONE
+        if writer is not None:
+            c = pop.c
+            writer.dmc(start, records, dict(accepted=c.accepted, proposed=c.proposed, node_crossings=c.crossings,
+                                            acceptance=c.accepted / c.proposed if c.proposed else math.nan,
+                                            wall_seconds=state.dmc_wall_seconds, cpu_seconds=state.dmc_cpu_seconds))
+        bar.update(n)
+        bar.set_postfix_str(f"E = {records[-1, 0]:.5f}, E_T = {pop.c.trial_energy:.5f}, W = {records[-1, -5]:.0f}",
+                            refresh=False)
+        if flags[1] > 0 and state.phase == DMC:
+            bar.close()
+            _stop(comm, writer, snapshot(setup, state, counts, pop), stop, f"after DMC step {pop.c.steps}")
+        if flags[2] > 0 or state.phase == DONE:
+            write_checkpoint(comm, writer, snapshot(setup, state, counts, pop))
+            clock.reset()
     bar.close()
 
 
@@ -458,5 +584,7 @@ def finish(cfg, setup: Setup, state: RunState, writer, comm: Comm, wall: float) 
     result = analyze_group(writer.group)
     summary.update(result)
     summary["timing"] = io.time_breakdown(writer.group)
+    if "dmc" in result and "mean" in result["dmc"]:
+        summary["dmc_energy"], summary["dmc_error"] = result["dmc"]["mean"], result["dmc"]["error"]
     summary["samples_per_s"] = cfg["sampler"]["walkers"] * cfg["production"]["steps"] / max(state.wall_seconds, 1e-12)
     return summary

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from .dmc import STEP_FIELDS as DMC_FIELDS
 from .hamiltonian import N_TERMS, OBSERVABLE_NAMES
 
 FORMAT = "vmc-run"
 STUDY_FORMAT = "vmc-study"   # a parameter study: one run group per point under /points
-FORMAT_VERSION = 3
+FORMAT_VERSION = 3   # 3: phase timings; the DMC phase (phases optimization, production, dmc, done) and /dmc
 ITERATION_FIELDS = ("energy", "error", "variance", "acceptance", "grad_norm", "learning_rate") + OBSERVABLE_NAMES + (
     "wall_time",)
 SERIES = ("local_energy",) + OBSERVABLE_NAMES
@@ -41,7 +42,8 @@ PRODUCTION_CHUNK = 1000   # production sweeps per write; also the HDF5 chunk wid
 # sampling, the allreduce (including waiting for the slowest rank), the update, output and checkpoints.
 TIMING_FIELDS = ("sampling", "sampling_max", "sampling_min", "reduce", "update", "io")
 RNG_WORDS = 6             # a PCG64 state as uint64 words (see vmc.samplers.Walkers.rng_state_array)
-PHASES = ("optimization", "production", "done")
+PHASES = ("optimization", "production", "dmc", "done")
+DMC_WALKER_FIELDS = ("local_energy", "velocity_ratio")   # per DMC walker in a checkpoint (dmc_walkers)
 
 
 # Text attributes that change after a file is created, stored as fixed-length strings of this many
@@ -120,11 +122,20 @@ LAYOUT: tuple[Entry, ...] = (
     Entry("`/production/density/{r_edges,r,counts,density}`", "(bins,) f8",
           "radial one-body density from the production run, normalised so that the integral of density over "
           "d^D r equals the number of particles"),
+    Entry("`/dmc/{" + ",".join(DMC_FIELDS) + "}`", "(equilibration + steps,) f8",
+          "only with `dmc.steps > 0`: one entry per DMC step, equilibration included: the mixed estimates "
+          "(weighted averages over the walkers) of E and of its parts and <r_ij>, the trial energy E_T used in "
+          "the step's branching, the total weight W (the population; target `dmc.walkers`), the effective number "
+          "of walkers W^2 / sum w^2, the step's acceptance, tau_eff, the largest weight relative to the mean; "
+          "attributes `steps_done`, `equilibration`, `time_step`, `walkers`, `accepted`, `proposed`, "
+          "`acceptance` (measured steps), `node_crossings` (proposals rejected by the fixed-node rule), "
+          "`wall_seconds`, `cpu_seconds`"),
     Entry("`/checkpoint/slot0`, `/checkpoint/slot1`", "",
           "what `--resume` needs, in two alternating slots (attribute `/checkpoint.current` names the complete "
           "one, -1 before the first): `params`, walker `positions` (walkers, M), `rng` (walkers, 6) uint64 "
           "PCG64 states, `optimizer_{t,m,v}`, `density_counts`, `state` (the run's counters; names in its "
-          "attribute `fields`)"),
+          "attribute `fields`); with DMC also `dmc_positions` (dmc walkers, M) and `dmc_walkers` (dmc walkers, 2: "
+          "E_L and the drift-limiting ratio); DMC needs no random-stream state (counter-based streams)"),
     Entry("study files", "",
           "root attributes `format` = \"vmc-study\", `n_points`, `config` (with the sweep), ...; one run group "
           "with the layout above per point under `/points/000`, `/points/001`, ..., all created when the "
@@ -151,6 +162,10 @@ class RunShape:
     density_bins: int
     state_fields: tuple[str, ...]
     views: tuple[tuple[str, tuple[int, ...]], ...] = ()   # "factor.name" parameter arrays under /wavefunction
+    dmc_walkers: int = 0      # DMC population (0: no DMC)
+    dmc_steps: int = 0        # DMC steps recorded (equilibration + measured)
+    dmc_equilibration: int = 0
+    dmc_time_step: float = 0.0
 
     def file_bytes(self) -> int:
         """Bytes of a run file with this shape (all data; HDF5 metadata comes on top, ~100 kB)."""
@@ -161,7 +176,8 @@ class RunShape:
                 + self.density_bins + len(self.state_fields)) * f8
         wavefunction = 2 * self.n_params * f8
         density = 4 * self.density_bins * f8
-        return optimization + production + 2 * slot + wavefunction + density + 100_000
+        dmc = self.dmc_steps * len(DMC_FIELDS) * f8 + 2 * self.dmc_walkers * (self.n_visible + 2) * f8
+        return optimization + production + 2 * slot + wavefunction + density + dmc + 100_000
 
 
 def _early(shape, maxshape=None, chunks=None):
@@ -216,6 +232,14 @@ def create_run(group: h5py.Group, attrs: dict, shape: RunShape, sampler: str, wa
         dens.create_dataset(name, dtype="f8", fillvalue=0.0, **_early((shape.density_bins,)))
     dens.create_dataset("r_edges", dtype="f8", fillvalue=0.0, **_early((shape.density_bins + 1,)))
     dens.attrs["normalisation"] = "integral of density over d^D r equals the number of particles"
+    if shape.dmc_walkers > 0:
+        d = group.create_group("dmc")
+        for name in DMC_FIELDS:
+            d.create_dataset(name, dtype="f8", fillvalue=np.nan,
+                             **_early((shape.dmc_steps,), (None,), (min(shape.dmc_steps, 4096),)))
+        d.attrs.update(steps_done=np.int64(0), walkers=np.int64(shape.dmc_walkers), accepted=0.0, proposed=0.0,
+                       equilibration=np.int64(shape.dmc_equilibration), time_step=float(shape.dmc_time_step),
+                       acceptance=np.nan, node_crossings=0.0, wall_seconds=0.0, cpu_seconds=0.0)
     ck = group.create_group("checkpoint")
     for s in (0, 1):
         slot = ck.create_group(f"slot{s}")
@@ -247,7 +271,9 @@ def _checkpoint_arrays(shape: RunShape):
     return (("params", (shape.n_params,), "f8"), ("positions", (shape.walkers, shape.n_visible), "f8"),
             ("rng", (shape.walkers, RNG_WORDS), "u8"), ("optimizer_t", (1,), "f8"),
             ("optimizer_m", (shape.n_opt,), "f8"), ("optimizer_v", (shape.n_opt,), "f8"),
-            ("density_counts", (shape.density_bins,), "f8"), ("state", (len(shape.state_fields),), "f8"))
+            ("density_counts", (shape.density_bins,), "f8"), ("state", (len(shape.state_fields),), "f8")) + (
+        (("dmc_positions", (shape.dmc_walkers, shape.n_visible), "f8"),
+         ("dmc_walkers", (shape.dmc_walkers, len(DMC_WALKER_FIELDS)), "f8")) if shape.dmc_walkers else ())
 
 
 def extend_run(group: h5py.Group, iterations: int, production_steps: int) -> None:
@@ -372,6 +398,20 @@ class RunWriter:
         d["r_edges"][...] = edges
         d["r"][...] = r
         d["density"][...] = density
+
+    def dmc(self, start: int, records: np.ndarray, attrs: dict) -> None:
+        """DMC steps [start, start + n) (records (n, len(DMC_FIELDS))) and the group's attributes."""
+        stop = start + records.shape[0]
+        try:
+            d = self.group["dmc"]
+            for k, name in enumerate(DMC_FIELDS):
+                d[name][start:stop] = records[:, k]
+            for key, value in attrs.items():
+                d.attrs.modify(key, value)
+            d.attrs.modify("steps_done", stop)
+            self.group.file.flush()
+        except (OSError, RuntimeError) as exc:
+            raise self._fail(exc, f"DMC steps {start}-{stop}") from None
 
     def production_times(self, wall_seconds: float, cpu_seconds: float) -> None:
         self._prod.attrs.modify("wall_seconds", float(wall_seconds))
@@ -507,6 +547,13 @@ def _run_lines(g: h5py.Group, indent: str = "  ") -> list[str]:
              + (f", last E = {energy[-1]:.6f} +- {history(g, 'error')[-1]:.6f}" if n_it else ""),
              f"{indent}production: {int(prod.attrs['steps_done'])} of {prod['local_energy'].shape[1]} steps x "
              f"{prod['local_energy'].shape[0]} chains"]
+    if "dmc" in g:
+        d = g["dmc"]
+        done, eq = int(d.attrs["steps_done"]), int(d.attrs.get("equilibration", 0))
+        energy = d["energy"][:done]
+        lines.append(f"{indent}dmc: {done} of {d['energy'].shape[0]} steps ({eq} equilibration), "
+                     f"{int(d.attrs['walkers'])} walkers, time step {cfg['dmc']['time_step']}"
+                     + (f", last E = {energy[-1]:.6f}, population {d['population'][done - 1]:.1f}" if done else ""))
     ck = g["checkpoint"]
     if int(ck.attrs.get("current", 0)) >= 0:
         phase = ck.attrs.get("phase", 0)

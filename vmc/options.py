@@ -62,6 +62,10 @@ OPTIONS: tuple[Option, ...] = (
            "shells: P = 2, 6, 12, 20 in 2D, 2, 8, 20 in 3D."),
     Option("wavefunction.orbital_omega", 0.0, float, "Frequency omega_orb of the determinants' orbitals; 0: "
            "the trap's omega.", ge(0)),
+    Option("wavefunction.from_file", "", str, "Empty: random initial parameters (`init_scale`); else an "
+           "earlier run's output file whose final parameters (`/wavefunction/params`) start this run (the "
+           "trial state must have the same factors and sizes). With `optimizer.iterations = 0` the run "
+           "evaluates that state (VMC production, then DMC)."),
     # ---- [sampler]
     Option("sampler.kind", "metropolis", str, "metropolis: brute-force moves uniform in a box of side `step`; "
            "importance: Langevin drift with time step `dt` and Metropolis-Hastings acceptance; gibbs: "
@@ -114,6 +118,19 @@ OPTIONS: tuple[Option, ...] = (
            between(1, 1_000_000)),
     Option("production.density_rmax", 0.0, float, "Outer radius of the density histogram; 0: 5/sqrt(omega).",
            ge(0)),
+    # ---- [dmc]
+    Option("dmc.steps", 0, int, "Measured steps of fixed-node diffusion Monte Carlo after the VMC production "
+           "(`vmc/dmc.py`); 0: no DMC. At least 16 when on.", between(0, 10**9)),
+    Option("dmc.equilibration", 1000, int, "DMC steps before the measured ones (recorded, discarded by the "
+           "analysis together with any further equilibration it detects).", between(0, 10**9)),
+    Option("dmc.time_step", 0.01, float, "DMC time step tau (drift-diffusion move of every particle, then "
+           "branching with tau_eff).", interval(0, 10)),
+    Option("dmc.walkers", 1000, int, "Target population: walkers in total over all MPI ranks (kept fixed by "
+           "the comb, every rank holds the same number of slots; at least one per rank).",
+           between(1, 10_000_000)),
+    Option("dmc.feedback", 10.0, float, "Population control: the trial energy E_T = E_est - ln(W / N) / "
+           "(feedback tau_eff) pulls the total weight W back to the target N within about this many steps.",
+           between(1, 1e6)),
 )
 
 
@@ -188,6 +205,13 @@ RULES: tuple[Rule, ...] = (
          or 1e-2 <= c["wavefunction.orbital_omega"] / c["system.omega"] <= 1e2,
          "the orbitals' frequency must be 0 (the trap's) or within a factor 100 of the trap's omega",
          "`wavefunction.orbital_omega` is 0 or within a factor 100 of `system.omega`."),
+    Rule(("dmc.time_step", "system.omega"),
+         lambda c: _in_trap_units(c["dmc.time_step"], c["system.omega"], 1.0, 1e-6, 1.0),
+         "the DMC time step must be between 1e-6 and 1 trap period 1/omega",
+         "`dmc.time_step` is between 1e-6 and 1 trap period 1/omega."),
+    Rule(("dmc.steps",), lambda c: c["dmc.steps"] == 0 or c["dmc.steps"] >= 16,
+         "DMC needs at least 16 measured steps (what the blocking analysis needs), or 0 for no DMC",
+         "`dmc.steps` is 0 (no DMC) or at least 16."),
     Rule(("production.density_rmax", "system.omega"),
          lambda c: c["production.density_rmax"] == 0 or _in_trap_units(c["production.density_rmax"],
                                                                        c["system.omega"], 0.5, 1e-3, 1e3),

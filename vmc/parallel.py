@@ -64,6 +64,23 @@ class Comm:
         self._comm.Allreduce(local, total, op=MPI.SUM)
         return total
 
+    def allgather_rows(self, local: np.ndarray, counts: list[int]) -> np.ndarray:
+        """Every rank's rows (n_r, k) stacked in rank order on every rank; `counts` = every rank's n_r."""
+        if self._comm is None:
+            return local.copy()
+        local = np.ascontiguousarray(local, dtype=np.float64)
+        width = local.shape[1]
+        out = np.empty((sum(counts), width))
+        sizes = [c * width for c in counts]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
+        from mpi4py import MPI
+        self._comm.Allgatherv(local, [out, sizes, offsets, MPI.DOUBLE])
+        return out
+
+    def alltoall(self, objs: list) -> list:
+        """objs[q] goes to rank q; returns what every rank sent to this one (rank order)."""
+        return list(objs) if self._comm is None else self._comm.alltoall(objs)
+
     def gather(self, obj):
         """A list of every rank's object on rank 0 (rank order), None elsewhere."""
         return [obj] if self._comm is None else self._comm.gather(obj, root=0)

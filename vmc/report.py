@@ -7,6 +7,11 @@ the radial one-body density of every point (interacting and non-interacting on o
 are there). The table lists, per point: E, blocked error, variance, acceptance, <T>, <V_trap>,
 <V_int>, <r_ij>, samples per second, the efficiency 1/(error^2 x CPU s), and the exact or DMC reference
 with the deviation in error bars.
+
+Runs with DMC (`dmc.steps > 0`) add a DMC table (energy with blocked error, discarded equilibration, mixed
+estimates of the parts, population, tau_eff, wall time), a figure of the energy, trial energy and population
+per DMC step, and -- when `dmc.time_step` is swept -- the fit of E(tau) (linear, or quadratic where the
+data need it, `vmc.dmc.extrapolate`) with the extrapolated tau -> 0 energy and its error.
 """
 from __future__ import annotations
 
@@ -23,8 +28,9 @@ from .hamiltonian import SYMBOLS, TERM_NAMES
 from .io import OutputError, attr_text, history, open_for_reading
 
 ACCEPTANCE_KEYS = ("sampler.step", "sampler.dt")
-UNITS = {"system.omega": "omega (Hartree)", "sampler.dt": "time step dt", "sampler.step": "step length (Bohr)",
-         "wavefunction.hidden": "hidden units N", "optimizer.learning_rate": "learning rate",
+UNITS = {"system.omega": "omega (Hartree)", "sampler.dt": "time step dt", "dmc.time_step": "DMC time step tau",
+         "sampler.step": "step length (Bohr)", "wavefunction.hidden": "hidden units N",
+         "optimizer.learning_rate": "learning rate",
          "wavefunction.sigma": "sigma (Bohr)"}
 
 
@@ -223,6 +229,96 @@ def figure_density(points, out):
     _save(fig, out)
 
 
+def figure_dmc(points, out):
+    """Energy (and trial energy) and population per DMC step of every point with DMC."""
+    plt = _plt()
+    fig, (ax, ax_p) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for i, p in enumerate(q for q in points if "dmc" in q["result"]):
+        d, color = p["result"]["dmc"], f"C{i % 10}"
+        e = np.asarray(d["trace"])
+        steps = np.arange(e.size)
+        ax.plot(steps, e, lw=0.4, color=color, alpha=0.7, label=f"{p['label']}: E per step")
+        if "mean" in d:
+            ax.axhline(d["mean"], color=color, ls="--", lw=0.8)
+        ax.axvline(d["discarded"], color=color, ls=":", lw=0.8)
+        ax_p.plot(steps, np.asarray(d["population_trace"]), lw=0.5, color=color, label=p["label"])
+        ax_p.axhline(d["walkers"], color="k", lw=0.6)
+        ref = d.get("reference")
+    if points and ref is not None:
+        ax.axhline(ref, color="k", ls="-", lw=0.8, label=f"reference {ref}")
+    tails = [np.asarray(q["result"]["dmc"]["trace"])[q["result"]["dmc"]["discarded"]:] for q in points
+             if "dmc" in q["result"]]
+    if tails:
+        lo, hi = min(np.percentile(t, 0.5) for t in tails), max(np.percentile(t, 99.5) for t in tails)
+        pad = 0.3 * (hi - lo) or 1e-3
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel("DMC step (dotted: end of the discarded equilibration)")
+    ax.set_ylabel("mixed estimate of E per step (Hartree)")
+    ax.set_title("DMC energy per step (dashed: mean)")
+    ax_p.set_xlabel("DMC step")
+    ax_p.set_ylabel("total weight W (target: black line)")
+    ax_p.set_title("DMC population")
+    for a in (ax, ax_p):
+        if len(points) <= 8:
+            a.legend(fontsize=7)
+    _save(fig, out)
+
+
+def time_step_fit(points) -> dict | None:
+    """The tau -> 0 extrapolation of the DMC energies of the points (None without two time steps)."""
+    from .dmc import extrapolate
+    pts = [p for p in points if "mean" in p["result"].get("dmc", {})]
+    taus = sorted({p["result"]["dmc"]["time_step"] for p in pts})
+    if len(taus) < 2 or len(taus) != len(pts):
+        return None
+    pts.sort(key=lambda p: p["result"]["dmc"]["time_step"])
+    fit = extrapolate([p["result"]["dmc"]["time_step"] for p in pts], [p["result"]["dmc"]["mean"] for p in pts],
+                      [p["result"]["dmc"]["error"] for p in pts])
+    fit["points"] = pts
+    return fit
+
+
+def figure_time_step(fit, out):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    pts = fit["points"]
+    t = np.array([p["result"]["dmc"]["time_step"] for p in pts])
+    ax.errorbar(t, [p["result"]["dmc"]["mean"] for p in pts], yerr=[p["result"]["dmc"]["error"] for p in pts],
+                fmt="o", capsize=3, label="DMC")
+    grid = np.linspace(0.0, t.max() * 1.05, 100)
+    ax.plot(grid, np.polyval(fit["coefficients"][::-1], grid), "-", lw=1,
+            label=f"{'linear' if fit['order'] == 1 else 'quadratic'} fit")
+    ax.errorbar([0.0], [fit["e0"]], yerr=[fit["error"]], fmt="s", color="C3", capsize=3,
+                label=f"tau -> 0: {fit['e0']:.6f} +- {fit['error']:.6f}")
+    ref = pts[0]["result"]["dmc"].get("reference")
+    if ref is not None:
+        ax.axhline(ref, color="k", ls="--", lw=0.8, label=f"reference {ref}")
+    ax.set_xlabel("DMC time step tau")
+    ax.set_ylabel("DMC energy (Hartree)")
+    ax.set_title("time-step extrapolation")
+    ax.legend(fontsize=7)
+    _save(fig, out)
+
+
+def dmc_table(points) -> str:
+    rows = ["| point | tau | walkers | E_DMC (Hartree) | error | steps measured (discarded) | <T> mixed | "
+            "<V_trap> mixed | <V_int> mixed | population mean [min, max] | tau_eff | wall time (s) | reference | "
+            "(E - ref)/error |", "|" + "---|" * 14]
+    for p in points:
+        d = p["result"].get("dmc")
+        if not d or "mean" not in d:
+            continue
+        ref = d.get("reference")
+        dev = f"{(d['mean'] - ref) / d['error']:+.1f}" if ref is not None and d["error"] > 0 else "–"
+        pop = d["population"]
+        rows.append("| " + " | ".join([
+            p["label"], f"{d['time_step']:g}", str(d["walkers"]), _fmt(d["mean"]), _fmt(d["error"]),
+            f"{d['measured']} ({d['discarded']})", *(_fmt(d[t]["mean"], 5) for t in TERM_NAMES),
+            f"{pop['mean']:.1f} [{pop['min']:.1f}, {pop['max']:.1f}]", f"{d['tau_eff']['mean']:.5g}",
+            f"{d['wall_seconds']:.0f}", "–" if ref is None else f"{ref} ({d['reference_kind']})", dev]) + " |")
+    return "\n".join(rows)
+
+
 def _fmt(x, digits=6):
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "–"
@@ -271,6 +367,13 @@ def write_report(path: str, out_dir: str | None = None, title: str | None = None
             add(f"acceptance_vs_{slug}.png", f"Acceptance versus `{key}`.",
                 lambda p, o, k=key: figure_vs(p, k, keys, o, "acceptance"), points)
     add("density.png", "Radial one-body density of each point.", figure_density, points)
+    has_dmc = any("mean" in p["result"].get("dmc", {}) for p in points)
+    fit = time_step_fit(points) if has_dmc else None
+    if has_dmc:
+        add("dmc.png", "DMC energy (mixed estimate) and population per step.", figure_dmc, points)
+    if fit is not None:
+        add("dmc_time_step.png", "DMC energy versus time step with the fit extrapolated to tau -> 0.",
+            figure_time_step, fit)
 
     name = title or os.path.basename(path)
     lines = [f"# Report: {name}", "",
@@ -283,6 +386,13 @@ def write_report(path: str, out_dir: str | None = None, title: str | None = None
     if keys:
         lines += ["Swept options: " + ", ".join(f"`{k}`" for k in keys) + ".", ""]
     lines += [table(points), ""]
+    if has_dmc:
+        lines += ["Fixed-node DMC (mixed estimates; error: automated blocking of the per-step energies after the "
+                  "discarded equilibration):", "", dmc_table(points), ""]
+    if fit is not None:
+        lines += [f"Time-step extrapolation ({'linear' if fit['order'] == 1 else 'quadratic'} fit, chi^2 = "
+                  f"{fit['chi2']:.2f} for {fit['dof']} degrees of freedom): **E(tau -> 0) = {fit['e0']:.6f} +- "
+                  f"{fit['error']:.6f}**.", ""]
     for fig, caption in figures:
         lines += [f"![{caption}]({fig})", "", caption, ""]
     md = os.path.join(out_dir, "report.md")

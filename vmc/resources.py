@@ -7,6 +7,8 @@ Memory per rank (the rank with the most walkers, w = ceil(W / K) of W walkers on
 * production: one chunk of w x 1000 x 4 observables per rank, and on rank 0 the whole population's
   chunk, W x 1000 x 4, about three times (gather, concatenate, columns);
 * checkpoints: all walkers' positions and stream states on rank 0, W x (M + 6), twice;
+* DMC (dmc.steps > 0): every rank holds every DMC walker's step record (allgather) and rank 0 gathers all
+  positions for a checkpoint, about N_dmc x (3 M + 20);
 
 plus `BASELINE` bytes for Python, numpy, numba and MPI. The limit per rank is `VMC_MEMORY_LIMIT`
 (bytes, or with a suffix: 500M, 8G) or, by default, half of this node's memory shared by the ranks on
@@ -74,8 +76,15 @@ def memory_per_rank(cfg: dict, n_ranks: int, n_opt: int) -> tuple[int, str]:
         f"production chunks: {walkers} walkers x {chunk} steps on rank 0": production,
         f"checkpoints: {walkers} walkers' states on rank 0": checkpoint,
     }
+    d = cfg.get("dmc", {})
+    dmc = 0
+    if d.get("steps", 0) > 0:
+        from .dmc import N_COLUMNS
+        n = d["walkers"]
+        dmc = 8 * (n * (N_COLUMNS + 8) + 3 * n * M + math.ceil(n / n_ranks) * M * 2)
+        parts[f"DMC: {n} walkers' records and positions (gathered on rank 0 for checkpoints)"] = dmc
     what = max(parts, key=parts.get)
-    return BASELINE + max(optimization, production) + checkpoint, what
+    return BASELINE + max(optimization, production, dmc) + checkpoint, what
 
 
 def memory_limit(ranks_on_node: int) -> tuple[int, str]:

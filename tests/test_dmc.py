@@ -1,0 +1,259 @@
+"""Fixed-node diffusion Monte Carlo (`vmc.dmc`): physics on one rank, then the application (MPI
+reproducibility, resume after SIGKILL, bad input). Tolerances are multiples of the blocked error bars."""
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import MPIEXEC, ROOT, run_cli, wait_unlocked
+from vmc import blocking, dmc
+from vmc.hamiltonian import Hamiltonian
+from vmc.parallel import Comm
+from vmc.samplers import Sampler, Walkers
+from vmc.wavefunction import TrialState, _log_value
+
+
+def population(wf, ham, n, tau, seed=1, feedback=10.0):
+    pos = np.random.default_rng(seed).normal(0.0, 1.0, (n, wf.n_visible))
+    return dmc.Population(wf, ham, Comm(None), n, tau, feedback, (seed, seed + 1), pos)
+
+
+def vmc_energy(wf, ham, walkers=16, steps=4000):
+    seeds = np.random.SeedSequence(9).spawn(walkers)
+    w = Walkers.start(seeds, wf.n_visible, 1.0)
+    s = Sampler("importance", dt=0.1).sample(wf, ham, w, 500, steps)
+    r = blocking.analyze(s.local_energy)
+    return r.mean, r.error
+
+
+def chains(wf, ham, tau, n_pops=4, walkers=250, n_eq=500, n_steps=4000):
+    """Energies and total weights per step of `n_pops` independent populations (n_pops, n_steps) after
+    n_eq steps: independent chains make the blocked error bar reliable (many blocks)."""
+    energy, weight = [], []
+    for seed in range(n_pops):
+        pop = population(wf, ham, walkers, tau, seed=seed)
+        eq = pop.advance(n_eq)
+        rec = pop.advance(n_steps)
+        energy.append(rec[:, 0])
+        weight.append(np.concatenate([eq[:, 6], rec[:, 6]]) / walkers)
+    return blocking.analyze(np.array(energy)), np.array(weight)
+
+
+@pytest.mark.parametrize("P,D", [(1, 1), (2, 2)])
+def test_poor_nodeless_trial_state_reaches_the_ground_state(P, D):
+    """Gaussian width off by 1.5 (no Coulomb, bosons): VMC far above P D omega / 2, DMC recovers it within
+    3 sigma at a small time step; the total weight stays within 10 % of the target population."""
+    wf = TrialState(P, D, 1, sigma=1.5 * math.sqrt(0.5), fermions=False)
+    ham = Hamiltonian(P, D, 1.0, interaction=False)
+    exact = 0.5 * P * D
+    e_vmc, err_vmc = vmc_energy(wf, ham)
+    assert e_vmc - exact > 5 * err_vmc and e_vmc - exact > 0.1 * P * D
+    r, weight = chains(wf, ham, 0.01)
+    assert abs(r.mean - exact) < 3 * r.error, (r.mean, r.error)
+    assert r.error < 0.01 * P * D
+    assert np.all(np.abs(weight - 1) < 0.1)
+
+
+@pytest.mark.parametrize("P,D,fermions", [(6, 2, True), (3, 2, False)])
+def test_exact_trial_state_zero_variance(P, D, fermions):
+    """The non-interacting ground state (closed shell with determinants, bosons): every DMC energy equals
+    the exact value and the population stays at its target."""
+    wf = TrialState(P, D, 2, sigma=math.sqrt(0.5), slater=fermions, fermions=fermions)
+    ham = Hamiltonian(P, D, 1.0, interaction=False)
+    exact = 10.0 if fermions else 0.5 * P * D
+    pop = population(wf, ham, 200, 0.02)
+    rec = pop.advance(200)
+    np.testing.assert_allclose(rec[:, 0], exact, rtol=1e-12)
+    np.testing.assert_allclose(rec[:, 6], 200.0, rtol=1e-12)       # total weight
+    np.testing.assert_allclose(rec[:, 5], exact, rtol=1e-12)       # trial energy
+
+
+def test_two_electrons_dmc_below_vmc_and_exact():
+    """Two interacting electrons in 2D from the non-interacting Gaussian (VMC 3.25): DMC (nodeless singlet)
+    reaches the exact 3.0 within its error and lies far below VMC."""
+    wf = TrialState(2, 2, 1, sigma=math.sqrt(0.5), fermions=True)
+    ham = Hamiltonian(2, 2, 1.0, interaction=True)
+    e_vmc, err_vmc = vmc_energy(wf, ham)
+    r, _ = chains(wf, ham, 0.005, n_eq=400, n_steps=2000)
+    assert r.mean < e_vmc - 10 * math.hypot(r.error, err_vmc)
+    assert abs(r.mean - 3.0) < 3 * r.error + 0.002, (r.mean, r.error)   # + a time-step error of ~1e-3
+
+
+def test_fixed_node_no_accepted_move_changes_the_sign():
+    """Six fermions at a large time step: many proposals would cross a node (and are rejected); no walker's
+    sign of psi ever differs from its parent's sign before the step."""
+    wf = TrialState(6, 2, 2, sigma=math.sqrt(0.5), slater=True, fermions=True)
+    wf.params[:wf.n_opt] += np.random.default_rng(3).normal(0, 0.05, wf.n_opt)   # not the exact state
+    ham = Hamiltonian(6, 2, 1.0, interaction=False)
+    pop = population(wf, ham, 50, 0.3)
+    data = wf.kernel_data()
+
+    def signs():
+        return np.array([_log_value(data, x)[1] for x in pop.X])
+    rows = np.zeros((50, dmc.N_COLUMNS))
+    for _ in range(40):
+        before = signs()
+        pop.step(rows)
+        assert np.array_equal(signs(), before[pop.last_parents])
+    assert pop.c.crossings > 0
+
+
+def test_comb_and_streams():
+    w = np.random.default_rng(0).exponential(size=1000)
+    parents = dmc.comb(w, 0.37)
+    copies = np.bincount(parents, minlength=w.size)
+    expected = w.size * w / w.sum()
+    assert np.all(np.abs(copies - expected) < 1.0 + 1e-12) and copies.sum() == w.size
+    u = dmc.uniforms(np.uint64(5), np.uint64(6), 3, 7, 20000)
+    assert np.array_equal(u, dmc.uniforms(np.uint64(5), np.uint64(6), 3, 7, 20000))
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.003
+    assert not np.array_equal(u[:10], dmc.uniforms(np.uint64(5), np.uint64(6), 3, 8, 10))
+
+
+def test_extrapolation_and_mser():
+    tau = np.array([0.005, 0.01, 0.02, 0.04])
+    e = 20.0 + 0.3 * tau
+    fit = dmc.extrapolate(tau, e, np.full(4, 1e-4))
+    assert fit["order"] == 1 and abs(fit["e0"] - 20.0) < 1e-9
+    fit = dmc.extrapolate(tau, 20.0 + 0.3 * tau + 200 * tau**2, np.full(4, 1e-4))
+    assert fit["order"] == 2 and abs(fit["e0"] - 20.0) < 1e-6
+    x = np.concatenate([20 + 2 * np.exp(-np.arange(300) / 50), np.random.default_rng(1).normal(20, 0.01, 3000)])
+    assert 100 < dmc.mser(x) < 500
+
+
+# ----------------------------------------------------------------------------------------------
+# The application: from a file's /wavefunction, MPI, resume, bad input
+# ----------------------------------------------------------------------------------------------
+
+OPTIMIZE = """
+seed = 4
+[wavefunction]
+jastrow = "pade"
+[sampler]
+kind = "importance"
+dt = 0.3
+walkers = 4
+burn_in = 100
+steps = 200
+[optimizer]
+iterations = 5
+[production]
+steps = 16
+"""
+
+DMC = """
+seed = 5
+[wavefunction]
+jastrow = "pade"
+from_file = "{source}"
+[sampler]
+kind = "importance"
+dt = 0.3
+walkers = 4
+burn_in = 200
+[optimizer]
+iterations = 0
+[production]
+steps = 100
+[dmc]
+time_step = 0.02
+walkers = {walkers}
+equilibration = 200
+steps = {steps}
+"""
+
+
+@pytest.fixture(scope="module")
+def trial_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dmc")
+    (d / "opt.toml").write_text(OPTIMIZE)
+    p = run_cli("run", d / "opt.toml", "-o", d / "opt.h5", "--quiet")
+    assert p.returncode == 0, p.stderr
+    return d
+
+
+def _dmc_input(d, name, walkers=64, steps=600):
+    text = DMC.format(source=d / "opt.h5", walkers=walkers, steps=steps)
+    path = d / name
+    path.write_text("checkpoint_interval = 0\n" + text)
+    return path
+
+
+def _dmc_result(path):
+    with h5py.File(path, "r") as f:
+        return {k: f[f"dmc/{k}"][...] for k in ("energy", "population", "trial_energy")}, dict(f["dmc"].attrs)
+
+
+def test_dmc_mpi_reproducible_and_resumable(trial_file):
+    """From a file's /wavefunction: -n 1 and -n 2 agree (here even bit for bit: the walkers start from the
+    same streams and every population sum is taken in slot order); two -n 2 runs are bit-identical; a run
+    killed (SIGKILL) during DMC and resumed ends on the same numbers bit for bit."""
+    d = trial_file
+    inp = _dmc_input(d, "dmc.toml")
+    results = {}
+    for name, ranks in (("n1", 1), ("n2", 2), ("n2b", 2)):
+        p = run_cli("run", inp, "-o", d / f"{name}.h5", "--quiet", ranks=ranks)
+        assert p.returncode == 0, p.stderr
+        assert "E_DMC" in p.stdout
+        results[name] = _dmc_result(d / f"{name}.h5")
+    a, b, c = (results[k][0] for k in ("n1", "n2", "n2b"))
+    for k in a:
+        assert np.array_equal(b[k], c[k])
+        assert np.array_equal(a[k], b[k])
+    assert results["n2"][1]["steps_done"] == 800
+    # kill during DMC, resume
+    out = d / "killed.h5"
+    proc = subprocess.Popen([str(MPIEXEC), "-n", "2", sys.executable, "-m", "vmc", "run", str(inp), "-o", str(out),
+                             "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, HDF5_USE_FILE_LOCKING="FALSE"), start_new_session=True)
+    deadline = time.time() + 300
+    killed = False
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with h5py.File(out, "r", locking=False) as f:
+                if "dmc" in f and f["dmc"].attrs["steps_done"] >= 300:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    killed = True
+                    break
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.05)
+    proc.wait()
+    assert killed, "the run ended before it could be killed"
+    wait_unlocked(out)
+    p = run_cli("run", "--resume", out, "--quiet", ranks=2)
+    assert p.returncode == 0, p.stderr
+    resumed = _dmc_result(out)[0]
+    for k in b:
+        assert np.array_equal(resumed[k], b[k])
+    p = run_cli("analyze", d / "n2.h5")
+    assert p.returncode == 0 and "E_DMC" in p.stdout
+    p = run_cli("info", d / "n2.h5")
+    assert p.returncode == 0 and "dmc: 800 of 800 steps" in p.stdout
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("dmc.time_step=-0.01", "dmc.time_step = -0.01: must be"),
+    ("dmc.steps=8", "dmc.steps"),
+    ("wavefunction.from_file=\"nowhere.h5\"", "nowhere.h5"),
+    ("wavefunction.hidden=3", "wavefunction.hidden"),
+])
+def test_bad_dmc_input_exit_2(trial_file, override, needle):
+    inp = _dmc_input(trial_file, "bad.toml")
+    p = run_cli("run", inp, "-o", trial_file / "bad.h5", "--set", override)
+    assert p.returncode == 2, p.stderr
+    assert needle in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (trial_file / "bad.h5").exists()
+
+
+def test_dmc_population_smaller_than_ranks_exit_2(trial_file):
+    inp = _dmc_input(trial_file, "small.toml", walkers=1)
+    p = run_cli("run", inp, "-o", trial_file / "small.h5", ranks=2)
+    assert p.returncode == 2
+    assert "dmc.walkers = 1" in p.stderr

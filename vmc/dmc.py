@@ -1,0 +1,504 @@
+r"""Fixed-node diffusion Monte Carlo (DMC) on top of the optimized trial state psi_T.
+
+Reference: C. J. Umrigar, M. P. Nightingale and K. J. Runge, "A diffusion Monte Carlo algorithm with
+very small time-step errors", J. Chem. Phys. 99, 2865 (1993) (UNR below). Importance-sampled DMC
+propagates f(R, t) = psi_T(R) phi(R, t) with the short-time Green's function
+
+    G(R' <- R, tau) = G_drift-diffusion(R' <- R, tau) x exp(tau_eff [S(R) + S(R')] / 2),
+
+and f -> psi_T phi_0 (the fixed-node ground state) as t -> infinity. One *step* of a walker here:
+
+1. Drift-diffusion, one particle at a time, with exactly the move of the importance sampler
+   (`vmc.samplers.importance_sweep`): x_i' = x_i + v_i tau + sqrt(tau) xi, with the drift velocity
+   v = grad ln|psi_T| limited near nodes and cusps as in UNR (`vmc.samplers.limit_drift`), and the
+   Metropolis-Hastings acceptance min(1, G(x; x') |psi(x')|^2 / (G(x'; x) |psi(x)|^2)) that makes the
+   move exact for tau -> 0 and removes most of the time-step error of the diffusion.
+2. Fixed node: a proposal that changes the sign of psi_T (`propose` returns the sign of
+   psi(x')/psi(x)) is rejected, so no walker ever crosses a node of the trial state.
+3. Branching factor, with the effective time step tau_eff = tau <p dR^2> / <dR^2> (p: acceptance
+   probability; cumulative over all steps and walkers, UNR eq. 23) and UNR's modified local energy
+   near nodes, S(R) = E_T - E_est + (E_est - E_L(R)) |v_bar(R)| / |v(R)| (v_bar the limited drift):
+
+       w <- w exp(tau_eff [ E_T - E_est + ((E_est - E_L(R)) r(R) + (E_est - E_L(R')) r(R')) / 2 ]).
+
+4. Mixed estimator per step: E_t = sum_i w_i E_L(R_i) / sum_i w_i, and the same weighted average of
+   each part of E_L (kinetic, trap, interaction: mixed estimates of these operators, which do not
+   commute with H; only the total is exact in the fixed-node sense) and of the mean pair distance.
+5. Population control: the total weight W_t = sum_i w_i is pulled to the target population N by the
+   trial energy E_T(t+1) = E_est(t) - ln(W_t / N) / (g tau_eff), g = `dmc.feedback` steps; E_est is
+   a running average of E_t (window `ESTIMATE_WINDOW` steps).
+
+**Weights and a comb, not integer branching (why).** After every step the population is resampled
+by the comb of stochastic reconfiguration (systematic resampling): N equally spaced teeth
+(u + k) W / N, k = 0..N-1, one uniform u per step, on the cumulative weights; walker i gets as many
+copies as teeth fall on it (floor(N w_i / W) or one more), and every copy carries the weight W / N,
+so the total weight -- the population the trial energy controls -- is unchanged by the comb. This
+keeps the number of walkers fixed at N: every rank holds the same number of slots at every step (load
+balance by construction, no walker count to negotiate), the arrays never grow, and memory is known
+before the run. The comb's extra noise is the least of any unbiased resampling (each walker's number
+of copies differs from its expectation by less than one), and a walker that keeps its slot is never
+touched. Integer branching would make the population fluctuate, need walkers to migrate in
+varying numbers, and tie random streams to walkers that are born and die.
+
+**Random numbers.** Slots, not walkers, own the random numbers: the move of the walker in slot j at
+step t draws from a SplitMix64 stream seeded by hashing (seed, j, t) (`stream`), and the comb's u is
+drawn from the stream of a slot index N (no walker's). A counter-based rule needs no state: a
+checkpoint holds no random-generator states and a resumed run draws the same numbers. Every rank
+gathers the per-walker results of every step (one allgather of a few numbers per walker), and all
+population sums, the trial energy, tau_eff and the comb are computed from that array in slot order on
+every rank alike. So a run is reproducible bit for bit from (input, seed), even across numbers of
+ranks when the starting walkers are the same (a DMC started from a file's /wavefunction); only the
+walkers' positions travel between ranks, and only those whose parent slot lies on another rank.
+
+**Bias.** Besides the time-step error (extrapolated to tau -> 0 by `extrapolate`), the finite
+population gives the usual population-control bias of order 1/N (UNR section III.D); the targets
+here use N >= 1000 walkers, where it is far below the statistical error. The per-walker caches of
+the factors (inverse Slater matrices updated by Sherman-Morrison) are rebuilt from scratch at the
+start of every chunk of `CHUNK` steps and for every slot that received a copy, so the caches are a
+function of the slot's history only: a resumed run (checkpoints at chunk ends) is bit-identical.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from .hamiltonian import N_OBSERVABLES, N_TERMS, OBSERVABLE_NAMES, measure
+from .parallel import walker_range
+from .samplers import limit_drift
+from .wavefunction import (accept_all, add_grad_current_all, add_grad_lap_all, add_grad_proposed_all, init_all,
+                           propose_all)
+
+
+class Scratch(NamedTuple):
+    xp: np.ndarray            # (D,) proposed position
+    dx: np.ndarray            # (D,) displacement
+    f_old: np.ndarray         # (D,) drift force at the current and the proposed position
+    f_new: np.ndarray
+    grad: np.ndarray          # (M,) gradient and Laplacian of ln|psi| (also the drift's accumulator)
+    lap: np.ndarray
+    h: np.ndarray             # (0,) unused here
+
+
+@numba.njit(cache=True)
+def scratch(n_visible, dimensions, hidden=0):
+    """The scratch arrays of one DMC walker's moves."""
+    D, M = dimensions, n_visible
+    return Scratch(np.empty(D), np.empty(D), np.empty(D), np.empty(D), np.empty(M), np.empty(M), np.empty(hidden))
+
+
+@numba.njit(cache=True)
+def drift(factors, w, x, i, xp, proposed, s, force):
+    """force = 2 grad_i ln|psi| (at the proposed position after a proposal, else at x), limited later."""
+    for d in range(force.shape[0]):
+        s.grad[d] = 0.0
+    if proposed:
+        add_grad_proposed_all(factors, w, x, i, xp, s.grad)
+    else:
+        add_grad_current_all(factors, w, x, i, s.grad)
+    for d in range(force.shape[0]):
+        force[d] = 2.0 * s.grad[d]
+
+
+CHUNK = 100               # steps per write, per check of stop signals and checkpoint clocks; caches rebuilt
+ESTIMATE_WINDOW = 100     # steps of the running energy estimate E_est (exponential window)
+STEP_FIELDS = ("energy",) + OBSERVABLE_NAMES + ("trial_energy", "population", "effective_walkers",
+                                                 "acceptance", "tau_eff", "max_weight")
+# per-walker columns each rank contributes per step (allgather): E_L, |v_bar|/|v|, observables, move counts
+_EL, _VR, _OBS = 0, 1, 2
+_ACC, _PROP, _PDR2, _DR2, _CROSS = (N_OBSERVABLES + 2 + k for k in range(5))
+N_COLUMNS = N_OBSERVABLES + 7
+
+# ----------------------------------------------------------------------------------------------
+# Counter-based random numbers: SplitMix64 streams seeded by (key, slot, step)
+# ----------------------------------------------------------------------------------------------
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_TO_UNIT = 1.0 / 9007199254740992.0   # 2^-53
+
+
+@numba.njit(cache=True, inline="always")
+def _mix(z):
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@numba.njit(cache=True)
+def stream(key0, key1, slot, step, st):
+    """Seed the stream of (slot, step) into st (uint64[1]) and clear the cached normal (st_f[0])."""
+    h = _mix(key0 ^ _mix(np.uint64(slot) + key1))
+    st[0] = _mix(h ^ _mix(np.uint64(step) * _GOLDEN + key1))
+
+
+@numba.njit(cache=True, inline="always")
+def uniform(st):
+    """The next uniform in [0, 1) of the stream st (53 random bits)."""
+    st[0] += _GOLDEN
+    return float(_mix(st[0]) >> _S11) * _TO_UNIT
+
+
+@numba.njit(cache=True, inline="always")
+def normal(st, spare):
+    """The next standard normal (Box-Muller; spare[0] > 0 flags the cached second value spare[1])."""
+    if spare[0] > 0.0:
+        spare[0] = 0.0
+        return spare[1]
+    u1 = 1.0 - uniform(st)
+    u2 = uniform(st)
+    r = math.sqrt(-2.0 * math.log(u1))
+    spare[0] = 1.0
+    spare[1] = r * math.sin(2.0 * math.pi * u2)
+    return r * math.cos(2.0 * math.pi * u2)
+
+
+@numba.njit(cache=True)
+def uniforms(key0, key1, slot, step, n):
+    """n uniforms of the stream (slot, step) (tests, and the comb's u)."""
+    st = np.empty(1, dtype=np.uint64)
+    stream(key0, key1, slot, step, st)
+    out = np.empty(n)
+    for k in range(n):
+        out[k] = uniform(st)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernels
+# ----------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def velocity_ratio(grad, P, D, tau):
+    """|v_bar| / |v| of UNR for v = grad ln|psi| with each particle's drift limited as in the moves."""
+    v2 = 0.0
+    vb2 = 0.0
+    for i in range(P):
+        s2 = 0.0
+        for d in range(D):
+            s2 += grad[i * D + d] ** 2
+        c = s2 * tau
+        scale = (-1.0 + math.sqrt(1.0 + 2.0 * c)) / c if c > 1e-12 else 1.0
+        v2 += s2
+        vb2 += scale * scale * s2
+    return math.sqrt(vb2 / v2) if v2 > 0.0 else 1.0
+
+
+@numba.njit(cache=True)
+def local_values(factors, terms, w, x, P, D, tau, s, out):
+    """out[OBS] = the terms and observables at x (caches of walker w built); returns (E_L, |v_bar|/|v|)."""
+    for k in range(x.shape[0]):
+        s.grad[k] = 0.0
+        s.lap[k] = 0.0
+    add_grad_lap_all(factors, w, x, s.grad, s.lap)
+    measure(terms, x, s.grad, s.lap, out)
+    e = 0.0
+    for k in range(N_TERMS):
+        e += out[k]
+    return e, velocity_ratio(s.grad, P, D, tau)
+
+
+@numba.njit(cache=True)
+def walker_step(factors, terms, w, x, P, D, tau, st, spare, s, row):
+    """One DMC step of walker w (positions x, caches built): every particle once by the importance-
+    sampling move with fixed-node rejection, then E_L and |v_bar|/|v| at the new positions.
+    row (N_COLUMNS,) receives E_L, the ratio, the observables, accepted and proposed moves,
+    sum p dR^2, sum dR^2 and the number of proposals rejected for crossing a node."""
+    sqrt_tau = math.sqrt(tau)
+    accepted = 0
+    crossings = 0
+    pdr2 = 0.0
+    dr2 = 0.0
+    for i in range(P):
+        first = i * D
+        drift(factors, w, x, i, s.xp, False, s, s.f_old)
+        limit_drift(s.f_old, tau)
+        r2 = 0.0
+        for d in range(D):
+            s.dx[d] = 0.5 * s.f_old[d] * tau + sqrt_tau * normal(st, spare)
+            s.xp[d] = x[first + d] + s.dx[d]
+            r2 += s.dx[d] * s.dx[d]
+        u = uniform(st)
+        dr2 += r2
+        log_ratio, sign = propose_all(factors, w, x, i, s.xp, s.dx)
+        if log_ratio == -np.inf:
+            continue
+        if sign < 0.0:          # fixed node: psi would change sign
+            crossings += 1
+            continue
+        log_ratio = 2.0 * log_ratio
+        drift(factors, w, x, i, s.xp, True, s, s.f_new)
+        limit_drift(s.f_new, tau)
+        log_green = 0.0
+        for d in range(D):
+            back = x[first + d] - s.xp[d] - 0.5 * tau * s.f_new[d]
+            forth = s.xp[d] - x[first + d] - 0.5 * tau * s.f_old[d]
+            log_green += forth * forth - back * back
+        log_ratio += log_green / (2.0 * tau)
+        p = 1.0 if log_ratio >= 0.0 else math.exp(log_ratio)
+        pdr2 += p * r2
+        if u < p:
+            accept_all(factors, w, x, i, s.xp)
+            accepted += 1
+    e, ratio = local_values(factors, terms, w, x, P, D, tau, s, row[_OBS:_OBS + N_OBSERVABLES])
+    row[_EL] = e
+    row[_VR] = ratio
+    row[_ACC] = accepted
+    row[_PROP] = P
+    row[_PDR2] = pdr2
+    row[_DR2] = dr2
+    row[_CROSS] = crossings
+
+
+@numba.njit(cache=True)
+def step_all(factors, terms, X, P, D, tau, key0, key1, first_slot, step, rows):
+    """One step of every local walker (slot first_slot + w for row w of X); rows (n, N_COLUMNS)."""
+    s = scratch(X.shape[1], D, 0)
+    st = np.empty(1, dtype=np.uint64)
+    spare = np.zeros(2)
+    for w in range(X.shape[0]):
+        stream(key0, key1, first_slot + w, step, st)
+        spare[0] = 0.0
+        walker_step(factors, terms, w, X[w], P, D, tau, st, spare, s, rows[w])
+
+
+@numba.njit(cache=True)
+def init_walkers(factors, X, which):
+    """Rebuild the caches of the walkers in `which` (local indices)."""
+    for k in range(which.shape[0]):
+        w = which[k]
+        init_all(factors, w, X[w])
+
+
+@numba.njit(cache=True)
+def measure_all(factors, terms, X, P, D, tau, rows):
+    """E_L, |v_bar|/|v| and the observables of every local walker (caches built), into rows."""
+    s = scratch(X.shape[1], D, 0)
+    for w in range(X.shape[0]):
+        e, ratio = local_values(factors, terms, w, X[w], P, D, tau, s, rows[w, _OBS:_OBS + N_OBSERVABLES])
+        rows[w, _EL] = e
+        rows[w, _VR] = ratio
+
+
+# ----------------------------------------------------------------------------------------------
+# The population
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Counters:
+    """The population's global state (identical on every rank); `vmc.driver.RunState` stores it as dmc_*."""
+    steps: int = 0                 # steps done (equilibration and measured)
+    trial_energy: float = math.nan
+    estimate: float = math.nan     # E_est
+    weight: float = 1.0            # W / N: the weight every walker carries after the comb
+    pdr2: float = 0.0              # sum of p dR^2 and of dR^2 over all proposals so far (tau_eff)
+    dr2: float = 0.0
+    accepted: float = 0.0          # over the measured steps
+    proposed: float = 0.0
+    crossings: float = 0.0         # proposals rejected for crossing a node (all steps)
+
+
+def comb(weights: np.ndarray, u: float) -> np.ndarray:
+    """Parents of N new walkers by the comb (systematic resampling) with offset u in [0, 1):
+    new walker k is a copy of the walker on whose cumulative-weight interval the tooth (u + k) W / N falls.
+
+    >>> comb(np.array([0.5, 2.5, 1.0]), 0.5).tolist()   # teeth at 2/3, 2, 10/3
+    [1, 1, 2]
+    """
+    n = weights.size
+    cum = np.cumsum(weights)
+    teeth = (u + np.arange(n)) * (cum[-1] / n)
+    return np.minimum(np.searchsorted(cum, teeth, side="right"), n - 1)
+
+
+class Population:
+    """N DMC walkers in slots 0..N-1, this rank holding slots `walker_range(N, rank, size)`.
+
+    `wf`, `hamiltonian`: the trial state and H; `positions`: (N, M) starting positions of all walkers
+    (every rank passes the same array) or None when `restore` follows; `key`: two uint64 words of the
+    random streams; `tau`, `feedback`: the time step and the population-control relaxation in steps.
+    """
+
+    def __init__(self, wf, hamiltonian, comm, n_walkers: int, tau: float, feedback: float, key,
+                 positions: np.ndarray | None = None):
+        self.wf, self.comm = wf, comm
+        self.P, self.D, self.M = wf.particles, wf.dimensions, wf.n_visible
+        self.n, self.tau, self.feedback = n_walkers, float(tau), float(feedback)
+        self.key0, self.key1 = (np.uint64(k) for k in key)
+        self.ranges = [walker_range(n_walkers, r, comm.size) for r in range(comm.size)]
+        self.mine = self.ranges[comm.rank]
+        self.counts = [len(r) for r in self.ranges]
+        self.owner = np.repeat(np.arange(comm.size), self.counts)   # rank of every slot
+        self.factors = wf.kernel_data(len(self.mine))
+        self.terms = hamiltonian.kernel_terms()
+        self.X = np.zeros((len(self.mine), self.M))
+        self.el = np.zeros(n_walkers)      # E_L and |v_bar|/|v| of every walker (global, identical on all ranks)
+        self.vr = np.ones(n_walkers)
+        self.c = Counters()
+        self.last_parents = np.arange(n_walkers)   # the comb's choice at the last step (diagnostics, tests)
+        if positions is not None:
+            self.start(positions)
+
+    # ---- state
+    def start(self, positions: np.ndarray) -> None:
+        """Walkers at `positions` (N, M); E_est = E_T = their mean local energy, W = N."""
+        self.X[:] = positions[self.mine.start:self.mine.stop]
+        self._init(np.arange(len(self.mine)))
+        rows = np.zeros((len(self.mine), N_COLUMNS))
+        measure_all(self.factors, self.terms, self.X, self.P, self.D, self.tau, rows)
+        full = self.comm.allgather_rows(rows, self.counts)
+        self.el[:], self.vr[:] = full[:, _EL], full[:, _VR]
+        e = float(np.mean(self.el))
+        self.c = Counters(estimate=e, trial_energy=e)
+
+    def restore(self, positions: np.ndarray, el: np.ndarray, vr: np.ndarray, counters: Counters) -> None:
+        self.X[:] = positions[self.mine.start:self.mine.stop]
+        self.el[:], self.vr[:] = el, vr
+        self.c = counters
+        self._init(np.arange(len(self.mine)))
+
+    def gather_positions(self) -> np.ndarray | None:
+        """All positions (N, M) on rank 0 (None elsewhere)."""
+        parts = self.comm.gather(self.X.copy())
+        return np.concatenate(parts) if parts is not None else None
+
+    def _init(self, which: np.ndarray) -> None:
+        if which.size:
+            init_walkers(self.factors, self.X, np.ascontiguousarray(which, dtype=np.int64))
+
+    # ---- stepping
+    def tau_eff(self) -> float:
+        return self.tau * self.c.pdr2 / self.c.dr2 if self.c.dr2 > 0 else self.tau
+
+    def advance(self, n_steps: int, measured: bool = True) -> np.ndarray:
+        """n_steps steps; returns their records (n_steps, len(STEP_FIELDS)). The caches are rebuilt first."""
+        self._init(np.arange(len(self.mine)))
+        out = np.empty((n_steps, len(STEP_FIELDS)))
+        rows = np.zeros((len(self.mine), N_COLUMNS))
+        for k in range(n_steps):
+            out[k] = self.step(rows, measured)
+        return out
+
+    def step(self, rows: np.ndarray, measured: bool = True) -> np.ndarray:
+        """One step of the whole population (collective); returns its record (`STEP_FIELDS`)."""
+        c, n = self.c, self.n
+        step_all(self.factors, self.terms, self.X, self.P, self.D, self.tau, self.key0, self.key1,
+                 self.mine.start, c.steps, rows)
+        g = self.comm.allgather_rows(rows, self.counts)
+        el_new, vr_new = g[:, _EL], g[:, _VR]
+        c.pdr2 += float(g[:, _PDR2].sum())
+        c.dr2 += float(g[:, _DR2].sum())
+        accepted, proposed = float(g[:, _ACC].sum()), float(g[:, _PROP].sum())
+        c.crossings += float(g[:, _CROSS].sum())
+        if measured:
+            c.accepted += accepted
+            c.proposed += proposed
+        tau_eff = self.tau_eff()
+        e_est = c.estimate
+        s_sum = (e_est - self.el) * self.vr + (e_est - el_new) * vr_new
+        w = c.weight * np.exp(tau_eff * (c.trial_energy - e_est + 0.5 * s_sum))
+        total = float(w.sum())
+        obs = w @ g[:, _OBS:_OBS + N_OBSERVABLES] / total
+        energy = float(obs[:N_TERMS].sum())
+        record = np.concatenate([[energy], obs, [c.trial_energy, total, total * total / float(w @ w),
+                                                 accepted / proposed, tau_eff, float(w.max()) / c.weight]])
+        # population control for the next step
+        c.steps += 1
+        c.estimate = e_est + (energy - e_est) / min(c.steps, ESTIMATE_WINDOW)
+        c.weight = total / n
+        c.trial_energy = c.estimate - math.log(c.weight) / (self.feedback * tau_eff)
+        # the comb, then every slot takes its parent's walker
+        u = float(uniforms(self.key0, self.key1, n, c.steps - 1, 1)[0])
+        parents = comb(w, u) if np.isfinite(total) else np.arange(n)
+        self.el[:], self.vr[:] = el_new[parents], vr_new[parents]
+        self.last_parents = parents
+        self._take(parents)
+        return record
+
+    def _take(self, parents: np.ndarray) -> None:
+        """Slot j receives the positions of slot parents[j] (from another rank if it lives there). Every rank
+        knows all parents, so all decide alike whether walkers cross ranks (the exchange is collective)."""
+        lo, hi = self.mine.start, self.mine.stop
+        mine = parents[lo:hi]
+        changed = np.flatnonzero(mine != np.arange(lo, hi))
+        crossing = self.comm.size > 1 and bool(np.any(self.owner[parents] != self.owner))
+        if crossing:
+            send = []
+            for q, r in enumerate(self.ranges):
+                need = np.unique(parents[r.start:r.stop]) if q != self.comm.rank else np.empty(0, dtype=np.int64)
+                need = need[(need >= lo) & (need < hi)]
+                send.append((need, self.X[need - lo]))
+            recv = self.comm.alltoall(send)
+            idx = np.concatenate([np.arange(lo, hi)] + [i for i, _ in recv])
+            src = np.concatenate([self.X] + [x.reshape(-1, self.M) for _, x in recv])
+            order = np.argsort(idx, kind="stable")
+            self.X[:] = src[order[np.searchsorted(idx[order], mine)]]
+        elif changed.size:
+            self.X[:] = self.X[mine - lo]
+        self._init(changed)
+
+
+# ----------------------------------------------------------------------------------------------
+# Analysis
+# ----------------------------------------------------------------------------------------------
+
+
+def mser(series: np.ndarray, batch: int = 0) -> int:
+    """Steps to discard as equilibration by the MSER rule (White 1997): the truncation d (a multiple of
+    `batch`, at most half the series) that minimizes the squared standard error of the remaining batch
+    means, sum_{i>=d} (y_i - mean_d)^2 / (n - d)^2. `batch` 0: about n / 200 steps, at least 5.
+
+    >>> x = np.concatenate([np.linspace(5.0, 1.0, 200), np.random.default_rng(1).normal(1.0, 0.1, 2000)])
+    >>> 150 <= mser(x) <= 260
+    True
+    """
+    x = np.asarray(series, dtype=float)
+    b = batch or max(5, x.size // 200)
+    nb = x.size // b
+    if nb < 4:
+        return 0
+    y = x[x.size - nb * b:].reshape(nb, b).mean(axis=1)   # batches aligned at the end of the series
+    offset = x.size - nb * b
+    rs = np.cumsum(y[::-1])[::-1]
+    rs2 = np.cumsum((y * y)[::-1])[::-1]
+    m = nb - np.arange(nb)
+    stat = (rs2 - rs * rs / m) / (m * m)
+    d = int(np.argmin(stat[:nb // 2 + 1]))
+    return offset + d * b if d > 0 else 0
+
+
+def extrapolate(tau, energy, error) -> dict:
+    """Weighted least-squares fit of E(tau) = E_0 + a tau (+ b tau^2 where the data need it: the linear
+    fit's chi^2 has a p-value below 0.05 and there are at least 4 points) -> E_0 with its error.
+    Returns {"order", "e0", "error", "coefficients", "chi2", "dof"}."""
+    t, e, s = (np.asarray(v, dtype=float) for v in (tau, energy, error))
+    fits = []
+    for order in (1, 2):
+        if t.size < order + 1:
+            break
+        A = np.vander(t, order + 1, increasing=True) / s[:, None]
+        cov = np.linalg.inv(A.T @ A)
+        coef = cov @ (A.T @ (e / s))
+        chi2 = float(np.sum(((np.vander(t, order + 1, increasing=True) @ coef - e) / s) ** 2))
+        dof = t.size - order - 1
+        fits.append({"order": order, "e0": float(coef[0]), "error": float(math.sqrt(cov[0, 0])),
+                     "coefficients": coef.tolist(), "chi2": chi2, "dof": dof})
+    if not fits:
+        raise ValueError("a time-step extrapolation needs at least two time steps")
+    best = fits[0]
+    if len(fits) > 1 and best["dof"] > 0 and _chi2_sf(best["chi2"], best["dof"]) < 0.05 and t.size >= 4:
+        best = fits[1]
+    return best
+
+
+def _chi2_sf(x: float, k: int) -> float:
+    """P(chi^2_k > x) (Wilson-Hilferty approximation; enough to decide between a line and a parabola)."""
+    z = ((x / k) ** (1.0 / 3.0) - (1.0 - 2.0 / (9.0 * k))) / math.sqrt(2.0 / (9.0 * k))
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
