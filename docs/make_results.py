@@ -89,6 +89,9 @@ def dmc_section(files: list[str]) -> list[str]:
     rows = ["| case | N | D | VMC (same state) | tau | walkers x steps | DMC (Hartree) | reference | "
             "(DMC - ref) / combined error | DMC wall time |", "|---|---|---|---|---|---|---|---|---|---|"]
     for f in files:
+        if not os.path.exists(f):
+            rows.append(f"| `{Path(f).stem}` | | | | | | not run (no {f}) | | | |")
+            continue
         try:
             _, points = collect(f)
         except Exception as exc:   # an unfinished run: say so in the table
