@@ -61,7 +61,8 @@ def dots_section(files: list[str]) -> list[str]:
             r = analyze_group(h, f)
             summary = json.loads(h.attrs["summary"])
         s, w = cfg["system"], cfg["wavefunction"]
-        factors = ("symmetric RBM" if w.get("rbm") == "symmetric" else "RBM") + (" x PJ" if w["jastrow"] == "pade" else "") + (" x SD" if w["slater"] else "")
+        factors = (("symmetric RBM" if w.get("rbm") == "symmetric" else "RBM")
+                   + (" x PJ" if w["jastrow"] == "pade" else "") + (" x SD" if w["slater"] else ""))
         ref = f"{r['reference']} ({r['reference_kind']})" if r.get("reference") is not None else "–"
         rows.append(f"| `{Path(f).stem}` | {s['particles']} | {s['dimensions']} | {s['omega']} | {factors} | "
                     f"{r['mean']:.5f} +- {r['error']:.5f} | {ref} | "
