@@ -89,6 +89,7 @@ def dmc_section(files: list[str]) -> list[str]:
     from vmc.report import collect, time_step_fit
     rows = ["| case | N | D | VMC (same state) | tau | walkers x steps | DMC (Hartree) | reference | "
             "(DMC - ref) / combined error | DMC wall time |", "|---|---|---|---|---|---|---|---|---|---|"]
+    figures = []
     for f in files:
         if not os.path.exists(f):
             rows.append(f"| `{Path(f).stem}` | | | | | | not run (no {f}) | | | |")
@@ -119,6 +120,10 @@ def dmc_section(files: list[str]) -> list[str]:
                             wall=f"{d['wall_seconds'] / 60:.1f} min", vmc=f"{r['mean']:.5f} +- {r['error']:.5f}"))
         fit = time_step_fit(points)
         if fit is not None:
+            fig_dir = DOCS / "figures" / f"dmc_{Path(f).stem}"
+            write_report(f, str(fig_dir), title=f"DMC {Path(f).stem}")
+            figures.append(f"![DMC energy versus time step for `{Path(f).stem}`, with the fit extrapolated to "
+                           f"tau -> 0](figures/{fig_dir.name}/dmc_time_step.png)")
             d = points[0]["result"]["dmc"]
             rows.append(row(label="", tau=f"-> 0 ({'linear' if fit['order'] == 1 else 'quadratic'})", size="",
                             e=fit["e0"], err=fit["error"], ref=d.get("reference"), kind=d.get("reference_kind"),
@@ -130,7 +135,7 @@ def dmc_section(files: list[str]) -> list[str]:
             "with other jobs), `make dmc`. Errors: automated blocking of the per-step mixed estimates after the "
             "equilibration (set, plus what MSER detects); the extrapolation is a weighted least-squares fit of "
             "E(tau) (`vmc.dmc.extrapolate`); combined error = sqrt(error^2 + reference error^2).", ""] + rows + [
-        "", DMC_END, ""]
+        ""] + [line for fig in figures for line in (fig, "")] + [DMC_END, ""]
 
 
 def update_dmc_section(files: list[str]) -> None:
