@@ -73,3 +73,30 @@ def run_in_memory(cfg: dict):
     io.create_run(f, {"config": json.dumps(cfg)}, driver.run_shape(cfg), cfg["sampler"]["kind"],
                   driver.wavefunction_attrs(driver.trial_state(cfg)))
     return driver.run(cfg, io.RunWriter(f), Comm(None), progress=False), f
+
+
+def assert_derivatives_match_finite_differences(wf, x, h=1e-5):
+    """The gradient and Laplacian of ln|psi| in x, and d ln psi / d theta for every variational parameter,
+    against central differences of ln|psi| (step h); returns the analytic parameter derivatives."""
+    import numpy as np
+    grad, lap = wf.grad_lap_log_psi(x)
+    eye = np.eye(x.size)
+    fd_grad = np.array([(wf.log_psi(x + h * e) - wf.log_psi(x - h * e)) / (2 * h) for e in eye])
+    fd_lap = np.array([(wf.grad_lap_log_psi(x + h * e)[0][k] - wf.grad_lap_log_psi(x - h * e)[0][k]) / (2 * h)
+                       for k, e in enumerate(eye)])
+    np.testing.assert_allclose(grad, fd_grad, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(lap, fd_lap, rtol=1e-6, atol=1e-6)
+    assert np.abs(grad).max() > 1e-2          # the check has something to check
+    analytic = wf.log_psi_grad_params(x)
+    assert analytic.shape == (wf.n_opt,)
+    fd = np.empty(wf.n_opt)
+    for k in range(wf.n_opt):
+        value = wf.params[k]
+        wf.params[k] = value + h
+        plus = wf.log_psi(x)
+        wf.params[k] = value - h
+        minus = wf.log_psi(x)
+        wf.params[k] = value
+        fd[k] = (plus - minus) / (2 * h)
+    np.testing.assert_allclose(analytic, fd, rtol=1e-6, atol=1e-8)
+    return analytic

@@ -7,6 +7,8 @@ import numba
 import numpy as np
 import pytest
 
+from conftest import assert_derivatives_match_finite_differences
+
 from vmc.factors.jastrow import PadeJastrow
 from vmc.factors.rbm import RBM
 from vmc.factors.slater import SlaterDeterminants
@@ -38,24 +40,7 @@ COMBINATIONS = ALONE + [c for k in (2, 3) for c in itertools.combinations(["rbm"
 @pytest.mark.parametrize("names", COMBINATIONS, ids=["+".join(c) for c in COMBINATIONS])
 def test_gradient_laplacian_and_parameter_derivatives_match_finite_differences(names):
     wf, x = make(names, seed=len(names) * 7 + len("".join(names)))
-    grad, lap = wf.grad_lap_log_psi(x)
-    h = 1e-5
-    eye = np.eye(P * D)
-    fd_grad = np.array([(wf.log_psi(x + h * e) - wf.log_psi(x - h * e)) / (2 * h) for e in eye])
-    fd_lap = np.array([(wf.grad_lap_log_psi(x + h * e)[0][k] - wf.grad_lap_log_psi(x - h * e)[0][k]) / (2 * h)
-                       for k, e in enumerate(eye)])
-    np.testing.assert_allclose(grad, fd_grad, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(lap, fd_lap, rtol=1e-6, atol=1e-6)
-    assert np.abs(grad).max() > 1e-2          # the check has something to check
-    analytic = wf.log_psi_grad_params(x)
-    assert analytic.shape == (wf.n_opt,)
-    fd = np.empty(wf.n_opt)
-    for k in range(wf.n_opt):
-        plus, minus = Product(wf.factors, P, D, wf.params.copy()), Product(wf.factors, P, D, wf.params.copy())
-        plus.params[k] += h
-        minus.params[k] -= h
-        fd[k] = (plus.log_psi(x) - minus.log_psi(x)) / (2 * h)
-    np.testing.assert_allclose(analytic, fd, rtol=1e-6, atol=1e-8)
+    analytic = assert_derivatives_match_finite_differences(wf, x)
     if wf.n_opt:
         assert np.abs(analytic).max() > 1e-2
 

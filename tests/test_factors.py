@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import run_in_memory
+from conftest import assert_derivatives_match_finite_differences, run_in_memory
 from vmc import config
 from vmc.hamiltonian import Hamiltonian
 from vmc.samplers import Sampler, Walkers
@@ -39,22 +39,7 @@ def random_state(P, D, jastrow, slater, seed, optimize_sigma=True):
                                                 (6, 2, False, True), (8, 3, True, True), (12, 2, True, True)])
 def test_product_derivatives_match_finite_differences(P, D, jastrow, slater):
     wf, x = random_state(P, D, jastrow, slater, seed=P + D)
-    grad, lap = wf.grad_lap_log_psi(x)
-    h = 1e-5
-    eye = np.eye(P * D)
-    fd_grad = np.array([(wf.log_psi(x + h * e) - wf.log_psi(x - h * e)) / (2 * h) for e in eye])
-    fd_lap = np.array([(wf.grad_lap_log_psi(x + h * e)[0][k] - wf.grad_lap_log_psi(x - h * e)[0][k]) / (2 * h)
-                       for k, e in enumerate(eye)])
-    np.testing.assert_allclose(grad, fd_grad, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(lap, fd_lap, rtol=1e-6, atol=1e-6)
-    analytic = wf.log_psi_grad_params(x)
-    fd = np.empty_like(analytic)
-    for i in range(wf.n_opt):
-        plus, minus = wf.copy(), wf.copy()
-        plus.params[i] += h
-        minus.params[i] -= h
-        fd[i] = (plus.log_psi(x) - minus.log_psi(x)) / (2 * h)
-    np.testing.assert_allclose(analytic, fd, rtol=1e-6, atol=1e-8)
+    analytic = assert_derivatives_match_finite_differences(wf, x)
     if jastrow:
         assert abs(analytic[wf.beta_index]) > 1e-3   # the beta derivative is really there
 
