@@ -72,6 +72,24 @@ def test_one_particle_move_matches_evaluation_from_scratch(names):
         np.testing.assert_allclose(after, wf.grad_lap_log_psi(y)[0][i * D:(i + 1) * D], rtol=1e-8, atol=1e-9)
 
 
+def test_a_move_across_a_node_of_the_determinants_flips_the_sign():
+    """propose returns the sign of psi(x')/psi(x) too. In 2D with P = 6, det D_up is 4 times the signed
+    area of the triangle of the three spin-up electrons (orbitals 1, 2x, 2y): reflecting electron 0 through
+    the line of the other two crosses the node, flips the sign and keeps |det| (the random moves above
+    may cross no node at all)."""
+    wf, x = make(("slater",), seed=3)
+    pos = x.reshape(P, D)
+    along = (pos[2] - pos[1]) / np.linalg.norm(pos[2] - pos[1])
+    offset = pos[0] - pos[1]
+    xp = pos[1] + 2.0 * (offset @ along) * along - offset
+    y = x.copy()
+    y[:D] = xp
+    before, after = np.zeros(D), np.zeros(D)
+    log_ratio, sign = _propose(wf.kernel_data(1), x.copy(), 0, xp.copy(), xp - pos[0], before, after)
+    assert wf.sign(y) == -wf.sign(x)
+    assert sign == -1.0
+    assert log_ratio == pytest.approx(0.0, abs=1e-10)
+
 def swap(x, i, j):
     y = x.copy().reshape(P, D)
     y[[i, j]] = y[[j, i]]
