@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # Plant each known bug of tests/mutants/mutants.toml in a copy of the tree and require the tests to fail
-# (about 10 minutes on 2 cores; every mutant recompiles the numba kernels).
+# (about 25 CPU minutes, 15 minutes on 2 free cores; every mutant recompiles the numba kernels).
 mutants: $(STAMP)
 	$(BIN)/python tests/mutants/run.py --jobs $(NPROC)
 
