@@ -14,7 +14,7 @@ efficiency to K ranks, with the walkers per rank fixed (weak) and with the total
     T(K) = t_walker * W_K + t_serial + ceil(log2 K) * (alpha + beta * bytes)
     E(K) = [t_walker * W_K * K + t_serial] / (K T(K))      (strong: W_K = W / K; weak: W_K = W)
 
-    .venv/bin/python benchmarks/bench_scaling.py [--cases default large] [--ranks 1 2] [--json]
+    .venv/bin/python benchmarks/bench_scaling.py [--cases default large] [--ranks 1 2] [--repeats 5] [--json]
 """
 from __future__ import annotations
 
@@ -64,10 +64,10 @@ def rates(out: Path) -> dict:
             "walkers": cfg["sampler"]["walkers"], "steps": cfg["sampler"]["steps"], "timing": t}
 
 
-def run_case(name: str, ranks: int, tmp: Path) -> dict:
+def one_run(name: str, ranks: int, tmp: Path) -> dict:
     out = tmp / f"{name}-{ranks}.h5"
     subprocess.run(vmc_command(ranks, out, CASES[name]), check=True, cwd=ROOT, capture_output=True, text=True)
-    return {"case": name, "ranks": ranks, **rates(out)}
+    return rates(out)
 
 
 def two_copies(name: str, tmp: Path) -> dict:
@@ -78,9 +78,31 @@ def two_copies(name: str, tmp: Path) -> dict:
     if any(p.wait() for p in procs):
         raise RuntimeError("a copy failed")
     r = [rates(o) for o in outs]
-    return {"case": name, "ranks": "2 copies",
-            "optimization_samples_per_s": float(np.mean([x["optimization_samples_per_s"] for x in r])),
-            "production_samples_per_s": float(np.mean([x["production_samples_per_s"] for x in r]))}
+    keys = ("optimization_samples_per_s", "production_samples_per_s")
+    mean = {key: float(np.mean([x[key] for x in r])) for key in keys}
+    return r[0] | mean
+
+
+def measure(name: str, ranks: list[int], tmp: Path, repeats: int) -> list[dict]:
+    """Rows for one case. The configurations run in turn (1 rank, 2 ranks, 2 copies, then again), and each
+    efficiency is taken against the 1-rank run of the same round: a drift of the machine's speed between
+    rounds (+-20 % here) then cancels. Rates and timings are medians over rounds, efficiencies the median
+    and the spread of the per-round ratios."""
+    configs = [*ranks, "2 copies"]
+    rounds = [{k: two_copies(name, tmp) if k == "2 copies" else one_run(name, k, tmp) for k in configs}
+              for _ in range(repeats)]
+    rows = []
+    for k in configs:
+        n = 1 if k == "2 copies" else k
+        row = {"case": name, "ranks": k, "walkers": rounds[0][k]["walkers"],
+               "timing": {f: float(np.median([r[k]["timing"][f] for r in rounds])) for f in rounds[0][k]["timing"]}}
+        for phase in ("optimization", "production"):
+            key = f"{phase}_samples_per_s"
+            eff = [r[k][key] / (n * r[min(ranks)][key]) for r in rounds]
+            row[key] = float(np.median([r[k][key] for r in rounds]))
+            row[f"efficiency_{phase}"] = (float(np.median(eff)), float(min(eff)), float(max(eff)))
+        rows.append(row)
+    return rows
 
 
 PING = r"""
@@ -126,34 +148,38 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeats", type=int, default=5, help="rounds of all configurations (default 5)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name in args.cases:
-            for k in args.ranks:
-                rows.append(run_case(name, k, tmp))
-            rows.append(two_copies(name, tmp))
+            rows += measure(name, sorted(args.ranks), tmp, args.repeats)
         alpha, beta, pings = allreduce_cost(tmp)
-    base = {r["case"]: r for r in rows if r["ranks"] == 1}
+    base = {r["case"]: r for r in rows if r["ranks"] == min(args.ranks)}
     from vmc import config, driver
     n_opt = driver.trial_state(config.load(ROOT / "inputs" / "default.toml").to_dict()).n_opt
-    for r in rows:
-        k = 1 if r["ranks"] == "2 copies" else r["ranks"]
-        for phase in ("optimization", "production"):
-            r[f"efficiency_{phase}"] = r[f"{phase}_samples_per_s"] / (k * base[r["case"]][f"{phase}_samples_per_s"])
     if args.json:
         for r in rows:
             print(json.dumps(r, default=float))
         return
     print(f"# strong scaling of inputs/default.toml; {platform.node()}, {os.cpu_count()} cores, "
           f"{datetime.datetime.now():%Y-%m-%d %H:%M}")
-    print(f"{'case':<8} {'ranks':>8} {'opt samples/s':>14} {'eff':>5} {'prod samples/s':>15} {'eff':>5}")
+    print(f"# medians of {args.repeats} rounds (efficiency: median [min-max] of the per-round ratios); per "
+          "iteration: sampling of rank 0, slowest/fastest rank, reduce, update + io")
+    print(f"{'case':<8} {'ranks':>8} {'opt samples/s':>14} {'efficiency':>16} {'prod samples/s':>15} "
+          f"{'efficiency':>16} {'sampling':>9} {'max/min':>7} {'reduce':>7} {'upd+io':>7}")
+
+    def eff(e):
+        return f"{e[0]:.2f} [{e[1]:.2f}-{e[2]:.2f}]"
     for r in rows:
+        t = r["timing"]
         print(f"{r['case']:<8} {r['ranks']!s:>8} {r['optimization_samples_per_s']:>14.3g} "
-              f"{r['efficiency_optimization']:>5.2f} {r['production_samples_per_s']:>15.3g} "
-              f"{r['efficiency_production']:>5.2f}")
+              f"{eff(r['efficiency_optimization']):>16} {r['production_samples_per_s']:>15.3g} "
+              f"{eff(r['efficiency_production']):>16} {t['sampling'] * 1e3:>6.1f} ms "
+              f"{t['sampling_max'] / t['sampling_min']:>7.2f} "
+              f"{t['reduce'] * 1e3:>4.1f} ms {(t['update'] + t['io']) * 1e3:>4.1f} ms")
     print(f"\n# allreduce on 2 ranks: alpha = {alpha * 1e6:.1f} us, beta = {beta * 1e9:.3f} ns/B "
           f"(measured: {', '.join(f'{int(b)} B {s * 1e6:.1f} us' for b, s in pings)})")
     ks = (2, 16, 64, 256, 1024)

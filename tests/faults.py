@@ -25,16 +25,16 @@ def main() -> int:
             return original(self, t, row, params)
         if fault == "raise":
             raise RuntimeError("injected fault")
-        real = h5py.Dataset.__setitem__
+        real = h5py.Dataset.__setitem__, io._Rows.__setitem__
 
         def full(ds, key, value):
             raise OSError(errno.ENOSPC, "Can't write data (file write failed: errno = 28, error message = "
                                         "'No space left on device')")
-        h5py.Dataset.__setitem__ = full
+        h5py.Dataset.__setitem__ = io._Rows.__setitem__ = full
         try:
             return original(self, t, row, params)
         finally:
-            h5py.Dataset.__setitem__ = real
+            h5py.Dataset.__setitem__, io._Rows.__setitem__ = real
 
     io.RunWriter.iteration = iteration
     return cli.main(args)

@@ -257,3 +257,10 @@ def test_dmc_population_smaller_than_ranks_exit_2(trial_file):
     p = run_cli("run", inp, "-o", trial_file / "small.h5", ranks=2)
     assert p.returncode == 2
     assert "dmc.walkers = 1" in p.stderr
+
+
+def test_docstring_examples():
+    """comb, mser and the population-control weights (UNR) against their hand-worked examples."""
+    import doctest
+    result = doctest.testmod(dmc)
+    assert result.attempted >= 3 and result.failed == 0

@@ -19,6 +19,7 @@ from . import blocking
 from .hamiltonian import OBSERVABLE_NAMES, TERM_NAMES
 
 PARTS = TERM_NAMES   # the energy parts, analysed like E_L
+PC_SPAN = 1000   # DMC steps over which the population-control factors are undone (UNR's T_p)
 ACCEPTANCE_BAND = (0.05, 0.999)   # Metropolis / importance acceptance outside it: a warning
 
 
@@ -135,7 +136,7 @@ def analyze_dmc(group, name: str = "") -> dict:
     equilibration the MSER rule detects (`vmc.dmc.mser`), are discarded; the rest (one correlated series of
     mixed estimates per step) gets an automated-blocking error. Also the parts (mixed estimates), the mean
     trial energy, population and tau_eff, the acceptance, and the reference with the deviation."""
-    from .dmc import mser
+    from .dmc import mser, population_control_weights
     d = group["dmc"]
     done, eq = int(d.attrs["steps_done"]), int(d.attrs.get("equilibration", 0))
     out = {"steps_done": done, "equilibration": eq, "time_step": float(d.attrs.get("time_step", math.nan)),
@@ -153,6 +154,13 @@ def analyze_dmc(group, name: str = "") -> dict:
     out.update({k: r[k] for k in ("mean", "error", "naive_error", "tau", "variance", "n_samples", "level")})
     out["warnings"] = [w for w in r["warnings"] if not w.startswith("convergence")]
     out["measured"] = done - skip
+    # the population-control bias (UNR): the estimate with the trial-energy factors of the last
+    # PC_SPAN steps undone; its error is the blocked error of the weighted deviations
+    weights = population_control_weights(d["trial_energy"][skip:done], d["population"][skip:done],
+                                         d["tau_eff"][skip:done], min(PC_SPAN, done - skip))
+    e_pc = float(np.sum(weights * energy[skip:]) / np.sum(weights))
+    pc = analyze_series(weights * (energy[skip:] - e_pc) / weights.mean())
+    out["population_corrected"] = {"mean": e_pc, "error": pc["error"], "span": min(PC_SPAN, done - skip)}
     for part in OBSERVABLE_NAMES:
         pr = analyze_series(d[part][skip:done])
         out[part] = {"mean": pr["mean"], "error": pr["error"]}
@@ -274,6 +282,9 @@ def dmc_lines(d: dict) -> list[str]:
              + (f"   {d['reference_kind']} {d['reference']}: {(d['mean'] - d['reference']) / d['error']:+.1f} "
                 "error bars" if d.get("reference") is not None and d["error"] > 0 else ""),
              "  mixed estimates " + "  ".join(f"{p} {d[p]['mean']:.5f}({d[p]['error']:.5f})" for p in OBSERVABLE_NAMES),
+             f"  population-control bias: E_DMC with the trial-energy factors of the last "
+             f"{d['population_corrected']['span']} steps undone (UNR) = {d['population_corrected']['mean']:.6f} "
+             f"+- {d['population_corrected']['error']:.6f}, shift {d['population_corrected']['mean'] - d['mean']:+.6f}",
              f"  E_T {d['trial_energy']['mean']:.6f}   population {d['population']['mean']:.1f} "
              f"[{d['population']['min']:.1f}, {d['population']['max']:.1f}]   effective walkers "
              f"{d['effective_walkers']['mean']:.1f}   acceptance {d['acceptance']:.5f}   tau_eff "

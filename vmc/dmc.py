@@ -474,6 +474,24 @@ def mser(series: np.ndarray, batch: int = 0) -> int:
     return offset + d * b if d > 0 else 0
 
 
+def population_control_weights(trial_energy, population, tau_eff, span: int) -> np.ndarray:
+    """Weights Pi_t W_t that remove the population-control bias from the mixed estimator (UNR eq. 29):
+    E = sum_t Pi_t W_t E_t / sum_t Pi_t W_t, where W_t is the total weight after step t and Pi_t undoes the
+    trial-energy factors exp(tau_eff E_T) that population control applied during the last `span` steps,
+    Pi_t = exp(-sum_{k=t-span+1}^{t} tau_eff(k) [E_T(k) - <E_T>]). span = 0 gives the plain weights W_t.
+    The difference between the corrected and the plain estimate measures the bias (of order 1/N).
+
+    >>> w = population_control_weights(np.array([1.0, 1.1, 0.9]), np.ones(3), np.full(3, 0.5), 1)
+    >>> np.round(np.log(w / w[0]), 6).tolist()    # -0.5 (E_T(k) - 1) relative to step 0
+    [0.0, -0.05, 0.05]
+    """
+    a = np.asarray(tau_eff, dtype=float) * (np.asarray(trial_energy, dtype=float) - np.mean(trial_energy))
+    c = np.concatenate([[0.0], np.cumsum(a)])
+    t = np.arange(a.size)
+    log_pi = -(c[t + 1] - c[np.maximum(t - span + 1, 0)]) if span > 0 else np.zeros(a.size)
+    return np.exp(log_pi - log_pi.max()) * np.asarray(population, dtype=float)
+
+
 def extrapolate(tau, energy, error) -> dict:
     """Weighted least-squares fit of E(tau) = E_0 + a tau (+ b tau^2 where the data need it: the linear
     fit's chi^2 has a p-value below 0.05 and there are at least 4 points) -> E_0 with its error.

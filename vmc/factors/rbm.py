@@ -21,8 +21,9 @@ convex term (softplus) to ln psi, so they cannot narrow a too-wide envelope: the
     d/da_k = g (x_k - a_k) / sigma^2,   d/db_j = g s(u_j),   d/dW_kj = g x_k s(u_j) / sigma^2,
     d/dsigma = g [ sum_k (x_k - a_k)^2 - 2 sum_j s(u_j) sum_k x_k W_kj ] / sigma^3
 
-with s the logistic sigmoid. The per-walker cache holds u and softplus(u), so a one-particle move
-costs O(N D) plus N softplus evaluations. Note that W couples coordinates by index: this factor is not
+with s the logistic sigmoid. The per-walker cache holds u, softplus(u) and s(u), so a one-particle move
+costs O(N D) plus N exponentials (softplus and sigmoid of the proposal share one), and the gradients at
+x and x' (the drift) and the local energy cost none. Note that W couples coordinates by index: this factor is not
 symmetric under particle exchange (`vmc.factors.symmetric` is).
 """
 from __future__ import annotations
@@ -62,8 +63,20 @@ def default_sigma(omega: float, g: float) -> float:
     return math.sqrt(g / omega)
 
 
+@numba.njit(cache=True, inline="always")
+def softplus_sigmoid(u):
+    """(ln(1 + e^u), 1 / (1 + e^-u)) from one exponential, bit-identical to `softplus` and `sigmoid`."""
+    if u > 0.0:
+        e = math.exp(-u)
+        return u + math.log1p(e), 1.0 / (1.0 + e)
+    e = math.exp(u)
+    return math.log1p(e), e / (1.0 + e)
+
+
 class RBMData(NamedTuple):
-    """Kernel data: parameter views, constants, per-walker cache (u, sp) and scratch."""
+    """Kernel data: parameter views, constants, per-walker cache (u, softplus(u), sigmoid(u)) and scratch.
+    The sigmoids are cached because every gradient needs them: the drift at x and x' of an importance-
+    sampling move and the local energy then cost no exponential beyond the proposal's N."""
     a: np.ndarray            # (M,)
     b: np.ndarray            # (N,)
     W: np.ndarray            # (M, N)
@@ -74,12 +87,13 @@ class RBMData(NamedTuple):
     sigma_slot: int          # entry of sigma, -1 when sigma is fixed
     u: np.ndarray            # (walkers, N) hidden pre-activations
     sp: np.ndarray           # (walkers, N) softplus(u)
-    u_new: np.ndarray        # (N,) scratch: a proposal's u and softplus(u)
+    sg: np.ndarray           # (walkers, N) sigmoid(u)
+    u_new: np.ndarray        # (N,) scratch: a proposal's u, softplus(u) and sigmoid(u)
     sp_new: np.ndarray
-    sig: np.ndarray          # (N,) scratch
+    sg_new: np.ndarray
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def hidden_preactivation(x, b, W, sigma, u):
     """u_j = b_j + sum_k x_k W_kj / sigma^2, written into ``u``."""
     inv_s2 = 1.0 / (sigma * sigma)
@@ -92,11 +106,16 @@ def hidden_preactivation(x, b, W, sigma, u):
             u[j] += xk * W[k, j]
 
 
+@numba.njit(cache=True, inline="always")
+def _cache_hidden(f, w):
+    for j in range(f.u.shape[1]):
+        f.sp[w, j], f.sg[w, j] = softplus_sigmoid(f.u[w, j])
+
+
 @numba.njit(cache=True)
 def rbm_init(f, w, x):
     hidden_preactivation(x, f.b, f.W, f.sigma[0], f.u[w])
-    for j in range(f.u.shape[1]):
-        f.sp[w, j] = softplus(f.u[w, j])
+    _cache_hidden(f, w)
 
 
 @numba.njit(cache=True)
@@ -130,7 +149,7 @@ def rbm_propose(f, w, x, i, xp, dx):
         for d in range(dx.shape[0]):
             v += dx[d] * inv_s2 * f.W[first + d, j]
         f.u_new[j] = v
-        f.sp_new[j] = softplus(v)
+        f.sp_new[j], f.sg_new[j] = softplus_sigmoid(v)
     s = 0.0
     for d in range(xp.shape[0]):
         k = first + d
@@ -144,26 +163,27 @@ def rbm_propose(f, w, x, i, xp, dx):
 
 
 @numba.njit(cache=True, inline="always")
-def _add_grad_particle(f, u, first, xp, out):
+def _add_grad_particle(f, sg, first, xp, out):
+    """out += grad_i ln psi = g [-(x_i - a_i) + sum_j W_ij sigmoid(u_j)] / sigma^2 for sigmoids sg."""
     sigma = f.sigma[0]
     inv_s2 = 1.0 / (sigma * sigma)
     for d in range(xp.shape[0]):
         k = first + d
         v = -(xp[d] - f.a[k])
-        for j in range(u.shape[0]):
-            v += f.W[k, j] * sigmoid(u[j])
+        for j in range(sg.shape[0]):
+            v += f.W[k, j] * sg[j]
         out[d] += f.g * v * inv_s2
 
 
 @numba.njit(cache=True)
 def rbm_add_grad_current(f, w, x, i, out):
     first = i * f.D
-    _add_grad_particle(f, f.u[w], first, x[first:first + f.D], out)
+    _add_grad_particle(f, f.sg[w], first, x[first:first + f.D], out)
 
 
 @numba.njit(cache=True)
 def rbm_add_grad_proposed(f, w, x, i, xp, out):
-    _add_grad_particle(f, f.u_new, i * f.D, xp, out)
+    _add_grad_particle(f, f.sg_new, i * f.D, xp, out)
 
 
 @numba.njit(cache=True)
@@ -171,6 +191,7 @@ def rbm_accept(f, w, x, i, xp):
     for j in range(f.u_new.shape[0]):
         f.u[w, j] = f.u_new[j]
         f.sp[w, j] = f.sp_new[j]
+        f.sg[w, j] = f.sg_new[j]
 
 
 @numba.njit(cache=True)
@@ -178,9 +199,7 @@ def rbm_add_grad_lap(f, w, x, grad, lap):
     M, N = f.W.shape
     sigma = f.sigma[0]
     inv_s2 = 1.0 / (sigma * sigma)
-    sig = f.sig
-    for j in range(N):
-        sig[j] = sigmoid(f.u[w, j])
+    sig = f.sg[w]
     for k in range(M):
         gk = -(x[k] - f.a[k])
         lk = 0.0
@@ -203,7 +222,7 @@ def rbm_add_dlog(f, w, x, out):
     off = f.slot + M + N
     sxw = 0.0
     for j in range(N):
-        s = sigmoid(f.u[w, j])
+        s = f.sg[w, j]
         out[f.slot + M + j] += g * s
         xw = 0.0
         for k in range(M):
@@ -223,7 +242,7 @@ implements(RBMData, init=rbm_init, refresh=rbm_refresh, log_value=rbm_log_value,
            add_grad_lap=rbm_add_grad_lap, add_dlog=rbm_add_dlog)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def gibbs_sweep(f, w, x, rng, h):
     """One Gibbs update of the RBM joint distribution: h_j | x ~ Bernoulli(s(u_j)), then
     x | h ~ Normal(a + W h, sigma^2); the cache is recomputed for the new x. Samples F(x) (= |psi|^2
@@ -231,13 +250,14 @@ def gibbs_sweep(f, w, x, rng, h):
     M, N = f.W.shape
     sigma = f.sigma[0]
     for j in range(N):
-        h[j] = 1.0 if rng.random() < sigmoid(f.u[w, j]) else 0.0
+        h[j] = 1.0 if rng.random() < f.sg[w, j] else 0.0
     for k in range(M):
         mean = f.a[k]
         for j in range(N):
             mean += f.W[k, j] * h[j]
         x[k] = mean + sigma * rng.standard_normal()
-    rbm_init(f, w, x)
+    hidden_preactivation(x, f.b, f.W, sigma, f.u[w])
+    _cache_hidden(f, w)
 
 
 class RBM:
@@ -284,4 +304,4 @@ class RBM:
         N = self.N
         return RBMData(views["a"], views["b"], views["W"].reshape(self.M, N), views["sigma"], self.g,
                        self.dimensions, slots["a"], slots["sigma"], np.empty((n_walkers, N)),
-                       np.empty((n_walkers, N)), np.empty(N), np.empty(N), np.empty(N))
+                       np.empty((n_walkers, N)), np.empty((n_walkers, N)), np.empty(N), np.empty(N), np.empty(N))
