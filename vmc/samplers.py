@@ -130,8 +130,6 @@ def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out,
                 for d in range(D):
                     dx[d] = move * (rng.random() - 0.5)
                     xp[d] = x[first + d] + dx[d]
-                log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
-                log_ratio = 2.0 * log_ratio
             else:
                 # drift F = 2 grad_i ln|psi| at x, limited; Langevin step; F at x' and the Green's functions
                 for d in range(D):
@@ -143,10 +141,11 @@ def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out,
                 for d in range(D):
                     dx[d] = 0.5 * f_old[d] * dt + sqrt_dt * rng.standard_normal()
                     xp[d] = x[first + d] + dx[d]
-                log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
+            log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
+            log_ratio = 2.0 * log_ratio
+            if kind != METROPOLIS:
                 if log_ratio == -np.inf:
                     continue
-                log_ratio = 2.0 * log_ratio
                 for d in range(D):
                     grad[d] = 0.0
                 add_grad_proposed_all(factors, w, x, i, xp, grad)
