@@ -88,16 +88,17 @@ def dmc_section(files: list[str]) -> list[str]:
 
     from vmc.report import collect, time_step_fit
     rows = ["| case | N | D | VMC (same state) | tau | walkers x steps | DMC (Hartree) | reference | "
-            "(DMC - ref) / combined error | DMC wall time |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "(DMC - ref) / combined error | population-control shift | DMC wall time |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     figures = []
     for f in files:
         if not os.path.exists(f):
-            rows.append(f"| `{Path(f).stem}` | | | | | | not run (no {f}) | | | |")
+            rows.append(f"| `{Path(f).stem}` | | | | | | not run (no {f}) | | | | |")
             continue
         try:
             _, points = collect(f)
         except Exception as exc:   # an unfinished run: say so in the table
-            rows.append(f"| `{Path(f).stem}` | | | | | | not complete ({str(exc)[:60]}) | | | |")
+            rows.append(f"| `{Path(f).stem}` | | | | | | not complete ({str(exc)[:60]}) | | | | |")
             continue
         points = [p for p in points if "mean" in p["result"].get("dmc", {})]
         if not points:
@@ -106,18 +107,19 @@ def dmc_section(files: list[str]) -> list[str]:
         key = (s["dimensions"], s["particles"])
         ref_err = REFERENCE_ERRORS.get(key)
 
-        def row(label, tau, size, e, err, ref, kind, wall, vmc=""):
+        def row(label, tau, size, e, err, ref, kind, wall, vmc="", shift=""):
             dev = "–"
             if ref is not None and ref_err is not None:
                 dev = f"{(e - ref) / math.hypot(err, ref_err):+.1f}"
             ref_text = "–" if ref is None else f"{ref}" + (f" +- {ref_err:g}" if ref_err else "") + f" ({kind})"
             return (f"| `{Path(f).stem}` | {s['particles']} | {s['dimensions']} | {vmc} | {tau} | {size} | "
-                    f"{e:.5f} +- {err:.5f} | {ref_text} | {dev} | {wall} |")
+                    f"{e:.5f} +- {err:.5f} | {ref_text} | {dev} | {shift} | {wall} |")
         for p in sorted(points, key=lambda p: p["result"]["dmc"]["time_step"]):
             r, d = p["result"], p["result"]["dmc"]
             rows.append(row(label="", tau=f"{d['time_step']:g}", size=f"{d['walkers']} x {d['measured']}",
                             e=d["mean"], err=d["error"], ref=d.get("reference"), kind=d.get("reference_kind"),
-                            wall=f"{d['wall_seconds'] / 60:.1f} min", vmc=f"{r['mean']:.5f} +- {r['error']:.5f}"))
+                            wall=f"{d['wall_seconds'] / 60:.1f} min", vmc=f"{r['mean']:.5f} +- {r['error']:.5f}",
+                            shift=f"{d['population_corrected']['mean'] - d['mean']:+.1e}"))
         fit = time_step_fit(points)
         if fit is not None:
             fig_dir = DOCS / "figures" / f"dmc_{Path(f).stem}"
@@ -134,7 +136,10 @@ def dmc_section(files: list[str]) -> list[str]:
             "trial state DMC uses); `mpiexec -n 2 vmc run inputs/dmc/<case>.toml` on this machine (2 cores shared "
             "with other jobs), `make dmc`. Errors: automated blocking of the per-step mixed estimates after the "
             "equilibration (set, plus what MSER detects); the extrapolation is a weighted least-squares fit of "
-            "E(tau) (`vmc.dmc.extrapolate`); combined error = sqrt(error^2 + reference error^2).", ""] + rows + [
+            "E(tau) (`vmc.dmc.extrapolate`); combined error = sqrt(error^2 + reference error^2). Population-control "
+            "shift: the estimate with the trial-energy factors of the last 1000 steps undone (Umrigar, Nightingale "
+            "& Runge 1993, `vmc.dmc.population_control_weights`) minus the plain one, a measure of the O(1/N) "
+            "population-control bias.", ""] + rows + [
         ""] + [line for fig in figures for line in (fig, "")] + [DMC_END, ""]
 
 
