@@ -156,11 +156,12 @@ def analyze_dmc(group, name: str = "") -> dict:
     out["measured"] = done - skip
     # the population-control bias (UNR): the estimate with the trial-energy factors of the last
     # PC_SPAN steps undone; its error is the blocked error of the weighted deviations
+    span = min(PC_SPAN, done - skip)
     weights = population_control_weights(d["trial_energy"][skip:done], d["population"][skip:done],
-                                         d["tau_eff"][skip:done], min(PC_SPAN, done - skip))
+                                         d["tau_eff"][skip:done], span)
     e_pc = float(np.sum(weights * energy[skip:]) / np.sum(weights))
     pc = analyze_series(weights * (energy[skip:] - e_pc) / weights.mean())
-    out["population_corrected"] = {"mean": e_pc, "error": pc["error"], "span": min(PC_SPAN, done - skip)}
+    out["population_corrected"] = {"mean": e_pc, "error": pc["error"], "span": span}
     for part in OBSERVABLE_NAMES:
         pr = analyze_series(d[part][skip:done])
         out[part] = {"mean": pr["mean"], "error": pr["error"]}

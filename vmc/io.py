@@ -309,7 +309,7 @@ def _describe_write_error(exc: Exception) -> str:
 
 class _Rows:
     """Row writes into one preallocated dataset through h5py's low-level interface, with the file and memory
-    selections built once: a third of the cost of `ds[i] = value`, which matters once per iteration."""
+    selections built once: about a quarter of the cost of `ds[i] = value`, paid every iteration."""
 
     def __init__(self, ds: h5py.Dataset):
         self._id = ds.id
