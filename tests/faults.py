@@ -4,11 +4,13 @@
 
 FAULT is
   write-error  every HDF5 write of optimization iteration ITERATION fails with ENOSPC (a full disk)
-  raise        rank 0 raises RuntimeError("injected fault") when it writes iteration ITERATION
+  raise        rank 0 raises RuntimeError("injected fault") when it writes iteration ITERATION (and writes the
+               time of the fault to the file $VMC_FAULT_STAMP when that is set)
 """
 import errno
 import os
 import sys
+import time
 
 import h5py
 
@@ -24,6 +26,9 @@ def main() -> int:
         if t != at or rank != 0:
             return original(self, t, row, params)
         if fault == "raise":
+            if os.environ.get("VMC_FAULT_STAMP"):     # when the fault happened, for the test's clock
+                with open(os.environ["VMC_FAULT_STAMP"], "w") as stamp:
+                    stamp.write(repr(time.time()))
             raise RuntimeError("injected fault")
         real = h5py.Dataset.__setitem__, io._Rows.__setitem__
 

@@ -115,17 +115,19 @@ def wait_for_iterations(path, n, proc, timeout=60):
 
 
 def test_failure_on_rank_zero_alone_ends_the_job_at_once(write_input, tmp_path):
-    """Rank 0 raises while rank 1 goes on to the next collective: the job must end within seconds."""
+    """Rank 0 raises while rank 1 goes on to the next collective: the job must end within seconds of the
+    fault (timed from the fault itself, so that start-up and compilation on a loaded machine do not count)."""
     inp = write_input(case(iterations=2000, steps=1000))
     out = tmp_path / "x.h5"
-    t0 = time.time()
+    stamp = tmp_path / "fault-time"
     p = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, str(FAULTS), "raise", "3", "run", str(inp), "-o",
-                        str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    elapsed = time.time() - t0
+                        str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, VMC_FAULT_STAMP=str(stamp)))
+    elapsed = time.time() - float(stamp.read_text())
     assert p.returncode == 1, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "internal error on rank 0: RuntimeError: injected fault" in lines[0], p.stderr
-    assert elapsed < 30   # the whole run would take minutes; a hang would hit the timeout
+    assert elapsed < 10   # the remaining 1997 iterations would take minutes; a hang would hit the timeout
 
 
 def test_full_disk_stops_with_one_line_and_resumes_bit_identically(write_input, tmp_path):
