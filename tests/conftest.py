@@ -22,6 +22,27 @@ def run_cli(*args, ranks=None, cwd=None, timeout=600, env=None):
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout, env=full_env)
 
 
+def small_input(seed: int, iterations: int, production: int) -> str:
+    """A seconds-long input: two electrons in 2D, importance sampling, 4 walkers, Adam."""
+    return f"""
+seed = {seed}
+[system]
+particles = 2
+dimensions = 2
+[sampler]
+kind = "importance"
+dt = 0.5
+walkers = 4
+burn_in = 50
+steps = 200
+[optimizer]
+kind = "adam"
+iterations = {iterations}
+[production]
+steps = {production}
+"""
+
+
 def vmc_main(capsys, *args):
     """`vmc ARGS` in this process (no MPI launcher): (exit code, stdout, stderr). Faster than `run_cli`
     where a test only needs the command's answer."""

@@ -8,25 +8,9 @@ import numpy as np
 import pytest
 
 import vmc
-from conftest import ROOT, vmc_main
+from conftest import ROOT, small_input, vmc_main
 
-SMALL = """
-seed = 5
-[system]
-particles = 2
-dimensions = 2
-[sampler]
-kind = "importance"
-dt = 0.5
-walkers = 4
-burn_in = 50
-steps = 200
-[optimizer]
-kind = "adam"
-iterations = 5
-[production]
-steps = 1000
-"""
+SMALL = small_input(seed=5, iterations=5, production=1000)
 
 
 def test_dict_input_equals_the_cli_bit_for_bit_and_load_reproduces_its_summary(tmp_path, capsys):

@@ -3,27 +3,11 @@ and the per-iteration phase timings that show where a run's time goes."""
 import h5py
 import numpy as np
 
-from conftest import run_cli, run_in_memory
+from conftest import run_cli, run_in_memory, small_input
 from vmc import config, io
 from vmc.parallel import THREAD_VARIABLES
 
-SMALL = """
-seed = 3
-[system]
-particles = 2
-dimensions = 2
-[sampler]
-kind = "importance"
-dt = 0.5
-walkers = 4
-burn_in = 50
-steps = 200
-[optimizer]
-kind = "adam"
-iterations = 6
-[production]
-steps = 2500
-"""
+SMALL = small_input(seed=3, iterations=6, production=2500)
 
 
 def test_each_rank_runs_one_blas_thread_unless_the_user_asks_for_more(write_input, tmp_path):
