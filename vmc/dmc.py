@@ -80,14 +80,13 @@ class Scratch(NamedTuple):
     f_new: np.ndarray
     grad: np.ndarray          # (M,) gradient and Laplacian of ln|psi| (also the drift's accumulator)
     lap: np.ndarray
-    h: np.ndarray             # (0,) unused here
 
 
 @numba.njit(cache=True)
-def scratch(n_visible, dimensions, hidden=0):
+def scratch(n_visible, dimensions):
     """The scratch arrays of one DMC walker's moves."""
     D, M = dimensions, n_visible
-    return Scratch(np.empty(D), np.empty(D), np.empty(D), np.empty(D), np.empty(M), np.empty(M), np.empty(hidden))
+    return Scratch(np.empty(D), np.empty(D), np.empty(D), np.empty(D), np.empty(M), np.empty(M))
 
 
 @numba.njit(cache=True)
@@ -259,7 +258,7 @@ def walker_step(factors, terms, w, x, P, D, tau, st, spare, s, row):
 @numba.njit(cache=True)
 def step_all(factors, terms, X, P, D, tau, key0, key1, first_slot, step, rows):
     """One step of every local walker (slot first_slot + w for row w of X); rows (n, N_COLUMNS)."""
-    s = scratch(X.shape[1], D, 0)
+    s = scratch(X.shape[1], D)
     st = np.empty(1, dtype=np.uint64)
     spare = np.zeros(2)
     for w in range(X.shape[0]):
@@ -279,7 +278,7 @@ def init_walkers(factors, X, which):
 @numba.njit(cache=True)
 def measure_all(factors, terms, X, P, D, tau, rows):
     """E_L, |v_bar|/|v| and the observables of every local walker (caches built), into rows."""
-    s = scratch(X.shape[1], D, 0)
+    s = scratch(X.shape[1], D)
     for w in range(X.shape[0]):
         e, ratio = local_values(factors, terms, w, X[w], P, D, tau, s, rows[w, _OBS:_OBS + N_OBSERVABLES])
         rows[w, _EL] = e
