@@ -6,6 +6,10 @@ FAULT is
   write-error  every HDF5 write of optimization iteration ITERATION fails with ENOSPC (a full disk)
   raise        rank 0 raises RuntimeError("injected fault") when it writes iteration ITERATION (and writes the
                time of the fault to the file $VMC_FAULT_STAMP when that is set)
+  pause-create after planning, just before the output file is created: write $VMC_FAULT_STAMP, then wait until
+               the file $VMC_FAULT_GO exists (a deterministic race between two runs on one output)
+  block-plan   during planning: write $VMC_FAULT_STAMP, then block in sleep (a run stuck before its first
+               checkpoint, as on a named pipe); ITERATION is ignored by both
 """
 import errno
 import os
@@ -17,9 +21,38 @@ import h5py
 from vmc import cli, io
 
 
+def stamp() -> None:
+    with open(os.environ["VMC_FAULT_STAMP"], "w") as f:
+        f.write(repr(time.time()))
+
+
+def pause_create():
+    original = io.create_output
+
+    def create_output(*args, **kwargs):
+        stamp()
+        while not os.path.exists(os.environ["VMC_FAULT_GO"]):
+            time.sleep(0.02)
+        return original(*args, **kwargs)
+    io.create_output = create_output
+
+
+def block_plan():
+    original = io.claim_output
+
+    def claim_output(*args, **kwargs):
+        stamp()
+        time.sleep(600)
+        return original(*args, **kwargs)
+    io.claim_output = claim_output
+
+
 def main() -> int:
     fault, at, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     rank = int(os.environ.get("PMI_RANK", "0") or 0)
+    if fault in ("pause-create", "block-plan"):
+        (pause_create if fault == "pause-create" else block_plan)()
+        return cli.main(args)
     original = io.RunWriter.iteration
 
     def iteration(self, t, row, params):

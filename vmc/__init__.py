@@ -5,9 +5,9 @@ result class `vmc.Run`, and the exceptions `vmc.InputError`, `vmc.RunError`, `vm
 `vmc.Interrupted`. Importing vmc is cheap: numba, h5py and MPI load when first needed.
 """
 from .errors import InputError, Interrupted, NumericalError, RunError
+from .version import __version__
 
-__version__ = "0.1.0"
-__all__ = ["run", "load", "analyze", "Run", "InputError", "RunError", "NumericalError", "Interrupted"]
+__all__ = ["run", "load", "analyze", "Run", "InputError", "RunError", "NumericalError", "Interrupted", "__version__"]
 
 
 def __getattr__(name):

@@ -17,6 +17,7 @@ import numpy as np
 from . import blocking
 
 from .hamiltonian import OBSERVABLE_NAMES, TERM_NAMES
+from .paths import not_regular
 
 PARTS = TERM_NAMES   # the energy parts, analysed like E_L
 PC_SPAN = 1000   # DMC steps over which the population-control factors are undone (UNR's T_p)
@@ -97,8 +98,9 @@ def analyze_group(group, name: str | None = None) -> dict:
     name = name or group.file.filename
     if "production" not in group or "local_energy" not in group["production"]:
         raise AnalysisError(f"{name}: no /production/local_energy dataset (is this a vmc run file?)")
+    from .io import done as steps_done
     prod = group["production"]
-    done = int(prod.attrs.get("steps_done", prod["local_energy"].shape[1]))
+    done = steps_done(group, "production")
     if done < 2:
         raise AnalysisError(f"{name}: the production phase holds {done} steps, too few to analyse")
     try:
@@ -118,10 +120,11 @@ def analyze_group(group, name: str | None = None) -> dict:
     cpu = float(prod.attrs.get("cpu_seconds", 0.0))
     result["cpu_seconds"] = cpu
     # QMCPACK's figure of merit: 1 / (error^2 * CPU time)
-    result["efficiency"] = 1.0 / (result["error"] ** 2 * cpu) if cpu > 0 and result["error"] > 0 else float("inf")
+    # (the CPU time is recorded when the production ends: none for an unfinished run)
+    result["efficiency"] = 1.0 / (result["error"] ** 2 * cpu) if cpu > 0 and result["error"] > 0 else float("nan")
     if "trap" in result and "kinetic" in result:
         result["virial_ratio"] = result["kinetic"]["mean"] / result["trap"]["mean"]
-    if "dmc" in group and int(group["dmc"].attrs["steps_done"]) > 0:
+    if "dmc" in group and steps_done(group, "dmc") > 0:
         result["dmc"] = analyze_dmc(group, name)
     if "config" in group.attrs:
         cfg = json.loads(group.attrs["config"])
@@ -137,8 +140,9 @@ def analyze_dmc(group, name: str = "") -> dict:
     mixed estimates per step) gets an automated-blocking error. Also the parts (mixed estimates), the mean
     trial energy, population and tau_eff, the acceptance, and the reference with the deviation."""
     from .dmc import mser, population_control_weights
+    from .io import done as steps_done
     d = group["dmc"]
-    done, eq = int(d.attrs["steps_done"]), int(d.attrs.get("equilibration", 0))
+    done, eq = steps_done(group, "dmc"), int(d.attrs.get("equilibration", 0))
     out = {"steps_done": done, "equilibration": eq, "time_step": float(d.attrs.get("time_step", math.nan)),
            "walkers": int(d.attrs["walkers"]), "wall_seconds": float(d.attrs.get("wall_seconds", 0.0)),
            "cpu_seconds": float(d.attrs.get("cpu_seconds", 0.0)),
@@ -195,14 +199,21 @@ def analyze_path(path: str) -> dict:
     """
     if not os.path.exists(path):
         raise AnalysisError(f"{path}: no such file")
+    problem = not_regular(path, "input file")
+    if problem:
+        raise AnalysisError(problem)
     ext = os.path.splitext(path)[1].lower()
     if ext in (".h5", ".hdf5", ".hdf"):
-        from .io import OutputError, attr_text, open_for_reading
+        from .io import OutputError, attr_text, open_for_reading, unfinished
         try:
             with open_for_reading(path) as f:
                 groups = run_groups(f)
                 if len(groups) == 1 and groups[0][0] == "":
-                    return analyze_group(f, path)
+                    result = analyze_group(f, path)
+                    note = unfinished(f)
+                    if note:
+                        result["unfinished"] = note
+                    return result
                 if not groups:
                     raise AnalysisError(f"{path}: no /production/local_energy dataset (is this a vmc run file?)")
                 points = []
@@ -248,7 +259,8 @@ def to_json(result: dict) -> dict:
 
 def format_table(result: dict, name: str = "") -> str:
     rows = [("energy", result)] + [(p, result[p]) for p in OBSERVABLE_NAMES if p in result]
-    lines = [f"{name}" if name else "", f"{'':<12}{'mean':>14}{'error':>12}"]
+    lines = [f"{name}" if name else ""] + ([f"warning: {result['unfinished']}"] if result.get("unfinished") else [])
+    lines.append(f"{'':<12}{'mean':>14}{'error':>12}")
     for label, r in rows:
         lines.append(f"{label:<12}{r['mean']:>14.7f}{r['error']:>12.7f}")
     lines += [
@@ -257,7 +269,9 @@ def format_table(result: dict, name: str = "") -> str:
         f"variance of E_L {result['variance']:.6g}",
     ]
     if "acceptance" in result:
-        lines.append(f"acceptance {result['acceptance']:.4f}, efficiency 1/(err^2 CPU s) = {result['efficiency']:.4g}")
+        efficiency = (f"{result['efficiency']:.4g}" if math.isfinite(result["efficiency"])
+                      else "unknown (no CPU time recorded yet)")
+        lines.append(f"acceptance {result['acceptance']:.4f}, efficiency 1/(err^2 CPU s) = {efficiency}")
     if result.get("reference") is not None:
         ref = result["reference"]
         dev = (result["mean"] - ref) / result["error"] if result["error"] > 0 else float("inf")

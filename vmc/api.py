@@ -43,6 +43,10 @@ def run(input: str | os.PathLike | Mapping | None = None, *, output: str | os.Pa
     from . import cli
     from . import config as config_mod
 
+    output, resume = _path_argument("output", output), _path_argument("resume", resume)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise InputError(f"vmc.run: overrides must be a mapping of dotted keys to values, e.g. "
+                         f"{{\"optimizer.iterations\": 100}} (got {type(overrides).__name__})", everywhere=True)
     parsed = None
     path = None
     if input is not None:
@@ -52,15 +56,17 @@ def run(input: str | os.PathLike | Mapping | None = None, *, output: str | os.Pa
             elif isinstance(input, os.PathLike) or (isinstance(input, str) and "\n" not in input
                                                      and (os.path.exists(input) or input.endswith(".toml"))):
                 path = os.fspath(input)
+            elif isinstance(input, str):
+                parsed = config_mod.from_text(input)
             else:
-                parsed = config_mod.from_text(str(input))
+                raise InputError(f"vmc.run: input must be a TOML file path, TOML text or a dict (got "
+                                 f"{type(input).__name__})", everywhere=True)
         except config_mod.ConfigError as exc:
             raise InputError(str(exc), everywhere=True) from None
     if progress is None:
         progress = _interactive()
-    args = argparse.Namespace(input=path, config=parsed, resume=os.fspath(resume) if resume else None,
-                              output=os.fspath(output) if output else None, set=[], overrides=dict(overrides or {}),
-                              force=force, quiet=not progress)
+    args = argparse.Namespace(input=path, config=parsed, resume=resume, output=output, set=[],
+                              overrides=dict(overrides or {}), force=force, quiet=not progress)
     from .parallel import one_thread_per_rank
     one_thread_per_rank()
     with _signals() as stop:
@@ -70,6 +76,16 @@ def run(input: str | os.PathLike | Mapping | None = None, *, output: str | os.Pa
     if outcome.status != cli.EXIT_OK:
         raise RunError(f"{outcome.path}: the run ended with exit code {outcome.status}")
     return load(outcome.path)
+
+
+def _path_argument(name: str, value) -> str | None:
+    """A file argument as a str (None or "" for none); InputError for anything but a str or os.PathLike."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise InputError(f"vmc.run: {name} must be a file path (str or os.PathLike), got {type(value).__name__}",
+                         everywhere=True)
+    return os.fspath(value) or None
 
 
 def _interactive() -> bool:
@@ -86,6 +102,9 @@ class _NoSignals:
         return None
 
     def pending(self):
+        return None
+
+    def defer(self):
         return None
 
 
@@ -157,10 +176,10 @@ class Run:
 
     def series(self, name: str = "local_energy") -> np.ndarray:
         """A production series (walkers, steps) read from the file: local_energy or an observable."""
-        from .io import open_for_reading
+        from .io import done, open_for_reading
         with open_for_reading(self.path) as f:
             prod = f[self.group]["production"]
-            return prod[name][:, :int(prod.attrs["steps_done"])]
+            return prod[name][:, :done(f[self.group], "production")]
 
     def analyze(self, name: str = "local_energy") -> dict:
         """The blocking analysis of a production series (see `vmc.analyze`)."""
@@ -184,6 +203,8 @@ def load(path: str | os.PathLike) -> "Run | list[Run]":
     """A run file as a `Run`, a study file as a list of `Run` (one per point, with `label` and `swept`)."""
     from . import analysis as analysis_mod
     from .io import FORMAT, STUDY_FORMAT, OutputError, open_for_reading
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"vmc.load: path must be a file path (str or os.PathLike), got {type(path).__name__}")
     path = os.fspath(path)
     try:
         with open_for_reading(path) as f:
@@ -228,11 +249,12 @@ def _lookup(cfg: dict, key: str):
 
 def _read_run(path: str, g, name: str, swept_keys) -> Run:
     from .analysis import analyze_group
-    from .io import ITERATION_FIELDS, attr_text, history
+    from .io import ITERATION_FIELDS, attr_text, done, history
     cfg = json.loads(g.attrs["config"])
     status = attr_text(g, "status")
     prod = g["production"]
-    analysis = analyze_group(g, path) if int(prod.attrs.get("steps_done", 0)) >= 2 else None
+    # a finished run is analysed (and refused) exactly as `vmc analyze` does; an unfinished one once it has data
+    analysis = analyze_group(g, path) if status == "complete" or done(g, "production") >= 2 else None
     stored = json.loads(attr_text(g, "summary")) if attr_text(g, "summary") else {}
     wf = g["wavefunction"]
     named = {}

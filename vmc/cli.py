@@ -27,7 +27,7 @@ import tomllib
 import traceback
 from dataclasses import dataclass, field
 
-from . import __version__
+from .version import __version__
 from .errors import InputError, Interrupted, NumericalError, RunError
 from .parallel import one_thread_per_rank
 
@@ -80,12 +80,17 @@ def _on_root(comm, fn, share: bool = True):
 
 class StopSignals:
     """SIGTERM, SIGINT and SIGUSR1 ask the run to stop at the next safe point (it checkpoints and exits
-    with code 3); a second signal ends the process at once (the file stays valid)."""
+    with code 3); a second signal ends the process at once (the file stays valid).
+
+    Until `defer()` (called once the output file is open and the run is about to start) there is nothing to
+    checkpoint and the run may be blocked in a system call: a signal then ends it at once, by raising
+    `Interrupted` from the handler (Python retries an interrupted call only when its handler returns)."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
     def __init__(self):
         self.received: str | None = None
+        self.immediate = True
         self._previous: dict = {}
 
     def __enter__(self) -> "StopSignals":
@@ -97,10 +102,15 @@ class StopSignals:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
 
+    def defer(self) -> None:
+        self.immediate = False
+
     def _handler(self, signum, frame) -> None:
         if self.received is not None:
             os._exit(128 + signum)
         self.received = signal.Signals(signum).name
+        if self.immediate:
+            raise Interrupted(f"stopped by {self.received} before the run started (nothing to checkpoint)")
 
     def pending(self) -> str | None:
         return self.received
@@ -129,7 +139,8 @@ class Plan:
     resume: bool
     config: dict = field(default_factory=dict)   # the whole input (with its sweep)
     nothing_to_do: str = ""
-    lock_fd: int = -1             # rank 0's lock on the output file
+    lock_fd: int = -1             # rank 0's lock on the output file (with --force first on the file it replaces)
+    force: bool = False
 
 
 def _parse_override(text: str) -> tuple[str, object]:
@@ -152,33 +163,6 @@ def _output_path(args, config) -> str:
     return os.path.join("runs", f"{stem}.h5")
 
 
-def _check_new_output(path: str, force: bool) -> int:
-    """Check that a new output file can be written at `path`; returns a lock on an existing file that
-    --force will replace (-1 if there is none)."""
-    from .io import OutputError, lock
-    if os.path.isdir(path):
-        raise InputError(f"{path} is a directory: give a file name for the output (-o DIR/NAME.h5)")
-    fd = -1
-    if os.path.exists(path):
-        if not force:
-            raise InputError(f"{path} exists: continue it with --resume {path}, overwrite it with --force, "
-                             "or choose another name with -o")
-        try:
-            fd = lock(path)
-        except OutputError as exc:
-            raise InputError(f"{exc}; --force does not replace a file in use") from None
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot create output directory {directory} "
-                             f"({exc.strerror or exc})") from None
-    if not os.access(directory, os.W_OK):
-        raise InputError(f"{path}: output directory {directory} is not writable")
-    return fd
-
-
 def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
     """(config, input text, progress of each run group) of an output file, read without modifying it."""
     from . import io
@@ -197,7 +181,7 @@ def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
                 progress.append({"status": io.attr_text(g, "status", "running"),
                                  "has_checkpoint": int(ck["current"]) >= 0,
                                  "iteration": int(ck.get("iteration", 0)), "phase": int(ck.get("phase", 0)),
-                                 "steps_done": int(g["production"].attrs.get("steps_done", 0)),
+                                 "steps_done": io.done(g, "production"),
                                  "config": json.loads(g.attrs["config"])})
             return json.loads(f.attrs["config"]), str(f.attrs.get("input_text", "")), progress
     except io.OutputError as exc:
@@ -238,6 +222,7 @@ def _check_resume_overrides(path: str, overrides: dict, progress: list[dict]) ->
 
 def _plan(args, n_ranks: int, ranks_on_node: int) -> Plan:
     from . import config as config_mod
+    from . import io
     from .driver import run_shape
     from .io import OutputError, lock
     from .resources import check_disk, check_memory
@@ -248,6 +233,9 @@ def _plan(args, n_ranks: int, ranks_on_node: int) -> Plan:
                          f"from {args.resume})")
     if not args.resume and not args.input and given is None:
         raise InputError("vmc run: give an input file (INPUT) or --resume FILE")
+    if args.resume and args.force:
+        raise InputError(f"vmc run: --force with --resume would overwrite the file the run continues from "
+                         f"({args.resume}); drop --force")
     overrides = dict(_parse_override(s) for s in args.set or [])
     overrides.update(getattr(args, "overrides", None) or {})
     try:
@@ -291,8 +279,14 @@ def _plan(args, n_ranks: int, ranks_on_node: int) -> Plan:
                 except ValueError as exc:
                     raise InputError(f"{config.source}: {exc}") from None
         if not args.resume:
-            fd = _check_new_output(path, args.force)
-            check_disk(path, sum(run_shape(p.cfg).file_bytes() for p in points))
+            _refuse_reading_own_output(path, points)
+            fd = io.claim_output(path, args.force)
+            try:
+                check_disk(path, sum(run_shape(p.cfg).file_bytes() for p in points))
+            except BaseException:
+                if fd >= 0:
+                    os.close(fd)
+                raise
         else:
             extra = 0
             for p, prog in zip(points, progress):
@@ -304,7 +298,17 @@ def _plan(args, n_ranks: int, ranks_on_node: int) -> Plan:
     except OutputError as exc:
         raise InputError(str(exc)) from None
     return Plan(path, bool(config.sweep), points, config.text, overrides, bool(args.resume), config.to_dict(),
-                lock_fd=fd)
+                lock_fd=fd, force=bool(args.force))
+
+
+def _refuse_reading_own_output(path: str, points: list[Point]) -> None:
+    """A new run's output must not be a file the run reads (`wavefunction.from_file`): with --force it would be
+    destroyed before it is read, without it the run is refused anyway (the file exists)."""
+    for p in points:
+        source = p.cfg["wavefunction"]["from_file"]
+        if source and os.path.exists(path) and os.path.exists(source) and os.path.samefile(source, path):
+            raise InputError(f"{path}: the output is the file this run reads its parameters from "
+                             f"(wavefunction.from_file = \"{source}\"): choose another output with -o")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -350,41 +354,29 @@ def _open_output(plan: Plan, n_ranks: int):
                 io.set_text(f, "config", json.dumps(plan.config))
             io.set_text(f, "status", "running")
         else:
-            # laid out under a temporary name and renamed when complete: a kill during the creation
-            # leaves no half-made output file behind
-            tmp = os.path.join(os.path.dirname(os.path.abspath(plan.path)),
-                               f".{os.path.basename(plan.path)}.creating-{os.getpid()}")
-            try:
-                with h5py.File(tmp, "w", locking=False) as f:
-                    if plan.study:
-                        attrs = _run_attrs(plan.config, plan.text, n_ranks)
-                        f.attrs.update(format=io.STUDY_FORMAT, format_version=io.FORMAT_VERSION,
-                                       n_points=len(plan.points),
-                                       **{k: v for k, v in attrs.items() if k not in io.TEXT_CAPACITY})
-                        io.init_text(f, {**attrs, "status": "running"})
-                        f.create_group("points")
-                    for p in plan.points:
-                        g = f.require_group(f"points/{p.index:03d}") if plan.study else f
-                        wf = driver.trial_state(p.cfg)
-                        io.create_run(g, {**_run_attrs(p.cfg, plan.text, n_ranks), "label": p.label,
-                                          "index": p.index}, driver.run_shape(p.cfg), p.cfg["sampler"]["kind"],
-                                      driver.wavefunction_attrs(wf))
-                os.replace(tmp, plan.path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-            f = h5py.File(plan.path, "r+", locking=False)
+            def lay_out(f):
+                if plan.study:
+                    attrs = _run_attrs(plan.config, plan.text, n_ranks)
+                    f.attrs.update(format=io.STUDY_FORMAT, format_version=io.FORMAT_VERSION,
+                                   n_points=len(plan.points),
+                                   **{k: v for k, v in attrs.items() if k not in io.TEXT_CAPACITY})
+                    io.init_text(f, {**attrs, "status": "running"})
+                    f.create_group("points")
+                for p in plan.points:
+                    g = f.require_group(f"points/{p.index:03d}") if plan.study else f
+                    wf = driver.trial_state(p.cfg)
+                    io.create_run(g, {**_run_attrs(p.cfg, plan.text, n_ranks), "label": p.label,
+                                      "index": p.index}, driver.run_shape(p.cfg), p.cfg["sampler"]["kind"],
+                                  driver.wavefunction_attrs(wf))
+            f, fd = io.create_output(plan.path, plan.force, lay_out)
+            if plan.lock_fd >= 0:
+                os.close(plan.lock_fd)   # the replaced file's lock: the new file is locked already
+            plan.lock_fd = fd
         f.flush()
     except OSError as exc:
         from .io import _describe_write_error
         raise io.OutputError(f"{plan.path}: cannot {'open' if plan.resume else 'create'} the output file "
                              f"({_describe_write_error(exc)})") from None
-    if not plan.resume:
-        from .io import lock
-        old = plan.lock_fd
-        plan.lock_fd = lock(plan.path)
-        if old >= 0:
-            os.close(old)
     return f
 
 
@@ -419,6 +411,7 @@ def execute(args, comm, stop: StopSignals, echo: bool = True) -> Outcome:
             print(plan.nothing_to_do, file=sys.stderr)
         return Outcome(EXIT_OK, plan.path)
     f = _on_root(comm, lambda: _open_output(plan, comm.size), share=False)
+    stop.defer()
     status, failure = EXIT_OK, None
     for p in plan.points:
         if p.state == "complete":
@@ -602,6 +595,8 @@ def main(argv=None) -> int:
         if _rank() == 0:
             print(f"vmc: error: {exc}", file=sys.stderr)
         return exc.code
+    except Interrupted as exc:   # a signal before the run started (during it, `execute` checkpoints first)
+        return _fail(f"vmc: {exc}", EXIT_INTERRUPTED)
     except BrokenPipeError:   # output piped into head & co.
         sys.stderr.close()
         return EXIT_OK

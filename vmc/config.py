@@ -37,6 +37,7 @@ import tomllib
 from typing import Any, Callable, Iterable, Mapping
 
 from .options import OPTIONS, RULES
+from .paths import not_regular
 from .schema import ConfigError, Option, Rule, _Invalid, fmt as _fmt, kind_of as _kind
 
 __all__ = [
@@ -364,6 +365,9 @@ def from_text(text: str, source: str = "<string>") -> Config:
 def load(path: str | os.PathLike) -> Config:
     """Read, parse and validate a TOML input file (errors name the path as given)."""
     source = os.fspath(path)
+    problem = not_regular(source, "input file")
+    if problem and not os.path.isdir(source):
+        raise ConfigError(problem, source)
     try:
         with open(source, "rb") as f:
             data = f.read()

@@ -23,13 +23,17 @@ import fcntl
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass
+from typing import Callable
 
 import h5py
 import numpy as np
 
 from .dmc import STEP_FIELDS as DMC_FIELDS
+from .errors import InputError
 from .hamiltonian import N_TERMS, OBSERVABLE_NAMES
+from .paths import not_regular
 
 FORMAT = "vmc-run"
 STUDY_FORMAT = "vmc-study"   # a parameter study: one run group per point under /points
@@ -487,9 +491,29 @@ def density_profile(counts: np.ndarray, r_max: float, particles: int, dimensions
 # Reading
 # ----------------------------------------------------------------------------------------------
 
+_COUNTERS = {"optimization": ("iterations_done", "energy", 0), "production": ("steps_done", "local_energy", 1),
+             "dmc": ("steps_done", "energy", 0)}
+
+
+def done(group: h5py.Group, phase: str) -> int:
+    """The valid length of a phase's record: iterations ("optimization") or steps ("production", "dmc"), from
+    its counter, checked against the size of the record (a damaged counter is an OutputError that names it)."""
+    attr, dataset, axis = _COUNTERS[phase]
+    g = group[phase]
+    capacity = g[dataset].shape[axis]
+    value = g.attrs.get(attr, capacity)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if n != value or not 0 <= n <= capacity:
+        raise OutputError(f"{group.file.filename}: damaged: {g.name}.{attr} = {value!r}, outside the record's "
+                          f"0 ... {capacity}")
+    return n
+
+
 def iterations_done(group: h5py.Group) -> int:
-    opt = group["optimization"]
-    return int(opt.attrs.get("iterations_done", opt["energy"].shape[0]))
+    return done(group, "optimization")
 
 
 def history(group: h5py.Group, name: str = "energy") -> np.ndarray:
@@ -517,9 +541,13 @@ def read_checkpoint(group: h5py.Group) -> Checkpoint | None:
 
 
 def open_for_reading(path: str) -> h5py.File:
-    """Open any output file for reading, also while a run writes it; one-line OutputError otherwise."""
+    """Open any output file for reading, also while a run writes it; one-line OutputError otherwise (also for
+    a path that is not a regular file: h5py would block on a named pipe)."""
     if os.path.isdir(path):
         raise OutputError(f"{path}: is a directory, not an output file")
+    problem = not_regular(path, "output file")
+    if problem:
+        raise OutputError(problem)
     try:
         f = h5py.File(path, "r", locking=False)
     except FileNotFoundError:
@@ -532,19 +560,129 @@ def open_for_reading(path: str) -> h5py.File:
     return f
 
 
+def _in_use(path: str) -> OutputError:
+    return OutputError(f"{path} is in use: another vmc run is writing it (wait for it to end, or "
+                       "choose another output file)")
+
+
 def lock(path: str) -> int:
     """Take an exclusive advisory lock (flock) on `path` for the life of this process, or raise
     OutputError when another process holds it (a run writing the file). Returns the descriptor."""
-    fd = os.open(path, os.O_RDONLY)
+    problem = not_regular(path, "output file")
+    if problem:
+        raise OutputError(problem)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    return _lock_fd(fd, path)
+
+
+def _lock_fd(fd: int, path: str) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise OutputError(f"{path} is in use: another vmc run is writing it (wait for it to end, or "
-                          "choose another output file)") from None
+        raise _in_use(path) from None
     except OSError:
         pass   # a file system without locks: nothing to enforce
     return fd
+
+
+def writer_present(path: str) -> bool | None:
+    """Whether a run holds the lock on `path` (is writing it) right now; None where locks are not supported.
+    Probes with a shared lock, released at once, so it never stands in a writer's way for long."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def claim_output(path: str, force: bool) -> int:
+    """Check, before any work, that a new output file can be written at `path`: not a directory or another
+    special file, its directory writable (created if missing), no existing file unless `force`, and with
+    `force` no run writing the existing file. Returns the lock on the file --force will replace (-1 if none):
+    held until `create_output` has put the new file in its place, so no other run can take it meanwhile.
+    The final decision is `create_output`'s: this check only gives the early, friendly refusal."""
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a directory: give a file name for the output (-o DIR/NAME.h5)")
+    problem = not_regular(path, "output file")
+    if problem:
+        raise InputError(problem)
+    fd = -1
+    if os.path.lexists(path):
+        if not force:
+            raise InputError(_exists(path))
+        try:
+            fd = lock(path)
+        except OutputError as exc:
+            raise InputError(f"{exc}; --force does not replace a file in use") from None
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot create output directory {directory} "
+                             f"({exc.strerror or exc})") from None
+    if not os.access(directory, os.W_OK):
+        raise InputError(f"{path}: output directory {directory} is not writable")
+    return fd
+
+
+def _exists(path: str) -> str:
+    return (f"{path} exists: continue it with --resume {path}, overwrite it with --force, "
+            "or choose another name with -o")
+
+
+def create_output(path: str, force: bool, lay_out: Callable[[h5py.File], None]) -> tuple[h5py.File, int]:
+    """Create the output file at `path` so that exactly one of several racing runs gets it: `lay_out` fills a
+    file under a short temporary name in the same directory (a kill meanwhile leaves no half-made output),
+    this process locks it, and only then is it put in place, atomically: by a hard link, which fails when
+    `path` exists (another run got there first: InputError, exit code 2, and that run's file is untouched),
+    or with `force` by a rename over the file `claim_output` has locked. Returns the file open for writing and
+    its lock. Raises OutputError when the file cannot be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".vmc-", suffix=".creating", dir=directory)
+    try:
+        os.close(fd)
+        with h5py.File(tmp, "w", locking=False) as f:
+            lay_out(f)
+        fd = _lock_fd(os.open(tmp, os.O_RDONLY), tmp)
+        try:
+            _place(tmp, path, force)
+        except BaseException:
+            os.close(fd)
+            raise
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return h5py.File(path, "r+", locking=False), fd
+
+
+def _place(tmp: str, path: str, force: bool) -> None:
+    if force:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise InputError(_exists(path) + " (another run created it meanwhile)") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        # no hard links on this file system: claim the name by an exclusive create, then rename over it
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            raise InputError(_exists(path) + " (another run created it meanwhile)") from None
+        os.replace(tmp, path)
 
 
 def describe(path: str) -> str:
@@ -564,15 +702,15 @@ def _run_lines(g: h5py.Group, indent: str = "  ") -> list[str]:
     energy = history(g)
     lines = [f"{indent}optimization: {n_it} of {o['iterations']} iterations ({o['kind']})"
              + (f", last E = {energy[-1]:.6f} +- {history(g, 'error')[-1]:.6f}" if n_it else ""),
-             f"{indent}production: {int(prod.attrs['steps_done'])} of {prod['local_energy'].shape[1]} steps x "
+             f"{indent}production: {done(g, 'production')} of {prod['local_energy'].shape[1]} steps x "
              f"{prod['local_energy'].shape[0]} chains"]
     if "dmc" in g:
         d = g["dmc"]
-        done, eq = int(d.attrs["steps_done"]), int(d.attrs.get("equilibration", 0))
-        energy = d["energy"][:done]
-        lines.append(f"{indent}dmc: {done} of {d['energy'].shape[0]} steps ({eq} equilibration), "
+        n, eq = done(g, "dmc"), int(d.attrs.get("equilibration", 0))
+        energy = d["energy"][:n]
+        lines.append(f"{indent}dmc: {n} of {d['energy'].shape[0]} steps ({eq} equilibration), "
                      f"{int(d.attrs['walkers'])} walkers, time step {cfg['dmc']['time_step']}"
-                     + (f", last E = {energy[-1]:.6f}, population {d['population'][done - 1]:.1f}" if done else ""))
+                     + (f", last E = {energy[-1]:.6f}, population {d['population'][n - 1]:.1f}" if n else ""))
     ck = g["checkpoint"]
     if int(ck.attrs.get("current", 0)) >= 0:
         phase = ck.attrs.get("phase", 0)
@@ -586,6 +724,22 @@ def _run_lines(g: h5py.Group, indent: str = "  ") -> list[str]:
         for w in s.get("warnings", []):
             lines.append(f"{indent}warning: {w}")
     return lines
+
+
+def unfinished(group: h5py.Group) -> str | None:
+    """None for a complete run; else one line saying that it is not, how far it got and whether a run is still
+    writing it ("killed" when the status says running but no process holds the file's lock)."""
+    status = attr_text(group, "status", "complete")
+    if status == "complete":
+        return None
+    if status in ("running", "pending") and writer_present(group.file.filename) is False:
+        status += " in the file, but no run holds it: killed or crashed"
+    parts = [f"optimization {done(group, 'optimization')} of {group['optimization/energy'].shape[0]} iterations",
+             f"production {done(group, 'production')} of {group['production/local_energy'].shape[1]} steps"]
+    if "dmc" in group:
+        parts.append(f"DMC {done(group, 'dmc')} of {group['dmc/energy'].shape[0]} steps")
+    return (f"unfinished run (status {status}): {', '.join(parts)}; numbers are partial "
+            f"(continue with vmc run --resume {group.file.filename})")
 
 
 def time_breakdown(g: h5py.Group) -> str | None:
@@ -615,15 +769,17 @@ def _describe(f: h5py.File, path: str) -> str:
         for k in sorted(pts):
             g = pts[k]
             lines.append(f"  {k} {g.attrs.get('label')}: {attr_text(g, 'status')}, {iterations_done(g)} iterations, "
-                         f"production {int(g['production'].attrs['steps_done'])} steps")
+                         f"production {done(g, 'production')} steps")
         return "\n".join(lines)
     if f.attrs.get("format") != FORMAT:
         raise OutputError(f"{path}: not a vmc output file (no format attribute '{FORMAT}')")
     cfg = json.loads(f.attrs["config"])
     s, w = cfg["system"], cfg["wavefunction"]
+    note = unfinished(f)
     lines = [
         f"{path}: vmc {f.attrs.get('vmc_version', '?')} run, status {attr_text(f, 'status', '?')}"
         + (f" ({attr_text(f, 'message')})" if attr_text(f, "message") else ""),
+    ] + ([f"  warning: {note}"] if note else []) + [
         f"  system: {s['particles']} particles, {s['dimensions']}D, omega = {s['omega']}, "
         f"interaction {'on' if s['interaction'] else 'off'}",
         f"  trial state: RBM ({w['hidden']} hidden units, g = {w['g']})"

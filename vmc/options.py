@@ -4,7 +4,8 @@ Each `Option` carries its key, default, type, meaning and allowed values; `vmc.c
 validation, the README's input reference and the input template from these tables, so they cannot
 disagree. Upper bounds keep a run sane on a cluster node (memory and disk are estimated per
 configuration before any work, `vmc.resources`); lengths and times that depend on the trap are
-bounded in units of the trap length 1/sqrt(omega) and the trap period 1/omega (`RULES`).
+bounded in units of the trap length 1/sqrt(omega) and the trap period 1/omega (`RULES`), each only where the
+stage that uses it runs (the Metropolis step only for Metropolis sampling, the DMC time step only with DMC on).
 `on_resume = True` marks the options that `vmc run --resume FILE --set KEY=VALUE` may change (run
 length and optimizer settings); every other option fixes the physics or the shape of the stored state.
 """
@@ -191,24 +192,27 @@ RULES: tuple[Rule, ...] = (
          "sigma must be 0 (the default width) or between 0.01 and 100 trap lengths 1/sqrt(omega)",
          "`wavefunction.sigma` is 0 or between 0.01 and 100 trap lengths 1/sqrt(omega) (a narrower or wider "
          "Gaussian makes psi numerically degenerate)."),
-    Rule(("sampler.step", "system.omega"),
-         lambda c: _in_trap_units(c["sampler.step"], c["system.omega"], 0.5, 1e-6, 1e3),
+    Rule(("sampler.kind", "sampler.step", "system.omega"),
+         lambda c: c["sampler.kind"] != "metropolis"
+         or _in_trap_units(c["sampler.step"], c["system.omega"], 0.5, 1e-6, 1e3),
          "the Metropolis step must be between 1e-6 and 1000 trap lengths 1/sqrt(omega)",
-         "`sampler.step` is between 1e-6 and 1000 trap lengths 1/sqrt(omega) (outside, no move is ever "
-         "rejected or none is ever accepted)."),
-    Rule(("sampler.dt", "system.omega"),
-         lambda c: _in_trap_units(c["sampler.dt"], c["system.omega"], 1.0, 1e-8, 1e3),
+         "With `sampler.kind = \"metropolis\"`, `sampler.step` is between 1e-6 and 1000 trap lengths "
+         "1/sqrt(omega) (outside, no move is ever rejected or none is ever accepted)."),
+    Rule(("sampler.kind", "sampler.dt", "system.omega"),
+         lambda c: c["sampler.kind"] != "importance"
+         or _in_trap_units(c["sampler.dt"], c["system.omega"], 1.0, 1e-8, 1e3),
          "the Langevin time step must be between 1e-8 and 1000 trap periods 1/omega",
-         "`sampler.dt` is between 1e-8 and 1000 trap periods 1/omega."),
-    Rule(("wavefunction.orbital_omega", "system.omega"),
-         lambda c: c["wavefunction.orbital_omega"] == 0
+         "With `sampler.kind = \"importance\"`, `sampler.dt` is between 1e-8 and 1000 trap periods 1/omega."),
+    Rule(("wavefunction.slater", "wavefunction.orbital_omega", "system.omega"),
+         lambda c: not c["wavefunction.slater"] or c["wavefunction.orbital_omega"] == 0
          or 1e-2 <= c["wavefunction.orbital_omega"] / c["system.omega"] <= 1e2,
          "the orbitals' frequency must be 0 (the trap's) or within a factor 100 of the trap's omega",
-         "`wavefunction.orbital_omega` is 0 or within a factor 100 of `system.omega`."),
-    Rule(("dmc.time_step", "system.omega"),
-         lambda c: _in_trap_units(c["dmc.time_step"], c["system.omega"], 1.0, 1e-6, 1.0),
+         "With `wavefunction.slater = true`, `wavefunction.orbital_omega` is 0 or within a factor 100 of "
+         "`system.omega`."),
+    Rule(("dmc.steps", "dmc.time_step", "system.omega"),
+         lambda c: c["dmc.steps"] == 0 or _in_trap_units(c["dmc.time_step"], c["system.omega"], 1.0, 1e-6, 1.0),
          "the DMC time step must be between 1e-6 and 1 trap period 1/omega",
-         "`dmc.time_step` is between 1e-6 and 1 trap period 1/omega."),
+         "With DMC on (`dmc.steps > 0`), `dmc.time_step` is between 1e-6 and 1 trap period 1/omega."),
     Rule(("dmc.steps",), lambda c: c["dmc.steps"] == 0 or c["dmc.steps"] >= 16,
          "DMC needs at least 16 measured steps (what the blocking analysis needs), or 0 for no DMC",
          "`dmc.steps` is 0 (no DMC) or at least 16."),

@@ -22,10 +22,10 @@ import platform
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .analysis import AnalysisError, analyze_group, run_groups
 from .hamiltonian import SYMBOLS, TERM_NAMES
-from .io import OutputError, attr_text, history, open_for_reading
+from .io import OutputError, attr_text, done, history, open_for_reading
 
 ACCEPTANCE_KEYS = ("sampler.step", "sampler.dt")
 UNITS = {"system.omega": "omega (Hartree)", "sampler.dt": "time step dt", "dmc.time_step": "DMC time step tau",
@@ -84,7 +84,7 @@ def _collect(path: str) -> tuple[dict, list[dict]]:
                 "energy_history": history(g, "energy"), "error_history": history(g, "error"),
                 "r": dens["r"][...] if "r" in dens else None,
                 "density": dens["density"][...] if "density" in dens else None,
-                "samples_per_s": g["production/local_energy"].shape[0] * int(g["production"].attrs["steps_done"])
+                "samples_per_s": g["production/local_energy"].shape[0] * done(g, "production")
                 / max(float(g["production"].attrs.get("wall_seconds", 0)), 1e-12),
             })
     if not points:

@@ -132,7 +132,10 @@ class Option:
         return f"must be {'an' if self.type is int else 'a'} {self.allowed()}"
 
     def validate(self, value: Any) -> Any:
-        """The value converted to the option's type (int -> float); raises `_Invalid` with the reason."""
+        """The value converted to the option's type (int -> float); raises `_Invalid` with the reason.
+        A numpy scalar counts as the Python value it holds (numpy.int64(3) as 3, numpy.bool_ as bool)."""
+        if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+            value = value.item()
         t = self.type
         if t is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
