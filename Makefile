@@ -40,23 +40,15 @@ studies: $(STAMP)
 	done
 	$(BIN)/python docs/make_results.py $(patsubst inputs/studies/%.toml,runs/studies/%.h5,$(STUDIES)) $(wildcard runs/dots/*.h5)
 
-# The closed-shell quantum dots at omega = 1 (about 35 minutes on 2 cores); `make studies` then tabulates them.
-DOTS := 2d_n2 2d_n6 2d_n12 2d_n20 3d_n8
+# The standard table of closed-shell quantum dots (docs/dots.py: 2D N = 2-56, 3D N = 8 and 20, omega = 1-0.1):
+# every cell's VMC (`make dots`) and fixed-node DMC from the optimized state (`make dmc`); a complete cell is
+# skipped and an unfinished one resumed, so both continue where they stopped. Then docs/dots.csv and the table
+# in docs/results.md. `python docs/dots.py plan` shows what is done.
 dots: $(STAMP)
-	@mkdir -p runs/dots
-	for c in $(DOTS); do $(BIN)/mpiexec -n $(NPROC) $(BIN)/vmc run inputs/dots/$$c.toml -o runs/dots/$$c.h5 --force --quiet || exit 1; done
+	$(BIN)/python docs/dots.py run vmc --ranks $(NPROC); rc=$$?; $(BIN)/python docs/dots.py table; exit $$rc
 
-# Fixed-node DMC of the closed shells from the optimized states of `make dots` (runs/dots/*.h5), with a
-# time-step extrapolation for N = 6; then the DMC section of docs/results.md.
-DMC_CASES := 2d_n2 2d_n6 2d_n12 2d_n20 3d_n8
 dmc: $(STAMP)
-	@mkdir -p runs/dmc
-	for c in $(DMC_CASES); do \
-	  test -f runs/dots/$$c.h5 || $(BIN)/mpiexec -n $(NPROC) $(BIN)/vmc run inputs/dots/$$c.toml -o runs/dots/$$c.h5 --quiet || exit 1; \
-	  if [ -f runs/dmc/$$c.h5 ]; then $(BIN)/mpiexec -n $(NPROC) $(BIN)/vmc run --resume runs/dmc/$$c.h5 --quiet; \
-	  else $(BIN)/mpiexec -n $(NPROC) $(BIN)/vmc run inputs/dmc/$$c.toml -o runs/dmc/$$c.h5 --quiet; fi || exit 1; \
-	done
-	$(BIN)/python docs/make_results.py $(patsubst %,runs/dmc/%.h5,$(DMC_CASES))
+	$(BIN)/python docs/dots.py run dmc --ranks $(NPROC); rc=$$?; $(BIN)/python docs/dots.py table; exit $$rc
 
 clean-venv:
 	rm -rf $(VENV)
