@@ -5,6 +5,7 @@ import numba
 import numpy as np
 import pytest
 
+from vmc.factors.shells import closed_shell_numbers
 from vmc.factors.slater import (SlaterDeterminants, closed_shell_energy, grad_lap_log_det, orbitals,
                                 quantum_numbers, quantum_numbers_for, slater_inverse)
 from vmc.wavefunction import Product, accept_all, add_grad_proposed_all, initialize, propose_all
@@ -38,6 +39,8 @@ def grad_lap_log_det_total(x, P, D, omega):
 
 CLOSED = [(2, 2), (6, 2), (12, 2), (20, 2), (2, 3), (8, 3), (20, 3)]
 ENERGY = {(2, 2): 2, (6, 2): 10, (12, 2): 28, (20, 2): 60, (2, 3): 3, (8, 3): 18, (20, 3): 60}
+# 2D: S filled shells give S (S + 1) (2 S + 1) / 3; 3D: sum_s (s + 1)(s + 2)(s + 3/2)
+ENERGY_LARGE = {(30, 2): 110, (42, 2): 182, (56, 2): 280, (72, 2): 408, (40, 3): 150, (70, 3): 315}
 
 
 def random_config(P, D, omega, rng):
@@ -61,11 +64,30 @@ def test_quantum_numbers_and_energy(P, D):
         assert closed_shell_energy(P, D, omega) == pytest.approx(ENERGY[(P, D)] * omega, rel=1e-15)
 
 
+@pytest.mark.parametrize("P,D", [(30, 2), (42, 2), (56, 2), (72, 2), (40, 3), (70, 3)])
+def test_large_closed_shells(P, D):
+    """Shells counted for any number of filled shells: E = 2 sum_s binom(s + D - 1, D - 1) (s + D/2) omega."""
+    assert P in closed_shell_numbers(D, P)
+    qn = quantum_numbers_for(P, D)
+    assert len({tuple(q) for q in qn}) == P // 2
+    shells = qn.sum(axis=1)
+    for s in range(shells[-1] + 1):
+        assert np.count_nonzero(shells == s) == math.comb(s + D - 1, D - 1)
+    assert closed_shell_energy(P, D, 1.0) == ENERGY_LARGE[(P, D)]
+
+
+def test_closed_shell_numbers():
+    assert closed_shell_numbers(2, 90) == [2, 6, 12, 20, 30, 42, 56, 72, 90]
+    assert closed_shell_numbers(3, 112) == [2, 8, 20, 40, 70, 112]
+    assert closed_shell_numbers(3, 111) == [2, 8, 20, 40, 70]
+    assert closed_shell_numbers(1, 8) == [2, 4, 6, 8]
+
+
 def test_quantum_numbers_2d_order():
     assert quantum_numbers(6, 2).tolist() == [[0, 0], [1, 0], [0, 1], [2, 0], [1, 1], [0, 2]]
 
 
-@pytest.mark.parametrize("P,D", [(4, 2), (8, 2), (14, 2), (6, 3), (12, 3), (3, 2), (0, 2)])
+@pytest.mark.parametrize("P,D", [(4, 2), (8, 2), (14, 2), (6, 3), (12, 3), (3, 2), (0, 2), (58, 2), (60, 3)])
 def test_open_shell_raises(P, D):
     with pytest.raises(ValueError, match="allowed P"):
         quantum_numbers_for(P, D)

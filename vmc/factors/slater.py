@@ -22,7 +22,7 @@ The orbitals' omega belongs to this factor (`wavefunction.orbital_omega`; by def
 
 Closed shells: orbitals are ordered by shell n = sum_d n_d (single-particle energy (n + D/2) omega)
 and shells 0..S-1 are filled for each spin: binom(S - 1 + D, D) orbitals per spin, i.e.
-P = 2, 6, 12, 20, ... in 2D and P = 2, 8, 20, 40, ... in 3D.
+P = 2, 6, 12, 20, 30, 42, 56, 72, ... in 2D and P = 2, 8, 20, 40, 70, ... in 3D (`closed_shell_numbers`).
 
 Inverse convention: ``Dinv`` is the plain matrix inverse, Dinv[n, i] with
 sum_n D[i, n] Dinv[n, j] = delta_ij (rows of D = particles, columns = orbitals). Then
@@ -50,30 +50,11 @@ import numba
 import numpy as np
 
 from .contract import implements
+from .shells import allowed_text, check_dimension, closed_shell_numbers
 
 # ----------------------------------------------------------------------------------------------
 # Closed shells
 # ----------------------------------------------------------------------------------------------
-
-
-def shell_size(s: int, D: int) -> int:
-    """Number of D-dimensional oscillator states with sum_d n_d = s: binom(s + D - 1, D - 1)."""
-    return math.comb(s + D - 1, D - 1)
-
-
-def closed_shell_sizes(D: int, n_shells: int = 6) -> list[int]:
-    """Per-spin orbital counts of the first ``n_shells`` closed shells (2D: 1, 3, 6, 10, ...)."""
-    return [math.comb(S - 1 + D, D) for S in range(1, n_shells + 1)]
-
-
-def allowed_particle_numbers(D: int, n_shells: int = 6) -> list[int]:
-    """Closed-shell particle numbers P = 2 * per-spin count (2D: 2, 6, 12, 20, ...)."""
-    return [2 * m for m in closed_shell_sizes(D, n_shells)]
-
-
-def _check_D(D: int) -> None:
-    if int(D) != D or D < 1:
-        raise ValueError(f"dimension D must be a positive integer, got {D!r}")
 
 
 def quantum_numbers(n_per_spin: int, D: int) -> np.ndarray:
@@ -81,28 +62,27 @@ def quantum_numbers(n_per_spin: int, D: int) -> np.ndarray:
 
     Ordered by shell n = sum_d n_d, and within a shell lexicographically descending
     (2D: (0,0), (1,0), (0,1), (2,0), (1,1), (0,2), ...). Raises ValueError unless
-    ``n_per_spin`` fills whole shells.
+    ``n_per_spin`` fills whole shells (2 n_per_spin in `closed_shell_numbers`).
     """
-    _check_D(D)
+    check_dimension(D)
+    if n_per_spin < 1 or 2 * n_per_spin not in closed_shell_numbers(D, 2 * n_per_spin):
+        raise ValueError(f"{2 * n_per_spin} electrons ({n_per_spin} per spin) do not fill closed shells in "
+                         f"{D}D; {allowed_text(D, 2 * n_per_spin)}")
     qn = []
     s = 0
     while len(qn) < n_per_spin:
         shell = [t for t in itertools.product(range(s, -1, -1), repeat=D) if sum(t) == s]
         qn.extend(sorted(shell, reverse=True))
         s += 1
-    if len(qn) != n_per_spin or n_per_spin < 1:
-        raise ValueError(
-            f"{2 * n_per_spin} electrons ({n_per_spin} per spin) do not fill closed shells in {D}D; "
-            f"allowed P: {', '.join(map(str, allowed_particle_numbers(D)))}, ...")
     return np.array(qn, dtype=np.int64).reshape(n_per_spin, D)
 
 
 def quantum_numbers_for(P: int, D: int) -> np.ndarray:
     """`quantum_numbers` for P electrons (P/2 per spin); ValueError for odd or open-shell P."""
-    _check_D(D)
+    check_dimension(D)
     if int(P) != P or P < 2 or P % 2:
-        raise ValueError(f"P = {P!r} is not a closed shell in {D}D (P must be even); allowed P: "
-                         f"{', '.join(map(str, allowed_particle_numbers(D)))}, ...")
+        raise ValueError(f"P = {P!r} is not a closed shell in {D}D (P must be even); "
+                         f"{allowed_text(D, P if isinstance(P, int) else 2)}")
     return quantum_numbers(P // 2, D)
 
 
