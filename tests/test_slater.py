@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vmc.factors.shells import closed_shell_numbers
-from vmc.factors.slater import (SlaterDeterminants, closed_shell_energy, grad_lap_log_det, orbitals,
+from vmc.factors.slater import (SlaterDeterminants, closed_shell_energy, free_walk, grad_lap_log_det, orbitals,
                                 quantum_numbers, quantum_numbers_for, slater_inverse)
 from vmc.wavefunction import Product, accept_all, add_grad_proposed_all, initialize, propose_all
 
@@ -223,6 +223,34 @@ def test_sherman_morrison_matches_recomputation(P, D):
         np.testing.assert_allclose(Dinv[b], ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
         slater_matrix_check = np.linalg.inv(ref)
         np.testing.assert_allclose(slater_matrix_check @ Dinv[b], np.eye(n), atol=1e-8)
+
+
+def fresh_inverses(x, qn, omega):
+    """(2, n, n) inverses of the up and down Slater matrices at x, from scratch."""
+    n, D = qn.shape
+    out = np.empty((2, n, n))
+    for b in range(2):
+        slater_inverse(x, b * n, n, D, omega, qn, out[b], np.empty((n, n)), np.empty((n, D)), np.empty((n, D)))
+    return out
+
+
+@pytest.mark.parametrize("P,D,step", [(72, 2, 1.0), (70, 3, 0.8)])
+def test_updated_inverse_after_ten_thousand_sweeps(P, D, step):
+    """The largest closed shells, 10^4 sweeps of one-particle moves without refresh (`free_walk`:
+    Metropolis of the non-interacting state, every accepted move a Sherman-Morrison update): the updated
+    inverses agree with fresh ones, max |Dinv_updated - Dinv_fresh| / max |Dinv_fresh| < 1e-8 (measured
+    ~1e-13, benchmarks/bench_determinants.py; 0.5 s per case)."""
+    omega = 1.0
+    qn = quantum_numbers_for(P, D)
+    x = random_config(P, D, omega, np.random.default_rng(P + D))
+    free_walk(x, omega, qn, fresh_inverses(x, qn, omega), 200, step, 1)        # into |psi_0|^2
+    dinv = fresh_inverses(x, qn, omega)
+    sweeps = 10_000
+    accepted = free_walk(x, omega, qn, dinv, sweeps, step, 2)
+    assert 0.5 < accepted / (sweeps * P) < 0.8                                 # teeth: ~4e5 updates
+    ref = fresh_inverses(x, qn, omega)
+    for b in range(2):
+        assert np.abs(dinv[b] - ref[b]).max() / np.abs(ref[b]).max() < 1e-8
 
 
 # ---------------------------------------------------------------------------------------------- energy

@@ -272,6 +272,40 @@ def grad_lap_log_det(x, first, n, D, omega, qn, Dinv, grad, lap, val, g_orb, l_o
             lap[p + d] += l2 - g * g
 
 
+@numba.njit(cache=True)
+def free_walk(x, omega, qn, dinv, n_sweeps, step, seed):
+    """Metropolis sweeps of the non-interacting closed shell with Sherman-Morrison updates and no refresh.
+
+    Samples |psi|^2 = (det D_up det D_down)^2 exp(-omega |x|^2) by one-particle moves
+    x_i' = x_i + step (U - 1/2), accepted with min(1, R^2 exp(-omega (|x_i'|^2 - |x_i|^2))), R from
+    `ratio`; each accepted move updates dinv (2, n, n; the inverses of the up and down blocks at x) by
+    `sherman_morrison`. For measuring how far the updated inverses drift from fresh ones
+    (benchmarks/bench_determinants.py, tests/test_slater.py). x (P*D,) is moved in place; ``seed`` seeds
+    numba's generator. Returns the number of accepted moves.
+    """
+    np.random.seed(seed)
+    n, D = qn.shape
+    val, g_orb, l_orb, scratch = np.empty(n), np.empty((n, D)), np.empty((n, D)), np.empty(n)
+    xp = np.empty(D)
+    accepted = 0
+    for _ in range(n_sweeps):
+        for i in range(2 * n):
+            p = i * D
+            d_r2 = 0.0
+            for d in range(D):
+                xp[d] = x[p + d] + step * (np.random.random() - 0.5)
+                d_r2 += xp[d] * xp[d] - x[p + d] * x[p + d]
+            orbitals(xp, omega, qn, val, g_orb, l_orb)
+            block = dinv[i // n]
+            R = ratio(block, i % n, val)
+            if R != 0.0 and np.random.random() < R * R * math.exp(-omega * d_r2):
+                sherman_morrison(block, i % n, val, R, scratch)
+                for d in range(D):
+                    x[p + d] = xp[d]
+                accepted += 1
+    return accepted
+
+
 # ----------------------------------------------------------------------------------------------
 # The factor
 # ----------------------------------------------------------------------------------------------
