@@ -547,3 +547,38 @@ def test_closed_shell_message_lists_closed_shell_numbers():
     msg = error_of("[system]\nparticles = 58\n[wavefunction]\nslater = true\n", "f.toml")
     assert "2, 6, 12, 20, 30, 42, 56, 72 (2D) or 2, 8, 20, 40, 70 (3D)" in msg
     assert "2, 6, 12, 20, 30, 42, 56, 72 (2D) or 2, 8, 20, 40, 70 (3D)" in config.reference_markdown()
+
+
+# ---- removed options ----------------------------------------------------------------------------------
+
+
+def test_removed_option_at_its_old_default_is_dropped():
+    """A configuration stored by an older version (JSON in the output file, read back by `--resume`) that
+    still has wavefunction.orbital_omega = 0.0 loads as if the key were absent."""
+    import json
+    stored = config.defaults().to_dict()
+    stored["wavefunction"]["orbital_omega"] = 0.0
+    cfg = config.from_dict(json.loads(json.dumps(stored)), "old.h5")
+    assert cfg == config.defaults()
+    assert "orbital_omega" not in cfg.to_dict()["wavefunction"]
+    stored["wavefunction"]["orbital_omega"] = 0                        # an integer 0 is the same number
+    assert config.from_dict(stored, "old.h5") == config.defaults()
+
+
+@pytest.mark.parametrize("value", [0.8, True, "0.0"])
+def test_removed_option_at_another_value_is_an_error(value):
+    stored = config.defaults().to_dict()
+    stored["wavefunction"]["orbital_omega"] = value
+    with pytest.raises(config.ConfigError) as exc:
+        config.from_dict(stored, "old.h5")
+    msg = str(exc.value)
+    assert msg.startswith("old.h5: wavefunction.orbital_omega = ") and "removed" in msg
+    assert "does not depend on the orbitals' frequency" in msg
+
+
+def test_removed_option_elsewhere_names_the_reason():
+    with pytest.raises(config.ConfigError, match="'wavefunction.orbital_omega' was removed \\(the closed-shell"):
+        config.defaults().with_overrides({"wavefunction.orbital_omega": 0.0})
+    msg = error_of('[sweep]\n"wavefunction.orbital_omega" = [0.5, 1.0]\n', "f.toml")
+    assert "sweep: 'wavefunction.orbital_omega' was removed" in msg
+    assert "`wavefunction.orbital_omega` (old default `0.0`)" in config.reference_markdown()

@@ -155,6 +155,31 @@ def test_grad_lap_log_det_finite_differences(P, D):
         assert lap[k] == pytest.approx(l_fd, rel=1e-6, abs=1e-6)
 
 
+@pytest.mark.parametrize("P,D", [(6, 2), (12, 2), (20, 2), (8, 3)])
+def test_determinant_does_not_depend_on_orbital_frequency(P, D):
+    """For a closed shell the Hermite orbitals up to degree S - 1 in sqrt(w) x span the monomials up to
+    degree S - 1 for every w, so det D(w) = c(w) det D(omega): ln|det| differs by one constant, the sign
+    by one factor, and the gradient and Laplacian of ln|det| are identical. (Why the option
+    wavefunction.orbital_omega was removed.)"""
+    omega = 1.0
+    rng = np.random.default_rng(5 * P + D)
+    configs = [random_config(P, D, omega, rng) for _ in range(5)]
+    for w in (0.8, 1.25):
+        shifts, signs = [], []
+        for x in configs:
+            f0, s0 = log_det_total(x, P, D, omega)
+            f, s = log_det_total(x, P, D, w)
+            shifts.append(f - f0)
+            signs.append(s * s0)
+            g0, l0 = grad_lap_log_det_total(x, P, D, omega)
+            g, lap = grad_lap_log_det_total(x, P, D, w)
+            np.testing.assert_allclose(g, g0, rtol=1e-10, atol=1e-10 * np.abs(g0).max())
+            np.testing.assert_allclose(lap, l0, rtol=1e-10, atol=1e-10 * np.abs(l0).max())
+        assert np.ptp(shifts) < 1e-10 * max(1.0, abs(shifts[0])), shifts
+        assert abs(shifts[0]) > 1e-3                                     # teeth: the constant is not 0
+        assert len(set(signs)) == 1
+
+
 # ---------------------------------------------------------------------------------------------- exchange
 
 

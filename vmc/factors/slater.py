@@ -18,7 +18,10 @@ d/dy H_k = 2k H_{k-1}), so with y = sqrt(omega) x
 The Gaussian exp(-omega r^2 / 2) shared by all orbitals factors out of the determinant and is
 supplied by another factor of the trial state (the W = 0 RBM), so det_up det_down times that Gaussian
 is the exact non-interacting ground state of a closed-shell dot, with energy `closed_shell_energy`.
-The orbitals' omega belongs to this factor (`wavefunction.orbital_omega`; by default the trap's).
+The orbitals use the trap's omega: for a closed shell the orbitals of degree <= S - 1 span the
+monomials of degree <= S - 1 whatever their frequency, so another frequency would change the
+determinant only by a constant factor (tests/test_slater.py), while the trap's keeps it well
+conditioned.
 
 Closed shells: orbitals are ordered by shell n = sum_d n_d (single-particle energy (n + D/2) omega)
 and shells 0..S-1 are filled for each spin: binom(S - 1 + D, D) orbitals per spin, i.e.
