@@ -62,7 +62,12 @@ def parse_bytes(text: str) -> int:
 
 
 def walker_cache(cfg: dict) -> int:
-    """Doubles the trial state caches per walker (`kernel_data` of the factors)."""
+    """Doubles the trial state caches per walker (`kernel_data` of the factors).
+
+    >>> walker_cache({"system": {"particles": 72}, "wavefunction": {"hidden": 4, "rbm": "coordinates",
+    ...                                                           "slater": True}})
+    2604
+    """
     P, w = cfg["system"]["particles"], cfg["wavefunction"]
     N = w["hidden"]
     rbm = 2 * P * N + P * P if w["rbm"] == "symmetric" else 3 * N
@@ -96,6 +101,7 @@ def memory_per_rank(cfg: dict, n_ranks: int, n_opt: int) -> tuple[int, str]:
         parts[f"DMC: {n} walkers' records and positions (gathered on rank 0 for checkpoints)"] = dmc
     n_dmc = math.ceil(d["walkers"] / n_ranks) if d.get("steps", 0) > 0 else 0
     caches = 8 * walker_cache(cfg) * (w + n_dmc)
+    parts[f"trial-state caches: {walker_cache(cfg)} numbers for each of {w + n_dmc} walkers"] = caches
     what = max(parts, key=parts.get)
     return BASELINE + max(optimization, production, dmc) + checkpoint + caches, what
 
