@@ -161,7 +161,7 @@ def invert_slogdet(A, Ainv):
 
     A (n, n) is destroyed (reduced to the identity). For a singular A returns (-inf, 0.0) and Ainv is
     garbage. Plain numba loops: numba's np.linalg needs scipy's LAPACK, which the package does not
-    depend on, and n <= ~20 here. No allocation.
+    depend on, and n <= 36 here (N = 72). No allocation.
     """
     n = A.shape[0]
     for a in range(n):
