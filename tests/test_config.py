@@ -146,8 +146,8 @@ def test_wrong_types(text, needle):
     ("[production]\ndensity_bins = 1000000000\n",
      "production.density_bins = 1000000000: must be between 1 and 1000000"),
     ("[sampler]\nwalkers = 10000000000\n", "sampler.walkers = 10000000000: must be between 1 and 10000000"),
-    ("[system]\nparticles = 65\n", "system.particles = 65: must be between 1 and 64"),
-    ("[system]\nparticles = 0\n", "system.particles = 0: must be between 1 and 64"),
+    ("[system]\nparticles = 73\n", "system.particles = 73: must be between 1 and 72"),
+    ("[system]\nparticles = 0\n", "system.particles = 0: must be between 1 and 72"),
     ("[system]\ndimensions = 4\n", "system.dimensions = 4: must be between 1 and 3"),
     ("[wavefunction]\nhidden = 0\n", "wavefunction.hidden = 0: must be between 1 and 100000"),
     ("[wavefunction]\ng = 0.7\n", "wavefunction.g = 0.7: must be 0.5 or 1.0"),
@@ -170,10 +170,10 @@ def test_bad_choice_suggests_closest():
 
 
 def test_limits_accepted():
-    cfg = config.from_text("seed = 0\n[system]\nparticles = 64\ndimensions = 1\ninteraction = false\n"
+    cfg = config.from_text("seed = 0\n[system]\nparticles = 72\ndimensions = 1\ninteraction = false\n"
                            "statistics = \"boson\"\n[optimizer]\nmomentum = 0\n"
                            "iterations = 0\n[wavefunction]\ng = 1\ninit_scale = 0\n")
-    assert cfg.get("system.particles") == 64 and cfg.get("optimizer.iterations") == 0
+    assert cfg.get("system.particles") == 72 and cfg.get("optimizer.iterations") == 0
 
 
 # ---- unknown keys and sections -----------------------------------------------------------------------
@@ -530,3 +530,55 @@ def test_shipped_input_files_checked_even_if_none():
     present = {p.resolve() for p in ROOT.glob("inputs/*/*.toml")} | {p.resolve() for p in ROOT.glob("inputs/*.toml")}
     assert present == {p.resolve() for p in INPUT_FILES}
     assert len(present) >= 6 + 7 + 10   # inputs/, inputs/studies/, inputs/dots/
+
+
+@pytest.mark.parametrize("P,D", [(30, 2), (42, 2), (56, 2), (72, 2), (40, 3), (70, 3)])
+def test_every_closed_shell_up_to_the_bound_is_accepted(P, D):
+    text = f"[system]\nparticles = {P}\ndimensions = {D}\n[wavefunction]\nslater = true\n"
+    assert config.from_text(text).get("system.particles") == P
+
+
+def test_closed_shell_message_lists_closed_shell_numbers():
+    """The rule's message and README text are generated from `closed_shell_numbers` (not hand-written)."""
+    from vmc.factors.shells import closed_shell_numbers
+    from vmc.options import MAX_PARTICLES
+    assert closed_shell_numbers(2, MAX_PARTICLES) == [2, 6, 12, 20, 30, 42, 56, 72]
+    assert closed_shell_numbers(3, MAX_PARTICLES) == [2, 8, 20, 40, 70]
+    msg = error_of("[system]\nparticles = 58\n[wavefunction]\nslater = true\n", "f.toml")
+    assert "2, 6, 12, 20, 30, 42, 56, 72 (2D) or 2, 8, 20, 40, 70 (3D)" in msg
+    assert "2, 6, 12, 20, 30, 42, 56, 72 (2D) or 2, 8, 20, 40, 70 (3D)" in config.reference_markdown()
+
+
+# ---- removed options ----------------------------------------------------------------------------------
+
+
+def test_removed_option_at_its_old_default_is_dropped():
+    """A configuration stored by an older version (JSON in the output file, read back by `--resume`) that
+    still has wavefunction.orbital_omega = 0.0 loads as if the key were absent."""
+    import json
+    stored = config.defaults().to_dict()
+    stored["wavefunction"]["orbital_omega"] = 0.0
+    cfg = config.from_dict(json.loads(json.dumps(stored)), "old.h5")
+    assert cfg == config.defaults()
+    assert "orbital_omega" not in cfg.to_dict()["wavefunction"]
+    stored["wavefunction"]["orbital_omega"] = 0                        # an integer 0 is the same number
+    assert config.from_dict(stored, "old.h5") == config.defaults()
+
+
+@pytest.mark.parametrize("value", [0.8, True, "0.0"])
+def test_removed_option_at_another_value_is_an_error(value):
+    stored = config.defaults().to_dict()
+    stored["wavefunction"]["orbital_omega"] = value
+    with pytest.raises(config.ConfigError) as exc:
+        config.from_dict(stored, "old.h5")
+    msg = str(exc.value)
+    assert msg.startswith("old.h5: wavefunction.orbital_omega = ") and "removed" in msg
+    assert "does not depend on the orbitals' frequency" in msg
+
+
+def test_removed_option_elsewhere_names_the_reason():
+    with pytest.raises(config.ConfigError, match="'wavefunction.orbital_omega' was removed \\(the closed-shell"):
+        config.defaults().with_overrides({"wavefunction.orbital_omega": 0.0})
+    msg = error_of('[sweep]\n"wavefunction.orbital_omega" = [0.5, 1.0]\n', "f.toml")
+    assert "sweep: 'wavefunction.orbital_omega' was removed" in msg
+    assert "`wavefunction.orbital_omega` (old default `0.0`)" in config.reference_markdown()

@@ -52,6 +52,23 @@ def test_virial_theorem_for_determinant_states(P, D, omega, kind):
         assert abs(means.mean() - exact / 2) < 4 * err, (name, means.mean(), exact / 2, err)
 
 
+@pytest.mark.parametrize("P,D", [(30, 2), (42, 2), (56, 2), (20, 3), (40, 3)])
+@pytest.mark.parametrize("omega", [0.5, 1.0])
+def test_large_closed_shells_are_exact_without_interaction(P, D, omega):
+    """The W = 0 RBM x determinant state of the non-interacting closed shells with 5-7 filled shells (2D)
+    and 3-4 (3D) is the exact ground state: E_L, from the trial state's grad and lap of ln psi and the
+    Hamiltonian's terms, equals the filled-shell sum at every configuration (zero variance)."""
+    wf = TrialState(P, D, 2, default_sigma(omega, 0.5), slater=True, omega=omega)
+    assert not np.any(wf.W) and not np.any(wf.a) and not np.any(wf.b)
+    ham = Hamiltonian(P, D, omega, interaction=False)
+    exact = own_closed_shell_energy(P, D, omega)
+    rng = np.random.default_rng(P + 7 * D)
+    for _ in range(5):
+        x = rng.normal(0.0, 1.0 / math.sqrt(omega), P * D)
+        e_l = ham.local_values(x, *wf.grad_lap_log_psi(x))[:N_TERMS].sum()
+        assert e_l == pytest.approx(exact, rel=1e-9)
+
+
 def local_energy(wf, x):
     """E_L = sum of the Hamiltonian's terms (Coulomb on) at x."""
     values = Hamiltonian(wf.particles, wf.dimensions, wf.omega, interaction=True).local_values(

@@ -5,7 +5,8 @@ import numba
 import numpy as np
 import pytest
 
-from vmc.factors.slater import (SlaterDeterminants, closed_shell_energy, grad_lap_log_det, orbitals,
+from vmc.factors.shells import closed_shell_numbers
+from vmc.factors.slater import (SlaterDeterminants, closed_shell_energy, free_walk, grad_lap_log_det, orbitals,
                                 quantum_numbers, quantum_numbers_for, slater_inverse)
 from vmc.wavefunction import Product, accept_all, add_grad_proposed_all, initialize, propose_all
 
@@ -38,6 +39,8 @@ def grad_lap_log_det_total(x, P, D, omega):
 
 CLOSED = [(2, 2), (6, 2), (12, 2), (20, 2), (2, 3), (8, 3), (20, 3)]
 ENERGY = {(2, 2): 2, (6, 2): 10, (12, 2): 28, (20, 2): 60, (2, 3): 3, (8, 3): 18, (20, 3): 60}
+# 2D: S filled shells give S (S + 1) (2 S + 1) / 3; 3D: sum_s (s + 1)(s + 2)(s + 3/2)
+ENERGY_LARGE = {(30, 2): 110, (42, 2): 182, (56, 2): 280, (72, 2): 408, (40, 3): 150, (70, 3): 315}
 
 
 def random_config(P, D, omega, rng):
@@ -61,11 +64,30 @@ def test_quantum_numbers_and_energy(P, D):
         assert closed_shell_energy(P, D, omega) == pytest.approx(ENERGY[(P, D)] * omega, rel=1e-15)
 
 
+@pytest.mark.parametrize("P,D", [(30, 2), (42, 2), (56, 2), (72, 2), (40, 3), (70, 3)])
+def test_large_closed_shells(P, D):
+    """Shells counted for any number of filled shells: E = 2 sum_s binom(s + D - 1, D - 1) (s + D/2) omega."""
+    assert P in closed_shell_numbers(D, P)
+    qn = quantum_numbers_for(P, D)
+    assert len({tuple(q) for q in qn}) == P // 2
+    shells = qn.sum(axis=1)
+    for s in range(shells[-1] + 1):
+        assert np.count_nonzero(shells == s) == math.comb(s + D - 1, D - 1)
+    assert closed_shell_energy(P, D, 1.0) == ENERGY_LARGE[(P, D)]
+
+
+def test_closed_shell_numbers():
+    assert closed_shell_numbers(2, 90) == [2, 6, 12, 20, 30, 42, 56, 72, 90]
+    assert closed_shell_numbers(3, 112) == [2, 8, 20, 40, 70, 112]
+    assert closed_shell_numbers(3, 111) == [2, 8, 20, 40, 70]
+    assert closed_shell_numbers(1, 8) == [2, 4, 6, 8]
+
+
 def test_quantum_numbers_2d_order():
     assert quantum_numbers(6, 2).tolist() == [[0, 0], [1, 0], [0, 1], [2, 0], [1, 1], [0, 2]]
 
 
-@pytest.mark.parametrize("P,D", [(4, 2), (8, 2), (14, 2), (6, 3), (12, 3), (3, 2), (0, 2)])
+@pytest.mark.parametrize("P,D", [(4, 2), (8, 2), (14, 2), (6, 3), (12, 3), (3, 2), (0, 2), (58, 2), (60, 3)])
 def test_open_shell_raises(P, D):
     with pytest.raises(ValueError, match="allowed P"):
         quantum_numbers_for(P, D)
@@ -131,6 +153,31 @@ def test_grad_lap_log_det_finite_differences(P, D):
         l_fd = (-f[2] + 16 * f[1] - 30 * f0 + 16 * f[-1] - f[-2]) / (12 * e[k]**2)   # O(h^4)
         assert grad[k] == pytest.approx(g_fd, rel=1e-6, abs=1e-6)
         assert lap[k] == pytest.approx(l_fd, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("P,D", [(6, 2), (12, 2), (20, 2), (8, 3)])
+def test_determinant_does_not_depend_on_orbital_frequency(P, D):
+    """For a closed shell the Hermite orbitals up to degree S - 1 in sqrt(w) x span the monomials up to
+    degree S - 1 for every w, so det D(w) = c(w) det D(omega): ln|det| differs by one constant, the sign
+    by one factor, and the gradient and Laplacian of ln|det| are identical. (Why the option
+    wavefunction.orbital_omega was removed.)"""
+    omega = 1.0
+    rng = np.random.default_rng(5 * P + D)
+    configs = [random_config(P, D, omega, rng) for _ in range(5)]
+    for w in (0.8, 1.25):
+        shifts, signs = [], []
+        for x in configs:
+            f0, s0 = log_det_total(x, P, D, omega)
+            f, s = log_det_total(x, P, D, w)
+            shifts.append(f - f0)
+            signs.append(s * s0)
+            g0, l0 = grad_lap_log_det_total(x, P, D, omega)
+            g, lap = grad_lap_log_det_total(x, P, D, w)
+            np.testing.assert_allclose(g, g0, rtol=1e-10, atol=1e-10 * np.abs(g0).max())
+            np.testing.assert_allclose(lap, l0, rtol=1e-10, atol=1e-10 * np.abs(l0).max())
+        assert np.ptp(shifts) < 1e-10 * max(1.0, abs(shifts[0])), shifts
+        assert abs(shifts[0]) > 1e-3                                     # teeth: the constant is not 0
+        assert len(set(signs)) == 1
 
 
 # ---------------------------------------------------------------------------------------------- exchange
@@ -201,6 +248,34 @@ def test_sherman_morrison_matches_recomputation(P, D):
         np.testing.assert_allclose(Dinv[b], ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
         slater_matrix_check = np.linalg.inv(ref)
         np.testing.assert_allclose(slater_matrix_check @ Dinv[b], np.eye(n), atol=1e-8)
+
+
+def fresh_inverses(x, qn, omega):
+    """(2, n, n) inverses of the up and down Slater matrices at x, from scratch."""
+    n, D = qn.shape
+    out = np.empty((2, n, n))
+    for b in range(2):
+        slater_inverse(x, b * n, n, D, omega, qn, out[b], np.empty((n, n)), np.empty((n, D)), np.empty((n, D)))
+    return out
+
+
+@pytest.mark.parametrize("P,D,step", [(72, 2, 1.0), (70, 3, 0.8)])
+def test_updated_inverse_after_ten_thousand_sweeps(P, D, step):
+    """The largest closed shells, 10^4 sweeps of one-particle moves without refresh (`free_walk`:
+    Metropolis of the non-interacting state, every accepted move a Sherman-Morrison update): the updated
+    inverses agree with fresh ones, max |Dinv_updated - Dinv_fresh| / max |Dinv_fresh| < 1e-8 (measured
+    ~1e-13, benchmarks/bench_determinants.py; 0.5 s per case)."""
+    omega = 1.0
+    qn = quantum_numbers_for(P, D)
+    x = random_config(P, D, omega, np.random.default_rng(P + D))
+    free_walk(x, omega, qn, fresh_inverses(x, qn, omega), 200, step, 1)        # into |psi_0|^2
+    dinv = fresh_inverses(x, qn, omega)
+    sweeps = 10_000
+    accepted = free_walk(x, omega, qn, dinv, sweeps, step, 2)
+    assert 0.5 < accepted / (sweeps * P) < 0.8                                 # teeth: ~4e5 updates
+    ref = fresh_inverses(x, qn, omega)
+    for b in range(2):
+        assert np.abs(dinv[b] - ref[b]).max() / np.abs(ref[b]).max() < 1e-8
 
 
 # ---------------------------------------------------------------------------------------------- energy

@@ -22,6 +22,11 @@ line naming the file, the key, the value and what is allowed, e.g.
 
 An optional ``[sweep]`` table maps option keys to lists of values (a parameter study);
 `Config.sweep_points` expands it into one resolved `Config` per point.
+
+Removed options (`vmc.options.REMOVED`: key -> old default, reason) keep older output files readable:
+a stored configuration that still has such a key at its old default loads as if it were absent (the
+key is dropped silently); any other value, and the key anywhere else (`--set`, `[sweep]`), is an
+error that names the key and why it was removed.
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ import sys
 import tomllib
 from typing import Any, Callable, Iterable, Mapping
 
-from .options import OPTIONS, RULES
+from .options import OPTIONS, REMOVED, RULES
 from .paths import not_regular
 from .schema import ConfigError, Option, Rule, _Invalid, fmt as _fmt, kind_of as _kind
 
@@ -88,7 +93,17 @@ def _unknown_key(source: str, key: str) -> ConfigError:
     if "." not in key and section in SECTIONS:
         return ConfigError(f"{source}: '{key}' is a section, not an option: give a key such as "
                            f"'{next(o.key for o in OPTIONS if o.section == section)}'", source, key)
+    if key in REMOVED:
+        return ConfigError(f"{source}: '{key}' was removed ({REMOVED[key][1]})", source, key)
     return ConfigError(f"{source}: unknown key '{key}'{_suggest(key)}", source, key)
+
+
+def _removed(source: str, key: str, value: Any) -> None:
+    """Accept a removed option (`REMOVED`) at its old default, which is then dropped; refuse other values."""
+    default, why = REMOVED[key]
+    if isinstance(value, bool) != isinstance(default, bool) or value != default:
+        raise _error(source, key, value, f"this option was removed ({why}); only its old default "
+                     f"{_fmt(default)} is accepted, in stored configurations")
 
 
 def _checked(opt: Option, value: Any, source: str, key: str | None = None) -> Any:
@@ -120,11 +135,16 @@ def _flat_values(raw: Any, source: str) -> tuple[dict[str, Any], Any]:
                 raise _error(source, name, value, f"must be a table ([{name}])")
             for sub, v in value.items():
                 key = f"{name}.{sub}"
+                if key in REMOVED:
+                    _removed(source, key, v)
+                    continue
                 if key not in OPTION_BY_KEY:
                     raise _unknown_key(source, key)
                 flat[key] = _checked(OPTION_BY_KEY[key], v, source)
         elif name in OPTION_BY_KEY:
             flat[name] = _checked(OPTION_BY_KEY[name], value, source)
+        elif name in REMOVED:
+            _removed(source, name, value)
         elif isinstance(value, Mapping):
             close = difflib.get_close_matches(name, list(SECTIONS) + [SWEEP], n=1, cutoff=0.6)
             hint = f" (did you mean '[{close[0]}]'?)" if close else \
@@ -161,6 +181,8 @@ def _parse_sweep(table: Mapping | None, source: str) -> tuple[tuple[tuple[str, t
             entries.append((str(name), value))
     sweep: dict[str, tuple] = {}
     for key, values in entries:
+        if key in REMOVED:
+            raise ConfigError(f"{source}: sweep: '{key}' was removed ({REMOVED[key][1]})", source, key)
         if key not in OPTION_BY_KEY:
             msg = f"{source}: sweep: unknown option '{key}'{_suggest(key)}"
             if key.partition(".")[0] in SECTIONS and "." not in key:
@@ -342,7 +364,12 @@ class Config:
 
 
 def from_dict(d: Mapping, source: str = "<dict>", text: str = "") -> Config:
-    """Validate a nested mapping (as parsed from TOML, or as returned by `Config.to_dict`)."""
+    """Validate a nested mapping (as parsed from TOML, or as returned by `Config.to_dict`).
+
+    A removed option (`vmc.options.REMOVED`, e.g. `wavefunction.orbital_omega` in the stored
+    configuration of an older output file) is dropped silently at its old default and is an input error
+    naming the key and the reason at any other value.
+    """
     flat, sweep_table = _flat_values(d, source)
     sweep, zip_ = _parse_sweep(sweep_table, source)
     return Config._make(flat, sweep, zip_, source, text)
@@ -491,6 +518,15 @@ def reference_markdown() -> str:
     out.append("- `sampler.walkers` is the total over all MPI ranks; each rank needs at least one walker; so is "
                "`dmc.walkers` when DMC is on.")
     out.append("")
+    if REMOVED:
+        out.append("### Removed options")
+        out.append("")
+        out.append("Accepted only at their old default, and then ignored, so that the configurations stored in "
+                   "older output files still load (`--resume`); any other value is an error.")
+        out.append("")
+        for key, (default, why) in REMOVED.items():
+            out.append(f"- `{key}` (old default `{_md(_fmt(default))}`): {_md(why)}.")
+        out.append("")
     out.append("### Changing options on `--resume`")
     out.append("")
     out.append("`vmc run --resume FILE --set KEY=VALUE` may change only "

@@ -116,8 +116,7 @@ def trial_state(cfg: dict) -> TrialState:
     s, w = cfg["system"], cfg["wavefunction"]
     return TrialState(s["particles"], s["dimensions"], w["hidden"], resolved_sigma(cfg), w["g"], w["optimize_sigma"],
                       jastrow=w["jastrow"] == "pade", slater=w["slater"], fermions=s["statistics"] == "fermion",
-                      omega=s["omega"], beta=w["beta"], rbm=w["rbm"], orbital_omega=w["orbital_omega"],
-                      pair_hidden=w["pair_hidden"])
+                      omega=s["omega"], beta=w["beta"], rbm=w["rbm"], pair_hidden=w["pair_hidden"])
 
 
 def run_shape(cfg: dict) -> io.RunShape:

@@ -11,9 +11,17 @@ length and optimizer settings); every other option fixes the physics or the shap
 """
 from __future__ import annotations
 
+from .factors.shells import closed_shell_numbers
 from .schema import Option, Rule, between, ge, half_open, interval, one_of
 
 MAX_SEED = 2**63 - 1
+MAX_PARTICLES = 72   # eight filled shells in 2D (five in 3D: 70)
+
+
+def closed_shells_text() -> str:
+    """'2, 6, ..., 72 (2D) or 2, 8, ..., 70 (3D)': the P that determinants accept (`closed_shell_numbers`)."""
+    return " or ".join(f"{', '.join(map(str, closed_shell_numbers(D, MAX_PARTICLES)))} ({D}D)" for D in (2, 3))
+
 
 OPTIONS: tuple[Option, ...] = (
     # ---- top level
@@ -25,7 +33,7 @@ OPTIONS: tuple[Option, ...] = (
            "each phase, on a stop signal and on failure); 0: after every iteration and production chunk. A "
            "killed run loses at most this much work.", between(0, 86400), on_resume=True),
     # ---- [system]
-    Option("system.particles", 2, int, "Number of particles P.", between(1, 64)),
+    Option("system.particles", 2, int, "Number of particles P.", between(1, MAX_PARTICLES)),
     Option("system.dimensions", 2, int, "Number of spatial dimensions D.", between(1, 3)),
     Option("system.omega", 1.0, float, "Trap frequency omega (atomic units): V_trap = omega^2 sum_i r_i^2 / 2.",
            between(1e-3, 1e3)),
@@ -59,10 +67,8 @@ OPTIONS: tuple[Option, ...] = (
            "spins or bosons, 1/(D+1) parallel) and beta variational.", one_of("none", "pade")),
     Option("wavefunction.beta", 1.0, float, "Initial beta of the Padé-Jastrow factor.", interval(0, 1e3)),
     Option("wavefunction.slater", False, bool, "Multiply by det D_up det D_down of harmonic-oscillator "
-           "orbitals (Hermite polynomials in sqrt(omega_orb) x; the RBM supplies the Gaussian) filling closed "
-           "shells: P = 2, 6, 12, 20 in 2D, 2, 8, 20 in 3D."),
-    Option("wavefunction.orbital_omega", 0.0, float, "Frequency omega_orb of the determinants' orbitals; 0: "
-           "the trap's omega.", ge(0)),
+           "orbitals (Hermite polynomials in sqrt(omega) x at the trap's omega; the RBM supplies the Gaussian) "
+           f"filling closed shells: P = {closed_shells_text()}."),
     Option("wavefunction.from_file", "", str, "Empty: random initial parameters (`init_scale`); else an "
            "earlier run's output file whose final parameters (`/wavefunction/params`) start this run (the "
            "trial state must have the same factors and sizes). With `optimizer.iterations = 0` the run "
@@ -135,9 +141,18 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+# Options that no longer exist: key -> (its old default, why it went). `vmc.config` drops a removed key at
+# its old default (stored configurations of older output files, read by `--resume`, stay readable) and
+# refuses any other value with this reason.
+REMOVED: dict[str, tuple[object, str]] = {
+    "wavefunction.orbital_omega": (0.0, "the closed-shell determinant does not depend on the orbitals' "
+                                   "frequency (only a constant factor); the orbitals use the trap's omega"),
+}
+
+
 def _closed_shell(c) -> bool:
-    from .factors.slater import allowed_particle_numbers
-    return c["system.dimensions"] >= 2 and c["system.particles"] in allowed_particle_numbers(c["system.dimensions"])
+    D = c["system.dimensions"]
+    return D >= 2 and c["system.particles"] in closed_shell_numbers(D, MAX_PARTICLES)
 
 
 def _in_trap_units(value: float, omega: float, power: float, lo: float, hi: float) -> bool:
@@ -157,8 +172,8 @@ RULES: tuple[Rule, ...] = (
          "`wavefunction.slater = true` needs `system.statistics = \"fermion\"`."),
     Rule(("wavefunction.slater", "system.particles", "system.dimensions"),
          lambda c: not c["wavefunction.slater"] or _closed_shell(c),
-         "Slater determinants need closed shells: system.particles in 2, 6, 12, 20 (2D) or 2, 8, 20 (3D)",
-         "`wavefunction.slater = true` needs a closed shell: P = 2, 6, 12, 20 (2D) or 2, 8, 20 (3D)."),
+         f"Slater determinants need closed shells: system.particles in {closed_shells_text()}",
+         f"`wavefunction.slater = true` needs a closed shell: P = {closed_shells_text()}."),
     Rule(("wavefunction.jastrow", "system.dimensions"),
          lambda c: c["wavefunction.jastrow"] == "none" or c["system.dimensions"] >= 2,
          "the Padé-Jastrow cusp needs system.dimensions >= 2",
@@ -203,12 +218,6 @@ RULES: tuple[Rule, ...] = (
          or _in_trap_units(c["sampler.dt"], c["system.omega"], 1.0, 1e-8, 1e3),
          "the Langevin time step must be between 1e-8 and 1000 trap periods 1/omega",
          "With `sampler.kind = \"importance\"`, `sampler.dt` is between 1e-8 and 1000 trap periods 1/omega."),
-    Rule(("wavefunction.slater", "wavefunction.orbital_omega", "system.omega"),
-         lambda c: not c["wavefunction.slater"] or c["wavefunction.orbital_omega"] == 0
-         or 1e-2 <= c["wavefunction.orbital_omega"] / c["system.omega"] <= 1e2,
-         "the orbitals' frequency must be 0 (the trap's) or within a factor 100 of the trap's omega",
-         "With `wavefunction.slater = true`, `wavefunction.orbital_omega` is 0 or within a factor 100 of "
-         "`system.omega`."),
     Rule(("dmc.steps", "dmc.time_step", "system.omega"),
          lambda c: c["dmc.steps"] == 0 or _in_trap_units(c["dmc.time_step"], c["system.omega"], 1.0, 1e-6, 1.0),
          "the DMC time step must be between 1e-6 and 1 trap period 1/omega",

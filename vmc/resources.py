@@ -9,6 +9,9 @@ Memory per rank (the rank with the most walkers, w = ceil(W / K) of W walkers on
 * checkpoints: all walkers' positions and stream states on rank 0, W x (M + 6), twice;
 * DMC (dmc.steps > 0): every rank holds every DMC walker's step record (allgather) and rank 0 gathers all
   positions for a checkpoint, about N_dmc x (3 M + 20);
+* the trial state's per-walker caches (`walker_cache`) for the rank's VMC and DMC walkers: inverse
+  Slater matrices 2 (P/2)^2, the coordinate RBM's 3 N pre-activations, the symmetric RBM's 2 P N + P^2
+  (with P = 72 determinants: 2592 doubles, 20 KiB per walker);
 
 plus `BASELINE` bytes for Python, numpy, numba and MPI. The limit per rank is `VMC_MEMORY_LIMIT`
 (bytes, or with a suffix: 500M, 8G) or, by default, half of this node's memory shared by the ranks on
@@ -58,6 +61,19 @@ def parse_bytes(text: str) -> int:
     return int(float(m.group(1)) * 1024**power)
 
 
+def walker_cache(cfg: dict) -> int:
+    """Doubles the trial state caches per walker (`kernel_data` of the factors).
+
+    >>> walker_cache({"system": {"particles": 72}, "wavefunction": {"hidden": 4, "rbm": "coordinates",
+    ...                                                           "slater": True}})
+    2604
+    """
+    P, w = cfg["system"]["particles"], cfg["wavefunction"]
+    N = w["hidden"]
+    rbm = 2 * P * N + P * P if w["rbm"] == "symmetric" else 3 * N
+    return rbm + (2 * (P // 2) ** 2 if w["slater"] else 0)
+
+
 def memory_per_rank(cfg: dict, n_ranks: int, n_opt: int) -> tuple[int, str]:
     """(bytes, what dominates) for the busiest rank of a run."""
     smp = cfg["sampler"]
@@ -83,8 +99,11 @@ def memory_per_rank(cfg: dict, n_ranks: int, n_opt: int) -> tuple[int, str]:
         n = d["walkers"]
         dmc = 8 * (n * (N_COLUMNS + 8) + 3 * n * M + math.ceil(n / n_ranks) * M * 2)
         parts[f"DMC: {n} walkers' records and positions (gathered on rank 0 for checkpoints)"] = dmc
+    n_dmc = math.ceil(d["walkers"] / n_ranks) if d.get("steps", 0) > 0 else 0
+    caches = 8 * walker_cache(cfg) * (w + n_dmc)
+    parts[f"trial-state caches: {walker_cache(cfg)} numbers for each of {w + n_dmc} walkers"] = caches
     what = max(parts, key=parts.get)
-    return BASELINE + max(optimization, production, dmc) + checkpoint, what
+    return BASELINE + max(optimization, production, dmc) + checkpoint + caches, what
 
 
 def memory_limit(ranks_on_node: int) -> tuple[int, str]:

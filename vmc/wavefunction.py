@@ -233,8 +233,8 @@ class Product:
 class TrialState(Product):
     """psi = psi_RBM x [J] x [det D_up det D_down]: an RBM (over the coordinates, or exchange-symmetric)
     times optional Padé-Jastrow and Slater-determinant factors. ``fermions`` sets the Jastrow cusp values
-    (spin up = particles 0..P/2-1); the determinants use orbitals of frequency ``orbital_omega``
-    (default ``omega``, the trap's).
+    (spin up = particles 0..P/2-1); the determinants use orbitals at the trap's ``omega`` (for a closed
+    shell any other frequency gives the same determinant up to a constant factor).
 
     >>> wf = TrialState(particles=2, dimensions=2, hidden=3, sigma=1.0)
     >>> wf.n_params, wf.n_opt, wf.W.shape
@@ -244,10 +244,10 @@ class TrialState(Product):
     def __init__(self, particles: int, dimensions: int, hidden: int, sigma: float, g: float = 0.5,
                  optimize_sigma: bool = False, params: np.ndarray | None = None, jastrow: bool = False,
                  slater: bool = False, fermions: bool = True, omega: float = 1.0, beta: float = 1.0,
-                 rbm: str = "coordinates", orbital_omega: float = 0.0, pair_hidden: int = 0):
+                 rbm: str = "coordinates", pair_hidden: int = 0):
         self._args = dict(particles=particles, dimensions=dimensions, hidden=hidden, sigma=sigma, g=g,
                           optimize_sigma=optimize_sigma, jastrow=jastrow, slater=slater, fermions=fermions,
-                          omega=omega, beta=beta, rbm=rbm, orbital_omega=orbital_omega, pair_hidden=pair_hidden)
+                          omega=omega, beta=beta, rbm=rbm, pair_hidden=pair_hidden)
         if rbm == "symmetric":
             first = SymmetricRBM(particles, dimensions, hidden, pair_hidden, sigma, g, optimize_sigma, omega)
         else:
@@ -256,7 +256,7 @@ class TrialState(Product):
         if jastrow:
             factors.append(PadeJastrow(particles, dimensions, fermions, beta))
         if slater:
-            factors.append(SlaterDeterminants(particles, dimensions, orbital_omega or omega))
+            factors.append(SlaterDeterminants(particles, dimensions, omega))
         super().__init__(factors, particles, dimensions, params)
         self.hidden, self.g, self.optimize_sigma = hidden, float(g), bool(optimize_sigma)
         self.jastrow, self.slater, self.fermions, self.omega = bool(jastrow), bool(slater), bool(fermions), float(omega)

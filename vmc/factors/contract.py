@@ -76,7 +76,7 @@ def add_dlog(f, w, x, out):
     raise NotImplementedError("numba only")
 
 
-REFRESH_EVERY = 100   # sweeps between `refresh` calls
+REFRESH_EVERY = 100   # sweeps between `refresh` calls; the drift it bounds: benchmarks/README.md (bench_determinants)
 
 CONTRACT = (init, refresh, log_value, propose, add_grad_current, add_grad_proposed, accept, add_grad_lap, add_dlog)
 _IMPLEMENTATIONS: dict = {fn: {} for fn in CONTRACT}

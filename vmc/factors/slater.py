@@ -18,11 +18,14 @@ d/dy H_k = 2k H_{k-1}), so with y = sqrt(omega) x
 The Gaussian exp(-omega r^2 / 2) shared by all orbitals factors out of the determinant and is
 supplied by another factor of the trial state (the W = 0 RBM), so det_up det_down times that Gaussian
 is the exact non-interacting ground state of a closed-shell dot, with energy `closed_shell_energy`.
-The orbitals' omega belongs to this factor (`wavefunction.orbital_omega`; by default the trap's).
+The orbitals use the trap's omega: for a closed shell the orbitals of degree <= S - 1 span the
+monomials of degree <= S - 1 whatever their frequency, so another frequency would change the
+determinant only by a constant factor (tests/test_slater.py), while the trap's keeps it well
+conditioned.
 
 Closed shells: orbitals are ordered by shell n = sum_d n_d (single-particle energy (n + D/2) omega)
 and shells 0..S-1 are filled for each spin: binom(S - 1 + D, D) orbitals per spin, i.e.
-P = 2, 6, 12, 20, ... in 2D and P = 2, 8, 20, 40, ... in 3D.
+P = 2, 6, 12, 20, 30, 42, 56, 72, ... in 2D and P = 2, 8, 20, 40, 70, ... in 3D (`closed_shell_numbers`).
 
 Inverse convention: ``Dinv`` is the plain matrix inverse, Dinv[n, i] with
 sum_n D[i, n] Dinv[n, j] = delta_ij (rows of D = particles, columns = orbitals). Then
@@ -50,30 +53,11 @@ import numba
 import numpy as np
 
 from .contract import implements
+from .shells import allowed_text, check_dimension, closed_shell_numbers
 
 # ----------------------------------------------------------------------------------------------
 # Closed shells
 # ----------------------------------------------------------------------------------------------
-
-
-def shell_size(s: int, D: int) -> int:
-    """Number of D-dimensional oscillator states with sum_d n_d = s: binom(s + D - 1, D - 1)."""
-    return math.comb(s + D - 1, D - 1)
-
-
-def closed_shell_sizes(D: int, n_shells: int = 6) -> list[int]:
-    """Per-spin orbital counts of the first ``n_shells`` closed shells (2D: 1, 3, 6, 10, ...)."""
-    return [math.comb(S - 1 + D, D) for S in range(1, n_shells + 1)]
-
-
-def allowed_particle_numbers(D: int, n_shells: int = 6) -> list[int]:
-    """Closed-shell particle numbers P = 2 * per-spin count (2D: 2, 6, 12, 20, ...)."""
-    return [2 * m for m in closed_shell_sizes(D, n_shells)]
-
-
-def _check_D(D: int) -> None:
-    if int(D) != D or D < 1:
-        raise ValueError(f"dimension D must be a positive integer, got {D!r}")
 
 
 def quantum_numbers(n_per_spin: int, D: int) -> np.ndarray:
@@ -81,28 +65,27 @@ def quantum_numbers(n_per_spin: int, D: int) -> np.ndarray:
 
     Ordered by shell n = sum_d n_d, and within a shell lexicographically descending
     (2D: (0,0), (1,0), (0,1), (2,0), (1,1), (0,2), ...). Raises ValueError unless
-    ``n_per_spin`` fills whole shells.
+    ``n_per_spin`` fills whole shells (2 n_per_spin in `closed_shell_numbers`).
     """
-    _check_D(D)
+    check_dimension(D)
+    if n_per_spin < 1 or 2 * n_per_spin not in closed_shell_numbers(D, 2 * n_per_spin):
+        raise ValueError(f"{2 * n_per_spin} electrons ({n_per_spin} per spin) do not fill closed shells in "
+                         f"{D}D; {allowed_text(D, 2 * n_per_spin)}")
     qn = []
     s = 0
     while len(qn) < n_per_spin:
         shell = [t for t in itertools.product(range(s, -1, -1), repeat=D) if sum(t) == s]
         qn.extend(sorted(shell, reverse=True))
         s += 1
-    if len(qn) != n_per_spin or n_per_spin < 1:
-        raise ValueError(
-            f"{2 * n_per_spin} electrons ({n_per_spin} per spin) do not fill closed shells in {D}D; "
-            f"allowed P: {', '.join(map(str, allowed_particle_numbers(D)))}, ...")
     return np.array(qn, dtype=np.int64).reshape(n_per_spin, D)
 
 
 def quantum_numbers_for(P: int, D: int) -> np.ndarray:
     """`quantum_numbers` for P electrons (P/2 per spin); ValueError for odd or open-shell P."""
-    _check_D(D)
+    check_dimension(D)
     if int(P) != P or P < 2 or P % 2:
-        raise ValueError(f"P = {P!r} is not a closed shell in {D}D (P must be even); allowed P: "
-                         f"{', '.join(map(str, allowed_particle_numbers(D)))}, ...")
+        raise ValueError(f"P = {P!r} is not a closed shell in {D}D (P must be even); "
+                         f"{allowed_text(D, P if isinstance(P, int) else 2)}")
     return quantum_numbers(P // 2, D)
 
 
@@ -178,7 +161,7 @@ def invert_slogdet(A, Ainv):
 
     A (n, n) is destroyed (reduced to the identity). For a singular A returns (-inf, 0.0) and Ainv is
     garbage. Plain numba loops: numba's np.linalg needs scipy's LAPACK, which the package does not
-    depend on, and n <= ~20 here. No allocation.
+    depend on, and n <= 36 here (N = 72). No allocation.
     """
     n = A.shape[0]
     for a in range(n):
@@ -290,6 +273,40 @@ def grad_lap_log_det(x, first, n, D, omega, qn, Dinv, grad, lap, val, g_orb, l_o
                 l2 += l_orb[m, d] * w
             grad[p + d] += g
             lap[p + d] += l2 - g * g
+
+
+@numba.njit(cache=True)
+def free_walk(x, omega, qn, dinv, n_sweeps, step, seed):
+    """Metropolis sweeps of the non-interacting closed shell with Sherman-Morrison updates and no refresh.
+
+    Samples |psi|^2 = (det D_up det D_down)^2 exp(-omega |x|^2) by one-particle moves
+    x_i' = x_i + step (U - 1/2), accepted with min(1, R^2 exp(-omega (|x_i'|^2 - |x_i|^2))), R from
+    `ratio`; each accepted move updates dinv (2, n, n; the inverses of the up and down blocks at x) by
+    `sherman_morrison`. For measuring how far the updated inverses drift from fresh ones
+    (benchmarks/bench_determinants.py, tests/test_slater.py). x (P*D,) is moved in place; ``seed`` seeds
+    numba's generator. Returns the number of accepted moves.
+    """
+    np.random.seed(seed)
+    n, D = qn.shape
+    val, g_orb, l_orb, scratch = np.empty(n), np.empty((n, D)), np.empty((n, D)), np.empty(n)
+    xp = np.empty(D)
+    accepted = 0
+    for _ in range(n_sweeps):
+        for i in range(2 * n):
+            p = i * D
+            d_r2 = 0.0
+            for d in range(D):
+                xp[d] = x[p + d] + step * (np.random.random() - 0.5)
+                d_r2 += xp[d] * xp[d] - x[p + d] * x[p + d]
+            orbitals(xp, omega, qn, val, g_orb, l_orb)
+            block = dinv[i // n]
+            R = ratio(block, i % n, val)
+            if R != 0.0 and np.random.random() < R * R * math.exp(-omega * d_r2):
+                sherman_morrison(block, i % n, val, R, scratch)
+                for d in range(D):
+                    x[p + d] = xp[d]
+                accepted += 1
+    return accepted
 
 
 # ----------------------------------------------------------------------------------------------
