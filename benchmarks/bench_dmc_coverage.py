@@ -10,7 +10,7 @@ chi^2/dof of the energies about their mean with the reported errors, and the fra
 sigma of the mean (ideal 0.68; a fraction outside [0.6, 0.77] over 50 seeds is a miss at ~1.5-2 sigma of
 the binomial spread). Not part of the test suite; about two minutes on one core:
 
-    .venv/bin/python benchmarks/bench_dmc_coverage.py [--seeds 50 --walkers 200 --steps 3000 --tau 0.01]
+    .venv/bin/python benchmarks/bench_dmc_coverage.py [--seeds 50 --first-seed 0 --walkers 200 --steps 3000 --tau 0.01]
 """
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ def coverage(energies: np.ndarray, errors: np.ndarray) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=50)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     p.add_argument("--walkers", type=int, default=200)
     p.add_argument("--equilibration", type=int, default=500)
     p.add_argument("--steps", type=int, default=3000)
@@ -68,7 +69,7 @@ def main() -> None:
     ham = Hamiltonian(2, 2, 1.0, interaction=True)
     t0 = time.process_time()
     rows = []
-    for seed in range(a.seeds):
+    for seed in range(a.first_seed, a.first_seed + a.seeds):
         r = one_run(wf, ham, seed, a.walkers, a.equilibration, a.steps, a.tau)
         rows.append(r)
         if a.verbose:

@@ -22,7 +22,7 @@ PARTS = TERM_NAMES   # the energy parts, analysed like E_L
 PC_SPAN = 1000   # DMC steps over which the population-control factors are undone (UNR's T_p)
 ACCEPTANCE_BAND = (0.05, 0.999)   # Metropolis / importance acceptance outside it: a warning
 # The DMC guard (`dmc_verdict`): a DMC energy is untrusted when its measured steps span less imaginary time
-# than DMC_MIN_SPAN / omega, hold fewer than DMC_MIN_INDEPENDENT blocked correlation times, or lie more than
+# than DMC_MIN_SPAN / omega, hold fewer than DMC_MIN_INDEPENDENT autocorrelation times, or lie more than
 # DMC_FLOOR_SIGMAS error bars below the lowest energy the Hamiltonian allows.
 DMC_MIN_SPAN = 5.0
 DMC_MIN_INDEPENDENT = 10.0
@@ -140,8 +140,12 @@ def analyze_group(group, name: str | None = None) -> dict:
 def analyze_dmc(group, name: str = "") -> dict:
     """The DMC energy of a run group's /dmc series: the steps before `equilibration`, and any further
     equilibration the MSER rule detects (`vmc.dmc.mser`), are discarded; the rest (one correlated series of
-    mixed estimates per step) gets an automated-blocking error. Also the parts (mixed estimates), the mean
-    trial energy, population and tau_eff, the acceptance, and the reference with the deviation.
+    mixed estimates per step) gets the error of Wolff's autocorrelation (Gamma) method, `blocking.gamma_method`:
+    a DMC series is only 30-50 correlation times long, too short for blocking's plateau, whose error
+    (`blocked_error`, kept for comparison) was measured 23 % low there (benchmarks/bench_dmc_coverage.py).
+    tau is the integrated autocorrelation time in steps, window the lags summed. Also the parts (mixed
+    estimates, same method), the mean trial energy, population and tau_eff, the acceptance, and the reference
+    with the deviation.
     "failures" lists what makes the energy untrustworthy (`dmc_verdict`; empty when it passes)."""
     from .dmc import mser, population_control_weights
     from .driver import energy_lower_bound
@@ -163,7 +167,9 @@ def analyze_dmc(group, name: str = "") -> dict:
         out["failures"] = dmc_verdict(out)
         return out
     r = analyze_series(energy[skip:])
-    out.update({k: r[k] for k in ("mean", "error", "naive_error", "tau", "variance", "n_samples", "level")})
+    out.update({k: r[k] for k in ("mean", "naive_error", "variance", "n_samples", "level")})
+    g = blocking.gamma_method(energy[skip:])
+    out.update(error=g.error, tau=g.tau, window=g.window, blocked_error=r["error"])
     out["warnings"] = [w for w in r["warnings"] if not w.startswith("convergence")]
     out["measured"] = done - skip
     # the population-control bias (UNR): the estimate with the trial-energy factors of the last
@@ -172,11 +178,11 @@ def analyze_dmc(group, name: str = "") -> dict:
     weights = population_control_weights(d["trial_energy"][skip:done], d["population"][skip:done],
                                          d["tau_eff"][skip:done], span)
     e_pc = float(np.sum(weights * energy[skip:]) / np.sum(weights))
-    pc = analyze_series(weights * (energy[skip:] - e_pc) / weights.mean())
-    out["population_corrected"] = {"mean": e_pc, "error": pc["error"], "span": span}
+    pc = blocking.gamma_method(weights * (energy[skip:] - e_pc) / weights.mean())
+    out["population_corrected"] = {"mean": e_pc, "error": pc.error, "span": span}
     for part in OBSERVABLE_NAMES:
-        pr = analyze_series(d[part][skip:done])
-        out[part] = {"mean": pr["mean"], "error": pr["error"]}
+        pr = blocking.gamma_method(d[part][skip:done])
+        out[part] = {"mean": pr.mean, "error": pr.error}
     for key in ("trial_energy", "population", "effective_walkers", "tau_eff"):
         series = d[key][skip:done]
         out[key] = {"mean": float(series.mean()), "min": float(series.min()), "max": float(series.max())}
@@ -192,21 +198,21 @@ def analyze_dmc(group, name: str = "") -> dict:
 def dmc_verdict(d: dict) -> list[str]:
     """The problems that make a DMC energy (`analyze_dmc`'s result) untrustworthy; [] when it passes.
 
-    With n measured steps, tau_int = (error / naive error)^2 their blocked correlation time in steps, tau_eff
-    the mean effective time step, omega the trap frequency and E_0 the lowest energy H allows (the
+    With n measured steps, tau_int their integrated autocorrelation time in steps (`analyze_dmc`'s tau),
+    tau_eff the mean effective time step, omega the trap frequency and E_0 the lowest energy H allows (the
     non-interacting ground state: the Coulomb term is positive, and the fixed-node energy is an upper
     bound to the exact one), the energy fails when
 
     1. n tau_eff omega < DMC_MIN_SPAN (5): the measured series spans less than 5 / omega of imaginary time.
        The slowest motion in the trap, the centre of mass (gap omega, by Kohn's theorem for any
        interaction), decorrelates on 1/omega, so such a series holds at most a few independent samples
-       whatever the blocking says: blocking only sees correlations shorter than the series and then
-       reports an error bar that is too small by sqrt(true / apparent correlation time) (tau = 1e-6:
-       E = 3.1134 +- 0.0012 for the exact 3, 93 error bars off). Ordinary runs span 10-60 / omega
+       whatever its autocorrelation says: a series only sees correlations shorter than itself and then
+       gets an error bar that is too small by sqrt(true / apparent correlation time) (tau = 1e-6:
+       E = 3.1134 +- 0.0015 for the exact 3, 73 error bars off). Ordinary runs span 10-60 / omega
        (600 x 0.02 to 6000 x 0.01).
-    2. n / tau_int < DMC_MIN_INDEPENDENT (10): fewer than 10 effectively independent samples; the blocking
-       curve has no plateau to read (its selected level then has fewer than about 10 blocks, an error bar
-       uncertain by more than +-25 %, and biased low). Ordinary runs hold 20 (545 x 0.02) to 60 (3000 x 0.01).
+    2. n / tau_int < DMC_MIN_INDEPENDENT (10): fewer than 10 effectively independent samples, no plateau
+       (the error bar is then uncertain by more than +-35 %, `blocking.gamma_method`'s tau_error, and
+       biased low). Ordinary runs hold 15 (545 x 0.02, the tests) to 30-50 (3000-4000 x 0.01).
     3. E < E_0 - DMC_FLOOR_SIGMAS error (5): impossible for any correct run (a blown-up population or a
        broken trial state).
     4. no energy at all (too few measured steps after the discarded equilibration).
@@ -229,7 +235,8 @@ def dmc_verdict(d: dict) -> list[str]:
     independent = n / d["tau"] if d["tau"] > 0 else math.inf
     if independent < DMC_MIN_INDEPENDENT:
         problems.append(f"too few independent samples: {n} steps / correlation time {d['tau']:.1f} = "
-                        f"{independent:.1f} < {DMC_MIN_INDEPENDENT:g}; the blocking has no plateau (more dmc.steps)")
+                        f"{independent:.1f} < {DMC_MIN_INDEPENDENT:g}; no plateau, the error bar is meaningless "
+                        "(more dmc.steps)")
     floor = d.get("lower_bound")
     if floor is not None and d["mean"] < floor - DMC_FLOOR_SIGMAS * d["error"]:
         problems.append(f"below the lowest energy H allows: E_DMC = {d['mean']:.6g} < {floor:.6g} (the "
@@ -340,8 +347,8 @@ def dmc_lines(d: dict) -> list[str]:
             f"{d['discarded']} discarded as equilibration ({d['equilibration']} set)")
     if "mean" not in d:
         return [head] + [f"warning: {w}" for w in d.get("warnings", [])] + failure_lines(d)
-    lines = [head, f"  E_DMC = {d['mean']:.6f} +- {d['error']:.6f}  (blocked over {d['measured']} steps, "
-                   f"tau = {d['tau']:.1f} steps)"
+    lines = [head, f"  E_DMC = {d['mean']:.6f} +- {d['error']:.6f}  ({d['measured']} steps, autocorrelation time "
+                   f"{d['tau']:.1f} steps summed over {d['window']} lags; blocked error {d['blocked_error']:.6f})"
              + (f"   {d['reference_kind']} {d['reference']}: {(d['mean'] - d['reference']) / d['error']:+.1f} "
                 "error bars" if d.get("reference") is not None and d["error"] > 0 else ""),
              "  mixed estimates " + "  ".join(f"{p} {d[p]['mean']:.5f}({d[p]['error']:.5f})" for p in OBSERVABLE_NAMES),

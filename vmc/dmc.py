@@ -61,7 +61,7 @@ function of the slot's history only: a resumed run (checkpoints at chunk ends) i
 and in `vmc analyze`, "DMC FAILED: ..." in the stored summary's warnings, exit code 1 of `vmc run`; the file
 keeps the data) when its measured steps span less than 5 / omega of imaginary time (n tau_eff omega < 5:
 the centre of mass alone decorrelates on 1/omega, so blocking cannot see the correlation and the error
-bar is far too small: 93 error bars off at tau = 1e-6), hold fewer than 10 blocked correlation times (no
+bar is far too small: 73 error bars off at tau = 1e-6), hold fewer than 10 autocorrelation times (no
 plateau), or lie more than 5 error bars below the non-interacting ground state (impossible: the Coulomb
 term is positive).
 """
