@@ -1,5 +1,7 @@
 """Fixed-node diffusion Monte Carlo (`vmc.dmc`): physics on one rank, then the application (MPI
 reproducibility, resume after SIGKILL, bad input). Tolerances are multiples of the blocked error bars."""
+import doctest
+import json
 import math
 import os
 import signal
@@ -12,8 +14,9 @@ import numpy as np
 import pytest
 
 from conftest import MPIEXEC, ROOT, run_cli, wait_unlocked
-from vmc import blocking, dmc
+from vmc import analysis, blocking, dmc
 from vmc.hamiltonian import Hamiltonian
+from vmc.io import attr_text
 from vmc.parallel import Comm
 from vmc.samplers import Sampler, Walkers
 from vmc.wavefunction import TrialState, _log_value
@@ -236,6 +239,47 @@ def test_dmc_mpi_reproducible_and_resumable(trial_file):
     assert p.returncode == 0 and "E_DMC" in p.stdout
     p = run_cli("info", d / "n2.h5")
     assert p.returncode == 0 and "dmc: 800 of 800 steps" in p.stdout
+
+
+def test_dmc_guard_fails_a_tiny_time_step_and_passes_an_ordinary_run(trial_file):
+    """tau = 1e-6: the series barely decorrelates (its blocked error bar is far too small); `vmc run` prints
+    the summary with the guard's FAILED line, stores it (status failed, summary.warnings, the data) and exits
+    1; `vmc analyze` repeats it. The same input at tau = 0.02 passes with margin on every criterion."""
+    d = trial_file
+    inp = _dmc_input(d, "guard.toml")
+    p = run_cli("run", inp, "-o", d / "ok.h5", "--quiet")
+    assert p.returncode == 0, p.stderr
+    ok = analysis.analyze_path(str(d / "ok.h5"))["dmc"]
+    assert ok["failures"] == [] and "FAILED" not in p.stdout
+    assert ok["measured"] * ok["tau_eff"]["mean"] > 2 * analysis.DMC_MIN_SPAN
+    assert ok["measured"] / ok["tau"] > 1.3 * analysis.DMC_MIN_INDEPENDENT
+    p = run_cli("run", inp, "-o", d / "tiny.h5", "--quiet", "--set", "dmc.time_step=1e-6")
+    assert p.returncode == 1, p.stderr
+    assert "FAILED: the DMC energy cannot be trusted: too short in imaginary time" in p.stdout
+    assert "run failed: the DMC energy cannot be trusted: too short in imaginary time" in p.stderr
+    with h5py.File(d / "tiny.h5", "r") as f:
+        assert attr_text(f, "status") == "failed" and f["dmc"].attrs["steps_done"] == 800
+        warnings = json.loads(attr_text(f, "summary"))["warnings"]
+    assert any(w.startswith("DMC FAILED: too short in imaginary time") for w in warnings)
+    p = run_cli("analyze", d / "tiny.h5")
+    assert p.returncode == 0 and "FAILED: the DMC energy cannot be trusted" in p.stdout
+
+
+def test_dmc_verdict_thresholds():
+    """Each criterion of the guard alone, just inside and just outside its threshold."""
+    ok = {"mean": 3.0, "error": 0.01, "measured": 1000, "tau": 20.0, "tau_eff": {"mean": 0.01}, "omega": 1.0,
+          "lower_bound": 2.0}
+    assert analysis.dmc_verdict(ok) == []
+    assert analysis.dmc_verdict(dict(ok, tau_eff={"mean": 0.0051})) == []
+    assert analysis.dmc_verdict(dict(ok, tau_eff={"mean": 0.0049}))[0].startswith("too short in imaginary time")
+    assert analysis.dmc_verdict(dict(ok, omega=0.5, tau_eff={"mean": 0.0099}))[0].startswith("too short")
+    assert analysis.dmc_verdict(dict(ok, tau=99.0)) == []
+    assert analysis.dmc_verdict(dict(ok, tau=101.0))[0].startswith("too few independent samples")
+    assert analysis.dmc_verdict(dict(ok, mean=1.96)) == []
+    assert analysis.dmc_verdict(dict(ok, mean=1.94))[0].startswith("below the lowest energy H allows")
+    assert analysis.dmc_verdict({"measured": 8})[0].startswith("no DMC energy")
+    result = doctest.testmod(analysis)
+    assert result.attempted >= 3 and result.failed == 0
 
 
 @pytest.mark.parametrize("override,needle", [

@@ -22,6 +22,12 @@ from .paths import not_regular
 PARTS = TERM_NAMES   # the energy parts, analysed like E_L
 PC_SPAN = 1000   # DMC steps over which the population-control factors are undone (UNR's T_p)
 ACCEPTANCE_BAND = (0.05, 0.999)   # Metropolis / importance acceptance outside it: a warning
+# The DMC guard (`dmc_verdict`): a DMC energy is untrusted when its measured steps span less imaginary time
+# than DMC_MIN_SPAN / omega, hold fewer than DMC_MIN_INDEPENDENT autocorrelation times, or lie more than
+# DMC_FLOOR_SIGMAS error bars below the lowest energy the Hamiltonian allows.
+DMC_MIN_SPAN = 5.0
+DMC_MIN_INDEPENDENT = 10.0
+DMC_FLOOR_SIGMAS = 5.0
 
 
 class AnalysisError(Exception):
@@ -66,6 +72,12 @@ def reference_energy(cfg: dict) -> tuple[float, str] | None:
     if fermions and omega in CLOSED_SHELL_DMC.get((D, P), {}):
         return CLOSED_SHELL_DMC[(D, P)][omega], "DMC"
     return None
+
+
+def energy_lower_bound(cfg: dict) -> float:
+    """The lowest energy H allows: the non-interacting ground state (Coulomb repulsion is positive)."""
+    s = dict(cfg["system"], interaction=False)
+    return reference_energy({"system": s})[0]
 
 
 def _stats(chains: np.ndarray) -> dict:
@@ -137,8 +149,13 @@ def analyze_group(group, name: str | None = None) -> dict:
 def analyze_dmc(group, name: str = "") -> dict:
     """The DMC energy of a run group's /dmc series: the steps before `equilibration`, and any further
     equilibration the MSER rule detects (`vmc.dmc.mser`), are discarded; the rest (one correlated series of
-    mixed estimates per step) gets an automated-blocking error. Also the parts (mixed estimates), the mean
-    trial energy, population and tau_eff, the acceptance, and the reference with the deviation."""
+    mixed estimates per step) gets the error of Wolff's autocorrelation (Gamma) method, `blocking.gamma_method`:
+    a DMC series is only 30-50 correlation times long, too short for blocking's plateau, whose error
+    (`blocked_error`, kept for comparison) was measured 23 % low there (benchmarks/bench_dmc_coverage.py).
+    tau is the integrated autocorrelation time in steps, window the lags summed. Also the parts (mixed
+    estimates, same method), the mean trial energy, population and tau_eff, the acceptance, and the reference
+    with the deviation.
+    "failures" lists what makes the energy untrustworthy (`dmc_verdict`; empty when it passes)."""
     from .dmc import mser, population_control_weights
     from .io import done as steps_done
     d = group["dmc"]
@@ -151,11 +168,17 @@ def analyze_dmc(group, name: str = "") -> dict:
     energy = d["energy"][:done]
     skip = eq + (mser(energy[eq:]) if done - eq >= 16 else 0)
     out["discarded"] = skip
+    cfg = json.loads(group.attrs["config"]) if "config" in group.attrs else None
+    if cfg is not None:
+        out["omega"], out["lower_bound"] = float(cfg["system"]["omega"]), energy_lower_bound(cfg)
     if done - skip < blocking.MIN_SAMPLES:
         out["warnings"] = [f"{name}: DMC holds {done - skip} measured steps after equilibration, too few to analyse"]
+        out["failures"] = dmc_verdict(out)
         return out
     r = analyze_series(energy[skip:])
-    out.update({k: r[k] for k in ("mean", "error", "naive_error", "tau", "variance", "n_samples", "level")})
+    out.update({k: r[k] for k in ("mean", "naive_error", "variance", "n_samples", "level")})
+    g = blocking.gamma_method(energy[skip:])
+    out.update(error=g.error, tau=g.tau, window=g.window, blocked_error=r["error"])
     out["warnings"] = [w for w in r["warnings"] if not w.startswith("convergence")]
     out["measured"] = done - skip
     # the population-control bias (UNR): the estimate with the trial-energy factors of the last
@@ -164,20 +187,71 @@ def analyze_dmc(group, name: str = "") -> dict:
     weights = population_control_weights(d["trial_energy"][skip:done], d["population"][skip:done],
                                          d["tau_eff"][skip:done], span)
     e_pc = float(np.sum(weights * energy[skip:]) / np.sum(weights))
-    pc = analyze_series(weights * (energy[skip:] - e_pc) / weights.mean())
-    out["population_corrected"] = {"mean": e_pc, "error": pc["error"], "span": span}
+    pc = blocking.gamma_method(weights * (energy[skip:] - e_pc) / weights.mean())
+    out["population_corrected"] = {"mean": e_pc, "error": pc.error, "span": span}
     for part in OBSERVABLE_NAMES:
-        pr = analyze_series(d[part][skip:done])
-        out[part] = {"mean": pr["mean"], "error": pr["error"]}
+        pr = blocking.gamma_method(d[part][skip:done])
+        out[part] = {"mean": pr.mean, "error": pr.error}
     for key in ("trial_energy", "population", "effective_walkers", "tau_eff"):
         series = d[key][skip:done]
         out[key] = {"mean": float(series.mean()), "min": float(series.min()), "max": float(series.max())}
     out["trace"] = energy
     out["population_trace"] = d["population"][:done]
-    if "config" in group.attrs:
-        ref = reference_energy(json.loads(group.attrs["config"]))
+    if cfg is not None:
+        ref = reference_energy(cfg)
         out["reference"], out["reference_kind"] = ref if ref else (None, None)
+    out["failures"] = dmc_verdict(out)
     return out
+
+
+def dmc_verdict(d: dict) -> list[str]:
+    """The problems that make a DMC energy (`analyze_dmc`'s result) untrustworthy; [] when it passes.
+
+    With n measured steps, tau_int their integrated autocorrelation time in steps (`analyze_dmc`'s tau),
+    tau_eff the mean effective time step, omega the trap frequency and E_0 the lowest energy H allows (the
+    non-interacting ground state: the Coulomb term is positive, and the fixed-node energy is an upper
+    bound to the exact one), the energy fails when
+
+    1. n tau_eff omega < DMC_MIN_SPAN (5): the measured series spans less than 5 / omega of imaginary time.
+       The slowest motion in the trap, the centre of mass (gap omega, by Kohn's theorem for any
+       interaction), decorrelates on 1/omega, so such a series holds at most a few independent samples
+       whatever its autocorrelation says: a series only sees correlations shorter than itself and then
+       gets an error bar that is too small by sqrt(true / apparent correlation time) (tau = 1e-6:
+       E = 3.1134 +- 0.0015 for the exact 3, 73 error bars off). Ordinary runs span 10-60 / omega
+       (600 x 0.02 to 6000 x 0.01).
+    2. n / tau_int < DMC_MIN_INDEPENDENT (10): fewer than 10 effectively independent samples, no plateau
+       (the error bar is then uncertain by more than +-35 %, `blocking.gamma_method`'s tau_error, and
+       biased low). Ordinary runs hold 15 (545 x 0.02, the tests) to 30-50 (3000-4000 x 0.01).
+    3. E < E_0 - DMC_FLOOR_SIGMAS error (5): impossible for any correct run (a blown-up population or a
+       broken trial state).
+    4. no energy at all (too few measured steps after the discarded equilibration).
+
+    >>> ok = {"mean": 3.001, "error": 0.002, "measured": 4000, "tau": 60.0, "tau_eff": {"mean": 0.0099},
+    ...       "omega": 1.0, "lower_bound": 2.0}
+    >>> dmc_verdict(ok)
+    []
+    >>> [p.split(":")[0] for p in dmc_verdict(dict(ok, tau_eff={"mean": 1e-6}, tau=500.0, mean=1.9))]
+    ['too short in imaginary time', 'too few independent samples', 'below the lowest energy H allows']
+    """
+    if "mean" not in d:
+        return ["no DMC energy: too few measured steps after the equilibration"]
+    problems = []
+    n, tau_eff, omega = d["measured"], d["tau_eff"]["mean"], d.get("omega")
+    if omega is not None and n * tau_eff * omega < DMC_MIN_SPAN:
+        problems.append(f"too short in imaginary time: {n} steps x tau_eff {tau_eff:.3g} = {n * tau_eff:.3g}, "
+                        f"below {DMC_MIN_SPAN:g} / omega = {DMC_MIN_SPAN / omega:.3g}; the walkers cannot have "
+                        "decorrelated and the error bar is meaningless (more dmc.steps or a larger dmc.time_step)")
+    independent = n / d["tau"] if d["tau"] > 0 else math.inf
+    if independent < DMC_MIN_INDEPENDENT:
+        problems.append(f"too few independent samples: {n} steps / correlation time {d['tau']:.1f} = "
+                        f"{independent:.1f} < {DMC_MIN_INDEPENDENT:g}; no plateau, the error bar is meaningless "
+                        "(more dmc.steps)")
+    floor = d.get("lower_bound")
+    if floor is not None and d["mean"] < floor - DMC_FLOOR_SIGMAS * d["error"]:
+        problems.append(f"below the lowest energy H allows: E_DMC = {d['mean']:.6g} < {floor:.6g} (the "
+                        "non-interacting ground state) by more than "
+                        f"{DMC_FLOOR_SIGMAS:g} error bars; the population or the trial state broke down")
+    return problems
 
 
 def run_groups(f) -> list[tuple[str, object]]:
@@ -291,9 +365,9 @@ def dmc_lines(d: dict) -> list[str]:
     head = (f"DMC (time step {d['time_step']}, {d['walkers']} walkers): {d['steps_done']} steps, "
             f"{d['discarded']} discarded as equilibration ({d['equilibration']} set)")
     if "mean" not in d:
-        return [head] + [f"warning: {w}" for w in d.get("warnings", [])]
-    lines = [head, f"  E_DMC = {d['mean']:.6f} +- {d['error']:.6f}  (blocked over {d['measured']} steps, "
-                   f"tau = {d['tau']:.1f} steps)"
+        return [head] + [f"warning: {w}" for w in d.get("warnings", [])] + failure_lines(d)
+    lines = [head, f"  E_DMC = {d['mean']:.6f} +- {d['error']:.6f}  ({d['measured']} steps, autocorrelation time "
+                   f"{d['tau']:.1f} steps summed over {d['window']} lags; blocked error {d['blocked_error']:.6f})"
              + (f"   {d['reference_kind']} {d['reference']}: {(d['mean'] - d['reference']) / d['error']:+.1f} "
                 "error bars" if d.get("reference") is not None and d["error"] > 0 else ""),
              "  mixed estimates " + "  ".join(f"{p} {d[p]['mean']:.5f}({d[p]['error']:.5f})" for p in OBSERVABLE_NAMES),
@@ -305,7 +379,12 @@ def dmc_lines(d: dict) -> list[str]:
              f"{d['effective_walkers']['mean']:.1f}   acceptance {d['acceptance']:.5f}   tau_eff "
              f"{d['tau_eff']['mean']:.6g}   node crossings rejected {d['node_crossings']:.0f}   "
              f"wall {d['wall_seconds']:.1f} s"]
-    return lines + [f"  warning: {w}" for w in d.get("warnings", [])]
+    return lines + [f"  warning: {w}" for w in d.get("warnings", [])] + failure_lines(d)
+
+
+def failure_lines(d: dict) -> list[str]:
+    """The loud lines of a DMC energy that fails `dmc_verdict`."""
+    return [f"  FAILED: the DMC energy cannot be trusted: {p}" for p in d.get("failures", [])]
 
 
 def plot(result: dict, path: str) -> None:

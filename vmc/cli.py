@@ -4,6 +4,7 @@ Exit codes (the README lists them too):
 
     0  success; also `--resume` of a run that is already complete (nothing is changed)
     1  the run failed: divergence or a non-finite energy, implausible sampling (acceptance 0 or 1), a
+       DMC energy that cannot be trusted (`vmc.analysis.dmc_verdict`; its summary is stored), a
        write error such as a full disk, ranks out of step, or an internal error. The file keeps every
        completed iteration and production chunk and a checkpoint to `--resume` from.
     2  bad input, found before any work: configuration, files, `--resume` overrides, memory or disk
@@ -447,14 +448,21 @@ def execute(args, comm, stop: StopSignals, echo: bool = True) -> Outcome:
                 break
             continue
         if writer is not None:
+            # a DMC energy that fails the guard (`analysis.dmc_verdict`): summary and data kept, run failed
+            untrusted = summary.get("dmc", {}).get("failures", [])
             scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
-            scalars["warnings"] = summary.get("warnings", [])
+            scalars["warnings"] = summary.get("warnings", []) + [f"DMC FAILED: {w}" for w in untrusted]
             text = json.dumps(scalars)
             if len(text.encode()) > io.TEXT_CAPACITY["summary"]:
                 text = json.dumps({**scalars, "warnings": ["(too many warnings to store: see vmc analyze)"]})
-            writer.status("complete", finished=_now(), summary=text)
+            exc = RunError("the DMC energy cannot be trusted: " + "; ".join(untrusted)) if untrusted else None
+            writer.status("failed" if exc else "complete", str(exc or ""), finished=_now(), summary=text)
             print_if(echo, (f"\n[{p.label}]" if p.label else "") + summary_text(summary, p.cfg, plan.path),
                      file=sys.stdout)
+            if exc is not None:
+                failure = failure or exc
+                print_if(echo, f"vmc: run failed{' at ' + p.label if p.label else ''}: {exc}", file=sys.stderr)
+                status = EXIT_FAILED
     if comm.is_root:
         if plan.study and status != EXIT_INTERRUPTED:
             io.set_text(f, "status", "complete" if status == EXIT_OK else "failed")

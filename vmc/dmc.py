@@ -56,6 +56,14 @@ here use N >= 1000 walkers, where it is far below the statistical error. The per
 the factors (inverse Slater matrices updated by Sherman-Morrison) are rebuilt from scratch at the
 start of every chunk of `CHUNK` steps and for every slot that received a copy, so the caches are a
 function of the slot's history only: a resumed run (checkpoints at chunk ends) is bit-identical.
+
+**Guard.** A DMC energy is reported as a failure (`vmc.analysis.dmc_verdict`: a FAILED line in the summary
+and in `vmc analyze`, "DMC FAILED: ..." in the stored summary's warnings, exit code 1 of `vmc run`; the file
+keeps the data) when its measured steps span less than 5 / omega of imaginary time (n tau_eff omega < 5:
+the centre of mass alone decorrelates on 1/omega, so blocking cannot see the correlation and the error
+bar is far too small: 73 error bars off at tau = 1e-6), hold fewer than 10 autocorrelation times (no
+plateau), or lie more than 5 error bars below the non-interacting ground state (impossible: the Coulomb
+term is positive).
 """
 from __future__ import annotations
 

@@ -43,6 +43,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import dmc, io
+from .analysis import energy_lower_bound
 from .errors import Interrupted, NumericalError, RunError  # noqa: F401 (re-exported)
 from .config import check_ranks, resolved_density_rmax, resolved_sigma
 from .estimators import Moments, sums
@@ -172,13 +173,6 @@ def wavefunction_attrs(wf: TrialState) -> dict:
     return dict(sigma=wf.sigma, g=wf.g, beta=wf.beta, particles=wf.particles, dimensions=wf.dimensions,
                 hidden=wf.hidden, optimize_sigma=wf.optimize_sigma, rbm=wf.rbm, jastrow=wf.jastrow,
                 slater=wf.slater, n_opt=wf.n_opt)
-
-
-def energy_lower_bound(cfg: dict) -> float:
-    """The lowest energy H allows: the non-interacting ground state (Coulomb repulsion is positive)."""
-    from .analysis import reference_energy
-    s = dict(cfg["system"], interaction=False)
-    return reference_energy({"system": s})[0]
 
 
 def build(cfg: dict, comm: Comm) -> Setup:
