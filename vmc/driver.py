@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import astuple, dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
 import numpy as np
@@ -58,7 +58,8 @@ OPTIMIZATION, PRODUCTION, DMC, DONE = 0, 1, 2, 3
 
 @dataclass
 class RunState:
-    """The counters a checkpoint stores beside the arrays (all numbers, in this order)."""
+    """The counters a checkpoint stores beside the arrays: the run's own, then the DMC population's
+    (`vmc.dmc.Counters`, stored as dmc_<name>) and the DMC times; `names` gives the stored order."""
     iteration: int = 0                 # optimization iterations completed
     phase: int = OPTIMIZATION
     production_steps: int = 0          # production sweeps completed
@@ -70,36 +71,41 @@ class RunState:
     proposed: float = 0.0
     wall_seconds: float = 0.0          # production wall and CPU seconds (CPU summed over ranks)
     cpu_seconds: float = 0.0
-    dmc_steps: int = 0                 # DMC: `vmc.dmc.Counters`, then times
-    dmc_trial_energy: float = math.nan
-    dmc_estimate: float = math.nan
-    dmc_weight: float = 1.0
-    dmc_pdr2: float = 0.0
-    dmc_dr2: float = 0.0
-    dmc_accepted: float = 0.0
-    dmc_proposed: float = 0.0
-    dmc_crossings: float = 0.0
+    dmc: dmc.Counters = field(default_factory=dmc.Counters)
     dmc_wall_seconds: float = 0.0
     dmc_cpu_seconds: float = 0.0
 
-    def counters(self) -> dmc.Counters:
-        return dmc.Counters(**{f.name: getattr(self, f"dmc_{f.name}") for f in fields(dmc.Counters)})
-
-    def set_counters(self, c: dmc.Counters) -> None:
-        for f in fields(dmc.Counters):
-            setattr(self, f"dmc_{f.name}", getattr(c, f.name))
+    @staticmethod
+    def _flat(cls) -> list[tuple[str, str, str | None]]:
+        """(stored name, type, field of `dmc.Counters` or None) in the stored order."""
+        out = []
+        for f in fields(cls):
+            if f.name == "dmc":
+                out += [(f"dmc_{c.name}", c.type, c.name) for c in fields(dmc.Counters)]
+            else:
+                out.append((f.name, f.type, None))
+        return out
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return tuple(name for name, _, _ in cls._flat(cls))
 
     def to_array(self) -> np.ndarray:
-        return np.array(astuple(self), dtype=float)
+        return np.array([getattr(self.dmc, c) if c else getattr(self, name) for name, _, c in self._flat(type(self))],
+                        dtype=float)
+
+    def copy(self) -> "RunState":
+        return replace(self, dmc=replace(self.dmc))
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunState":
-        kinds = {f.name: f.type for f in fields(cls)}
-        return cls(**{k: (int(v) if kinds[k] == "int" else float(v)) for k, v in values.items() if k in kinds})
+        """From stored names and numbers (unknown names ignored, missing ones at their defaults)."""
+        own, counters = {}, {}
+        for name, kind, c in cls._flat(cls):
+            if name in values:
+                v = values[name]
+                (counters if c else own)[c or name] = int(v) if kind == "int" else float(v)
+        return cls(**own, dmc=dmc.Counters(**counters))
 
 
 @dataclass
@@ -211,7 +217,7 @@ class Snapshot:
 
 
 def snapshot(setup: Setup, state: RunState, density_counts: np.ndarray, pop: dmc.Population | None = None) -> Snapshot:
-    return Snapshot(replace(state), setup.wf.params.copy(), {k: v.copy() for k, v in setup.optimizer.state.items()},
+    return Snapshot(state.copy(), setup.wf.params.copy(), {k: v.copy() for k, v in setup.optimizer.state.items()},
                     setup.walkers.positions.copy(), setup.walkers.rng_states(),
                     density_counts.copy(),
                     (pop.X.copy(), np.stack([pop.el, pop.vr], axis=1)) if pop is not None else None)
@@ -343,73 +349,113 @@ def _no_stop() -> str | None:
     return None
 
 
+def pack(**parts) -> tuple[np.ndarray, dict[str, slice]]:
+    """One flat vector of named parts (the payload of one allreduce) and where each part lives in it.
+
+    >>> total, where = pack(counts=np.ones(3), flags=[0.0, 1.0])
+    >>> total[where["flags"]].tolist()
+    [0.0, 1.0]
+    """
+    arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in parts.items()}
+    where, start = {}, 0
+    for k, v in arrays.items():
+        where[k] = slice(start, start + v.size)
+        start += v.size
+    return np.concatenate(list(arrays.values())), where
+
+
+class Run:
+    """One run's context, shared by its phases: configuration, objects, counters, output, ranks, the checkpoint
+    clock and the stop requests; `end_chunk` is what every iteration, production chunk and DMC chunk ends with."""
+
+    def __init__(self, cfg: dict, writer: io.RunWriter | None, comm: Comm, progress: bool, stop):
+        self.t0 = time.time()
+        self.cfg, self.writer, self.comm, self.stop = cfg, writer, comm, stop
+        self.progress = progress and comm.is_root
+        self.setup = build(cfg, comm)
+        self.state, self.counts = RunState(), np.zeros(cfg["production"]["density_bins"])
+        self.clock = Clock(cfg["checkpoint_interval"])
+        self.pop: dmc.Population | None = None
+
+    def control(self) -> np.ndarray:
+        """This rank's part of the control flags: a pending stop request, and rank 0's "checkpoint due"."""
+        return np.array([1.0 if self.stop() else 0.0, self.clock.due() if self.comm.is_root else 0.0])
+
+    def snapshot(self) -> Snapshot:
+        return snapshot(self.setup, self.state, self.counts, self.pop)
+
+    def checkpoint(self, snap: Snapshot | None = None) -> None:
+        write_checkpoint(self.comm, self.writer, snap or self.snapshot())
+
+    def end_chunk(self, control: np.ndarray, phase: int, bar, where: str) -> None:
+        """A stop request on any rank (summed `control`) checkpoints and stops while `phase` has work left; a
+        checkpoint is also written when rank 0's clock says it is due and when the phase is over."""
+        in_phase = self.state.phase == phase
+        if control[0] > 0 and in_phase:
+            bar.close()
+            self.checkpoint()
+            raise Interrupted(f"stopped by {self.stop() or 'a signal on another rank'} {where}")
+        if control[1] > 0 or not in_phase:
+            self.checkpoint()
+            self.clock.reset()
+
+    def bar(self, total: int, initial: int, desc: str, unit: str) -> tqdm:
+        return _progress(total, initial, desc, unit, self.progress)
+
+
 def run(cfg: dict, writer: io.RunWriter | None, comm: Comm, resume: bool = False, progress: bool = True,
         stop: Callable[[], str | None] = _no_stop) -> dict:
-    """Optimize, then evaluate; rank 0 writes through `writer` (None on other ranks).
+    """Optimize, then evaluate (and DMC); rank 0 writes through `writer` (None on other ranks).
 
     `stop()` returns the name of a pending stop request (a signal) or None. Returns (on every rank) a
     summary dict: energy and blocked error (rank 0 only), variance, acceptance, iterations done,
     wall time, samples per second, warnings.
     """
-    t0 = time.time()
-    setup = build(cfg, comm)
-    state, counts = RunState(), np.zeros(cfg["production"]["density_bins"])
-    restored = restore(comm, writer.group if writer else None, setup) if resume else None
+    r = Run(cfg, writer, comm, progress, stop)
+    restored = restore(comm, writer.group if writer else None, r.setup) if resume else None
     saved = None
     if restored is not None:
-        state, counts[:], arrays = restored
-        if state.phase == DMC and state.dmc_steps > 0:
+        r.state, r.counts[:], arrays = restored
+        if r.state.phase == DMC and r.state.dmc.steps > 0:
             saved = arrays
         if writer is not None:
-            writer.set_iterations_done(state.iteration)
+            writer.set_iterations_done(r.state.iteration)
     else:
         if cfg["wavefunction"]["from_file"]:
             params = comm.bcast(start_parameters(cfg) if comm.is_root else None)
-            setup.wf.params[:] = params
-        write_checkpoint(comm, writer, snapshot(setup, state, counts))
-    clock = Clock(cfg["checkpoint_interval"])
-    optimize(cfg, setup, state, writer, comm, clock, progress, stop, t0)
-    produce(cfg, setup, state, counts, writer, comm, clock, progress, stop)
-    diffuse(cfg, setup, state, counts, writer, comm, clock, progress, stop, saved)
-    return finish(cfg, setup, state, writer, comm, time.time() - t0)
+            r.setup.wf.params[:] = params
+        r.checkpoint()
+    optimize(r)
+    produce(r)
+    diffuse(r, saved)
+    return finish(cfg, r.setup, r.state, writer, comm, time.time() - r.t0)
 
 
-def _stop_flag(stop) -> float:
-    return 1.0 if stop() else 0.0
-
-
-def _stop(comm: Comm, writer, snap: Snapshot, stop, where: str) -> None:
-    write_checkpoint(comm, writer, snap)
-    raise Interrupted(f"stopped by {stop() or 'a signal on another rank'} {where}")
-
-
-def optimize(cfg, setup: Setup, state: RunState, writer, comm: Comm, clock: Clock, progress: bool, stop,
-             t0: float) -> None:
-    smp, o = cfg["sampler"], cfg["optimizer"]
+def optimize(r: Run) -> None:
+    smp, o = r.cfg["sampler"], r.cfg["optimizer"]
+    setup, state, comm = r.setup, r.state, r.comm
     wf, opt = setup.wf, setup.optimizer
-    guard = Guard(energy_lower_bound(cfg))
-    no_counts = np.zeros(cfg["production"]["density_bins"])   # the optimization fills no histogram
-    last_good = snapshot(setup, state, no_counts)
-    bar = _progress(o["iterations"], state.iteration, "optimizing", "it", progress and comm.is_root)
+    guard = Guard(energy_lower_bound(r.cfg))
+    last_good = r.snapshot()
+    bar = r.bar(o["iterations"], state.iteration, "optimizing", "it")
     while state.phase == OPTIMIZATION and state.iteration < o["iterations"]:
         it = state.iteration
         timer = PhaseTimer(comm)
-        start = snapshot(setup, state, no_counts)
+        start = r.snapshot()
         n_burn = smp["burn_in"] if it == 0 else smp["thermalize"]
         samples = setup.sampler.sample(wf, setup.hamiltonian, setup.walkers, n_burn, smp["steps"], record_grad=True)
-        local = sums(samples, wf.n_opt, opt.needs_s_matrix)
         timer.lap("sampling")
-        total = comm.allreduce_sum(np.concatenate([local, timer.own_sampling(),
-                                                   [_stop_flag(stop), clock.due() if comm.is_root else 0.0]]))
+        local, where = pack(sums=sums(samples, wf.n_opt, opt.needs_s_matrix), sampling=timer.own_sampling(),
+                            control=r.control())
+        total = comm.allreduce_sum(local)
         timer.lap("reduce")
-        stop_requested, checkpoint_due = total[-2] > 0, total[-1] > 0
-        timer.ranks_sampling(total[local.size:local.size + comm.size])
-        m = Moments.from_sums(total[:local.size], wf.n_opt, opt.needs_s_matrix)
+        timer.ranks_sampling(total[where["sampling"]])
+        m = Moments.from_sums(total[where["sums"]], wf.n_opt, opt.needs_s_matrix)
         reason = guard.diverged(it, m, state.best_energy)
         if reason is None and m.acceptance == 0.0:
             reason = f"iteration {it}: no proposed move was accepted (sampler step or time step far too large?)"
         if reason is not None:
-            write_checkpoint(comm, writer, last_good)
+            r.checkpoint(last_good)
             raise NumericalError(f"{reason}; the checkpoint holds the state before iteration "
                                  f"{last_good.state.iteration}")
         if guard.good(m, state.best_energy):
@@ -419,41 +465,33 @@ def optimize(cfg, setup: Setup, state: RunState, writer, comm: Comm, clock: Cloc
         try:
             delta = opt.step(m.gradient, m.s_matrix)
         except np.linalg.LinAlgError as exc:
-            write_checkpoint(comm, writer, start)
+            r.checkpoint(start)
             raise NumericalError(f"iteration {it}: stochastic reconfiguration failed ({exc}); raise "
                                  "optimizer.sr_shift") from None
         wf.theta[:] += delta
         wf.constrain()
-        if last_energy_close(state, m):
-            state.calm += 1
-        else:
-            state.calm = 0
+        state.calm = state.calm + 1 if last_energy_close(state, m) else 0
         state.iteration += 1
         state.last_energy, state.last_error = m.energy, m.error
         state.best_energy = min(state.best_energy, m.energy)
         if state.iteration >= o["iterations"] or (o["patience"] > 0 and state.calm >= o["patience"]):
             state.phase = PRODUCTION
         timer.lap("update")
-        if writer is not None:
+        if r.writer is not None:
             row = dict(energy=m.energy, error=m.error, variance=m.variance, acceptance=m.acceptance,
-                       grad_norm=float(np.linalg.norm(m.gradient)), learning_rate=lr, wall_time=time.time() - t0,
+                       grad_norm=float(np.linalg.norm(m.gradient)), learning_rate=lr, wall_time=time.time() - r.t0,
                        **dict(zip(OBSERVABLE_NAMES, m.observables)))
-            writer.iteration(it, row, used)
+            r.writer.iteration(it, row, used)
         bar.update(1)
         bar.set_postfix_str(f"E = {m.energy:.5f} +- {m.error:.5f}, acc = {m.acceptance:.2f}", refresh=False)
-        if stop_requested:
-            bar.close()
-            _stop(comm, writer, snapshot(setup, state, no_counts), stop, f"after iteration {it}")
-        if checkpoint_due or state.phase != OPTIMIZATION:
-            write_checkpoint(comm, writer, snapshot(setup, state, no_counts))
-            clock.reset()
+        r.end_chunk(total[where["control"]], OPTIMIZATION, bar, f"after iteration {it}")
         timer.lap("io")
-        timer.write(writer, "optimization", it)
+        timer.write(r.writer, "optimization", it)
     bar.close()
     state.phase = max(state.phase, PRODUCTION)
-    if writer is not None:
+    if r.writer is not None:
         attrs = wavefunction_attrs(wf)
-        writer.wavefunction(wf.params, wf.named(), {k: v for k, v in attrs.items() if k in ("sigma", "beta")})
+        r.writer.wavefunction(wf.params, wf.named(), {k: v for k, v in attrs.items() if k in ("sigma", "beta")})
 
 
 def last_energy_close(state: RunState, m: Moments) -> bool:
@@ -461,12 +499,12 @@ def last_energy_close(state: RunState, m: Moments) -> bool:
     return math.isfinite(state.last_energy) and abs(m.energy - state.last_energy) < np.hypot(m.error, state.last_error)
 
 
-def produce(cfg, setup: Setup, state: RunState, counts: np.ndarray, writer, comm: Comm, clock: Clock,
-            progress: bool, stop) -> None:
-    prod = cfg["production"]
-    steps, r_max = prod["steps"], resolved_density_rmax(cfg)
+def produce(r: Run) -> None:
+    prod = r.cfg["production"]
+    steps, r_max = prod["steps"], resolved_density_rmax(r.cfg)
+    setup, state, comm = r.setup, r.state, r.comm
     wf = setup.wf
-    bar = _progress(steps, state.production_steps, "production", "step", progress and comm.is_root)
+    bar = r.bar(steps, state.production_steps, "production", "step")
     while state.production_steps < steps:
         timer = PhaseTimer(comm)
         t_chunk, cpu_chunk = time.time(), time.process_time()
@@ -474,89 +512,79 @@ def produce(cfg, setup: Setup, state: RunState, counts: np.ndarray, writer, comm
         n_burn = prod["burn_in"] if state.production_steps == 0 else 0
         s = setup.sampler.sample(wf, setup.hamiltonian, setup.walkers, n_burn, n, density_bins=prod["density_bins"],
                                  density_rmax=r_max)
-        finite = float(np.all(np.isfinite(s.observables)))
         timer.lap("sampling")
-        local = np.concatenate([s.density_counts, [s.accepted, s.proposed, time.process_time() - cpu_chunk],
-                                timer.own_sampling(), [1.0 - finite, _stop_flag(stop),
-                                                       clock.due() if comm.is_root else 0.0]])
+        local, where = pack(counts=s.density_counts, accepted=s.accepted, proposed=s.proposed,
+                            cpu=time.process_time() - cpu_chunk, sampling=timer.own_sampling(),
+                            not_finite=0.0 if np.all(np.isfinite(s.observables)) else 1.0, control=r.control())
         total = comm.allreduce_sum(local)
         observables = comm.gather(s.observables)
         timer.lap("reduce")
-        timer.ranks_sampling(total[counts.size + 3:counts.size + 3 + comm.size])
+        timer.ranks_sampling(total[where["sampling"]])
         start = state.production_steps
-        if total[-3] > 0:
+        if total[where["not_finite"]][0] > 0:
             raise NumericalError(f"production steps {start}-{start + n}: a local energy is not finite")
-        counts += total[:counts.size]
-        state.accepted += total[counts.size]
-        state.proposed += total[counts.size + 1]
-        state.cpu_seconds += total[counts.size + 2]
+        r.counts += total[where["counts"]]
+        state.accepted += total[where["accepted"]][0]
+        state.proposed += total[where["proposed"]][0]
+        state.cpu_seconds += total[where["cpu"]][0]
         state.production_steps += n
         state.wall_seconds += time.time() - t_chunk
         if state.production_steps >= steps:
-            state.phase = DMC if cfg["dmc"]["steps"] > 0 else DONE
+            state.phase = DMC if r.cfg["dmc"]["steps"] > 0 else DONE
         timer.lap("update")
-        if writer is not None:
-            writer.production(start, np.concatenate(observables), counts, r_max, wf.particles, wf.dimensions,
-                              state.accepted, state.proposed)
+        if r.writer is not None:
+            r.writer.production(start, np.concatenate(observables), r.counts, r_max, wf.particles, wf.dimensions,
+                                state.accepted, state.proposed)
         bar.update(n)
-        if total[-2] > 0 and state.phase == PRODUCTION:
-            bar.close()
-            _stop(comm, writer, snapshot(setup, state, counts), stop, f"after production step {state.production_steps}")
-        if total[-1] > 0 or state.phase != PRODUCTION:
-            write_checkpoint(comm, writer, snapshot(setup, state, counts))
-            clock.reset()
+        r.end_chunk(total[where["control"]], PRODUCTION, bar, f"after production step {state.production_steps}")
         timer.lap("io")
-        timer.write(writer, "production", start // io.PRODUCTION_CHUNK)
+        timer.write(r.writer, "production", start // io.PRODUCTION_CHUNK)
     bar.close()
 
 
-def diffuse(cfg, setup: Setup, state: RunState, counts: np.ndarray, writer, comm: Comm, clock: Clock,
-            progress: bool, stop, saved: dict | None) -> None:
+def diffuse(r: Run, saved: dict | None) -> None:
     """Fixed-node DMC (`vmc.dmc`) from the production's final walkers (walker j % W starts DMC walker j),
     or from the checkpoint's population (`saved`); chunks of `dmc.CHUNK` steps, each written as it ends."""
-    d = cfg["dmc"]
+    d, setup, state, comm = r.cfg["dmc"], r.setup, r.state, r.comm
     if d["steps"] == 0 or state.phase != DMC:
         return
     n_eq, total = d["equilibration"], d["equilibration"] + d["steps"]
-    pop = dmc.Population(setup.wf, setup.hamiltonian, comm, d["walkers"], d["time_step"], d["feedback"],
-                         dmc_key(cfg["seed"]))
+    pop = r.pop = dmc.Population(setup.wf, setup.hamiltonian, comm, d["walkers"], d["time_step"], d["feedback"],
+                                 dmc_key(r.cfg["seed"]))
     if saved is not None:
-        pop.restore(saved["dmc_positions"], saved["dmc_walkers"][:, 0], saved["dmc_walkers"][:, 1], state.counters())
+        pop.restore(saved["dmc_positions"], saved["dmc_walkers"][:, 0], saved["dmc_walkers"][:, 1],
+                    replace(state.dmc))
     else:
         parts = comm.gather(setup.walkers.positions)
         vmc_walkers = comm.bcast(np.concatenate(parts) if comm.is_root else None)
         pop.start(vmc_walkers[np.arange(d["walkers"]) % vmc_walkers.shape[0]])
-        state.set_counters(pop.c)
-    bar = _progress(total, pop.c.steps, "dmc", "step", progress and comm.is_root)
+        state.dmc = replace(pop.c)
+    bar = r.bar(total, pop.c.steps, "dmc", "step")
     while pop.c.steps < total:
         t_chunk, cpu_chunk = time.time(), time.process_time()
         start = pop.c.steps
         n = min(dmc.CHUNK, (n_eq if start < n_eq else total) - start)
         records = pop.advance(n, measured=start >= n_eq)
-        flags = comm.allreduce_sum(np.array([time.process_time() - cpu_chunk, _stop_flag(stop),
-                                             clock.due() if comm.is_root else 0.0]))
+        local, where = pack(cpu=time.process_time() - cpu_chunk, control=r.control())
+        flags = comm.allreduce_sum(local)
         if not np.all(np.isfinite(records)):
             raise NumericalError(f"DMC steps {start}-{start + n}: the energy or the population weight is not finite "
                                  "(a smaller dmc.time_step?)")
-        state.set_counters(pop.c)
-        state.dmc_cpu_seconds += flags[0]
+        state.dmc = replace(pop.c)
+        state.dmc_cpu_seconds += flags[where["cpu"]][0]
         state.dmc_wall_seconds += time.time() - t_chunk
         if pop.c.steps >= total:
             state.phase = DONE
-        if writer is not None:
+        if r.writer is not None:
             c = pop.c
-            writer.dmc(start, records, dict(accepted=c.accepted, proposed=c.proposed, node_crossings=c.crossings,
-                                            acceptance=c.accepted / c.proposed if c.proposed else math.nan,
-                                            wall_seconds=state.dmc_wall_seconds, cpu_seconds=state.dmc_cpu_seconds))
+            r.writer.dmc(start, records, dict(accepted=c.accepted, proposed=c.proposed, node_crossings=c.crossings,
+                                              acceptance=c.accepted / c.proposed if c.proposed else math.nan,
+                                              wall_seconds=state.dmc_wall_seconds, cpu_seconds=state.dmc_cpu_seconds))
         bar.update(n)
-        bar.set_postfix_str(f"E = {records[-1, 0]:.5f}, E_T = {pop.c.trial_energy:.5f}, W = {records[-1, -5]:.0f}",
+        population = records[-1, dmc.STEP_FIELDS.index("population")]
+        bar.set_postfix_str(f"E = {records[-1, 0]:.5f}, E_T = {pop.c.trial_energy:.5f}, W = {population:.0f}",
                             refresh=False)
-        if flags[1] > 0 and state.phase == DMC:
-            bar.close()
-            _stop(comm, writer, snapshot(setup, state, counts, pop), stop, f"after DMC step {pop.c.steps}")
-        if flags[2] > 0 or state.phase == DONE:
-            write_checkpoint(comm, writer, snapshot(setup, state, counts, pop))
-            clock.reset()
+        r.end_chunk(flags[where["control"]], DMC, bar, f"after DMC step {pop.c.steps}")
     bar.close()
 
 

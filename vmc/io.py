@@ -476,7 +476,7 @@ def density_profile(counts: np.ndarray, r_max: float, particles: int, dimensions
     shell volume = V_D (r_hi^D - r_lo^D), V_D = pi^(D/2) / Gamma(D/2 + 1).
 
     >>> edges, r, rho = density_profile(np.array([1.0, 1.0]), 2.0, 1, 1)   # 1D: shells of length 2
-    >>> rho.tolist()
+    >>> np.round(rho, 12).tolist()
     [0.25, 0.25]
     """
     edges = np.linspace(0.0, r_max, counts.size + 1)

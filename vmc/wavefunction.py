@@ -237,8 +237,8 @@ class TrialState(Product):
     shell any other frequency gives the same determinant up to a constant factor).
 
     >>> wf = TrialState(particles=2, dimensions=2, hidden=3, sigma=1.0)
-    >>> wf.n_params, wf.n_opt, wf.W.shape
-    (24, 23, (4, 3))
+    >>> wf.n_params, wf.n_opt, wf.W.shape     # a (4), b (3), W (12); sigma fixed
+    (20, 19, (4, 3))
     """
 
     def __init__(self, particles: int, dimensions: int, hidden: int, sigma: float, g: float = 0.5,

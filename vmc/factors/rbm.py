@@ -57,7 +57,7 @@ def sigmoid(u):
 def default_sigma(omega: float, g: float) -> float:
     """Width that makes the W = 0, a = 0 state exact for the non-interacting trap: sigma^2 = g/omega.
 
-    >>> default_sigma(1.0, 0.5) ** 2, default_sigma(1.0, 1.0) ** 2
+    >>> round(default_sigma(1.0, 0.5) ** 2, 12), default_sigma(1.0, 1.0) ** 2
     (0.5, 1.0)
     """
     return math.sqrt(g / omega)
