@@ -387,6 +387,28 @@ def failure_lines(d: dict) -> list[str]:
     return [f"  FAILED: the DMC energy cannot be trusted: {p}" for p in d.get("failures", [])]
 
 
+def summary_text(summary: dict, cfg: dict, path: str) -> str:
+    """The block `vmc run` prints at the end of a run."""
+    from .hamiltonian import SYMBOLS
+    ref = reference_energy(cfg)
+    lines = [
+        "",
+        f"E = {summary['mean']:.6f} +- {summary['error']:.6f}  (blocked error; naive {summary['naive_error']:.6f}, "
+        f"tau = {summary['tau']:.1f})" + (f"   {ref[1]}: {ref[0]}" if ref else ""),
+        f"variance {summary['variance']:.6g}   acceptance {summary['acceptance']:.3f}   "
+        + "  ".join(f"{SYMBOLS[t]} = {summary[t]['mean']:.5f}" for t in TERM_NAMES),
+        f"wall time {summary['wall_time']:.1f} s   {summary['samples_per_s']:.3g} samples/s   "
+        f"{summary['iterations']} iterations   output {path}",
+    ]
+    if summary.get("timing"):
+        lines.append(f"time: {summary['timing']}")
+    for w in summary.get("warnings", []):
+        lines.append(f"warning: {w}")
+    if "dmc" in summary:
+        lines += dmc_lines(summary["dmc"])
+    return "\n".join(lines)
+
+
 def plot(result: dict, path: str) -> None:
     """Two panels: the Flyvbjerg-Petersen blocking curve with the chosen error, and the
     walker-averaged energy trace with its running mean and the blocked error band."""

@@ -8,7 +8,8 @@
     >>> points = vmc.load("runs/studies/omega.h5")   # a study: one Run per point       # doctest: +SKIP
     >>> [(p.swept["system.omega"], p.energy) for p in points]                           # doctest: +SKIP
 
-`vmc.run` is `vmc run` (`vmc.cli.execute`): the same planning and checks before any work, the same file,
+`vmc.run` is `vmc run` (the front door `vmc.job`: `plan`, then `execute`): the same planning and checks
+before any work, the same file,
 the same numbers for the same seed and ranks; under `mpiexec` the ranks cooperate exactly as the CLI's
 do. It never exits the interpreter: bad input raises `vmc.InputError` with the CLI's one-line message, a
 failed run `vmc.RunError` / `vmc.NumericalError`, a signal `vmc.Interrupted` (the file is checkpointed
@@ -17,7 +18,6 @@ and `vmc.run(resume=path)` continues it). `vmc.load` reads a run or study file w
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -40,8 +40,8 @@ def run(input: str | os.PathLike | Mapping | None = None, *, output: str | os.Pa
     unfinished (or interrupted) output file to continue instead of `input`; force: overwrite `output`;
     progress: progress bars (default: only when stderr is a terminal or a notebook).
     """
-    from . import cli
     from . import config as config_mod
+    from . import job
 
     output, resume = _path_argument("output", output), _path_argument("resume", resume)
     if overrides is not None and not isinstance(overrides, Mapping):
@@ -65,15 +65,14 @@ def run(input: str | os.PathLike | Mapping | None = None, *, output: str | os.Pa
             raise InputError(str(exc), everywhere=True) from None
     if progress is None:
         progress = _interactive()
-    args = argparse.Namespace(input=path, config=parsed, resume=resume, output=output, set=[],
-                              overrides=dict(overrides or {}), force=force, quiet=not progress)
-    from .parallel import one_thread_per_rank
-    one_thread_per_rank()
+    request = job.Request(input=path, config=parsed, output=output, resume=resume, overrides=dict(overrides or {}),
+                          force=force)
     with _signals() as stop:
-        outcome = cli.execute(args, cli._world(), stop, echo=False)
+        comm = job.world()
+        outcome = job.execute(job.plan(comm, request), comm, stop, progress=progress, echo=False)
     if outcome.failure is not None:
         raise outcome.failure
-    if outcome.status != cli.EXIT_OK:
+    if outcome.status != job.EXIT_OK:
         raise RunError(f"{outcome.path}: the run ended with exit code {outcome.status}")
     return load(outcome.path)
 
@@ -111,7 +110,7 @@ class _NoSignals:
 def _signals():
     import threading
 
-    from .cli import StopSignals
+    from .job import StopSignals
     return StopSignals() if threading.current_thread() is threading.main_thread() else _NoSignals()
 
 
@@ -187,7 +186,7 @@ class Run:
 
     def summary(self) -> str:
         """The block `vmc run` printed at the end of this run."""
-        from .cli import summary_text
+        from .analysis import summary_text
         if self.analysis is None:
             return f"{self.path}: status {self.status}, no production result yet"
         return summary_text({**self.analysis, **self.stored_summary}, self.config, self.path).strip("\n")

@@ -67,7 +67,7 @@ def _label_value(value: Any) -> str:
     return value if isinstance(value, str) else _fmt(value)
 
 
-def _suggest(key: str) -> str:
+def suggest(key: str) -> str:
     """' (did you mean 'x'?)' for an unknown dotted key, or ''."""
     name = key.rpartition(".")[2]
     same_name = [o.key for o in OPTIONS if o.name == name and o.key != key]
@@ -95,7 +95,7 @@ def _unknown_key(source: str, key: str) -> ConfigError:
                            f"'{next(o.key for o in OPTIONS if o.section == section)}'", source, key)
     if key in REMOVED:
         return ConfigError(f"{source}: '{key}' was removed ({REMOVED[key][1]})", source, key)
-    return ConfigError(f"{source}: unknown key '{key}'{_suggest(key)}", source, key)
+    return ConfigError(f"{source}: unknown key '{key}'{suggest(key)}", source, key)
 
 
 def _removed(source: str, key: str, value: Any) -> None:
@@ -184,7 +184,7 @@ def _parse_sweep(table: Mapping | None, source: str) -> tuple[tuple[tuple[str, t
         if key in REMOVED:
             raise ConfigError(f"{source}: sweep: '{key}' was removed ({REMOVED[key][1]})", source, key)
         if key not in OPTION_BY_KEY:
-            msg = f"{source}: sweep: unknown option '{key}'{_suggest(key)}"
+            msg = f"{source}: sweep: unknown option '{key}'{suggest(key)}"
             if key.partition(".")[0] in SECTIONS and "." not in key:
                 msg = f"{source}: sweep: '{key}' is a section, not an option"
             raise ConfigError(msg, source, key)
@@ -283,7 +283,7 @@ class Config:
             return {o.name: self._flat[o.key] for o in OPTIONS if o.section == key}
         if default is not _MISSING:
             return default
-        raise KeyError(f"unknown option '{key}'{_suggest(key)}")
+        raise KeyError(f"unknown option '{key}'{suggest(key)}")
 
     __getitem__ = get
 

@@ -301,7 +301,7 @@ def extend_run(group: h5py.Group, iterations: int, production_steps: int) -> Non
 # Writing (rank 0)
 # ----------------------------------------------------------------------------------------------
 
-def _describe_write_error(exc: Exception) -> str:
+def describe_write_error(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     code = getattr(exc, "errno", None)
     if code == errno.ENOSPC or "No space left" in text or "errno = 28" in text:
@@ -354,7 +354,7 @@ class RunWriter:
     def _fail(self, exc: Exception, what: str) -> OutputError:
         held = (f"the file holds {int(self._opt.attrs['iterations_done'])} complete iterations, "
                 f"{int(self._prod.attrs['steps_done'])} production steps and its last checkpoint")
-        return OutputError(f"{_describe_write_error(exc)} while writing {what} to {self.path}: {held}; "
+        return OutputError(f"{describe_write_error(exc)} while writing {what} to {self.path}: {held}; "
                            f"free space and continue with --resume {self.path}")
 
     def iteration(self, t: int, row: dict, params: np.ndarray) -> None:
