@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .options import OPTIONS, REMOVED, RULES
 from .paths import not_regular
-from .schema import ConfigError, Option, Rule, _Invalid, fmt as _fmt, kind_of as _kind
+from .schema import ConfigError, Invalid, Option, Rule, fmt as _fmt, kind_of as _kind
 
 __all__ = [
     "ConfigError", "Option", "Rule", "OPTIONS", "OPTION_BY_KEY", "SECTIONS", "RULES", "MAX_SWEEP_POINTS",
@@ -109,7 +109,7 @@ def _removed(source: str, key: str, value: Any) -> None:
 def _checked(opt: Option, value: Any, source: str, key: str | None = None) -> Any:
     try:
         return opt.validate(value)
-    except _Invalid as exc:
+    except Invalid as exc:
         raise _error(source, key or opt.key, value, str(exc)) from None
 
 

@@ -132,39 +132,39 @@ class Option:
         return f"must be {'an' if self.type is int else 'a'} {self.allowed()}"
 
     def validate(self, value: Any) -> Any:
-        """The value converted to the option's type (int -> float); raises `_Invalid` with the reason.
+        """The value converted to the option's type (int -> float); raises `Invalid` with the reason.
         A numpy scalar counts as the Python value it holds (numpy.int64(3) as 3, numpy.bool_ as bool)."""
         if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
             value = value.item()
         t = self.type
         if t is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise _Invalid(f"{self._must()} (got {kind_of(value)})")
+                raise Invalid(f"{self._must()} (got {kind_of(value)})")
             value = float(value)
             if not math.isfinite(value):
-                raise _Invalid("must be a finite number")
+                raise Invalid("must be a finite number")
         elif t is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 hint = f"; write {int(value)}" if isinstance(value, float) and value.is_integer() else ""
-                raise _Invalid(f"{self._must()} (got {kind_of(value)}{hint})")
+                raise Invalid(f"{self._must()} (got {kind_of(value)}{hint})")
         elif t is bool:
             if not isinstance(value, bool):
-                raise _Invalid(f"must be true or false (got {kind_of(value)})")
+                raise Invalid(f"must be true or false (got {kind_of(value)})")
         elif t is str:
             if not isinstance(value, str):
-                raise _Invalid(f"{self._must()} (got {kind_of(value)})")
+                raise Invalid(f"{self._must()} (got {kind_of(value)})")
         if self.check is not None and not self.check.test(value):
             reason = f"must be {self.check.text}"
             if self.check.choices and isinstance(value, str):
                 close = difflib.get_close_matches(value, [c for c in self.check.choices if isinstance(c, str)], 1)
                 if close:
                     reason += f" (did you mean {fmt(close[0])}?)"
-            raise _Invalid(reason)
+            raise Invalid(reason)
         return value
 
 
-class _Invalid(Exception):
-    """Internal: why a value is not allowed (the caller adds file, key and value)."""
+class Invalid(Exception):
+    """Why a value is not allowed (`Option.validate`; `vmc.config` adds the file, key and value)."""
 
 
 def kind_of(value: Any) -> str:
