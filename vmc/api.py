@@ -183,10 +183,11 @@ class Run:
 def load(path: str | os.PathLike) -> "Run | list[Run]":
     """A run file as a `Run`, a study file as a list of `Run` (one per point, with `label` and `swept`)."""
     from . import analysis as analysis_mod
-    from .io import FORMAT, STUDY_FORMAT, OutputError, open_for_reading
+    from .io import FORMAT, STUDY_FORMAT, OutputError, open_for_reading, verify
     path = os.fspath(path)
     try:
         with open_for_reading(path) as f:
+            verify(f, path)
             kind = f.attrs.get("format")
             if kind == STUDY_FORMAT:
                 swept_keys = _swept_keys(json.loads(f.attrs["config"]))

@@ -187,6 +187,7 @@ def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
             kind = f.attrs.get("format")
             if kind not in (io.FORMAT, io.STUDY_FORMAT) or "config" not in f.attrs:
                 raise InputError(f"{path}: not a vmc output file, cannot resume")
+            io.verify(f, path)
             groups = [f] if kind == io.FORMAT else [f["points"][k] for k in sorted(f["points"])]
             progress = []
             for g in groups:
