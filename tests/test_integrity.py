@@ -217,3 +217,11 @@ def test_checksummed_writes_overwrite_in_place(tmp_path):
             w.checkpoint(arrays, np.zeros(len(shape.state_fields)), 1, 1)
         io.verify(f)
     assert layout() == before
+
+
+def test_a_series_damaged_after_load_raises_one_line(finished, tmp_path):
+    path = copy(finished, tmp_path)
+    run = vmc.load(path)
+    flip(path, "production/trap")
+    with pytest.raises(vmc.InputError, match="damaged: dataset /production/trap cannot be read"):
+        run.series("trap")

@@ -156,11 +156,18 @@ class Run:
         return list(self.stored_summary.get("warnings", (self.analysis or {}).get("warnings", [])))
 
     def series(self, name: str = "local_energy") -> np.ndarray:
-        """A production series (walkers, steps) read from the file: local_energy or an observable."""
-        from .io import open_for_reading
-        with open_for_reading(self.path) as f:
-            prod = f[self.group]["production"]
-            return prod[name][:, :int(prod.attrs["steps_done"])]
+        """A production series (walkers, steps) read from the file: local_energy or an observable; bytes
+        damaged since `load` (a failing checksum) raise InputError, one line."""
+        from .io import OutputError, open_for_reading
+        try:
+            with open_for_reading(self.path) as f:
+                prod = f[self.group]["production"]
+                return prod[name][:, :int(prod.attrs["steps_done"])]
+        except OutputError as exc:
+            raise InputError(str(exc)) from None
+        except OSError as exc:
+            raise InputError(f"{self.path}: damaged: dataset {self.group.rstrip('/')}/production/{name} cannot be "
+                             f"read ({str(exc).splitlines()[0]})") from None
 
     def analyze(self, name: str = "local_energy") -> dict:
         """The blocking analysis of a production series (see `vmc.analyze`)."""
