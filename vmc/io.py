@@ -15,6 +15,8 @@ final summary, a resume that extends a run) change the file's structure.
 Damage. Every dataset carries Fletcher32 checksums (`_early`; size-neutral, so the above holds), and
 `verify` reads a whole file before its numbers are used: bytes changed on disk become one line naming
 the dataset instead of different numbers. The analysis adds the free physical checks (`vmc.analysis`).
+Measured cost for the output of inputs/default.toml (300 iterations, 32 x 20000 production, checkpoints):
+writing 0.30 s instead of 0.28 s in all, `verify` 0.05 s; wall times of runs unchanged within noise.
 
 A file is valid after every flush: readers (`vmc info`, `vmc analyze`, h5py) may open it while a run
 writes it. The number of valid rows is `/optimization.iterations_done` and
