@@ -115,14 +115,16 @@ def analyze_group(group, name: str | None = None) -> dict:
     done = steps_done(group, "production")
     if done < 2:
         raise AnalysisError(f"{name}: the production phase holds {done} steps, too few to analyse")
+    series = {key: prod[key][:, :done] for key in ("local_energy",) + OBSERVABLE_NAMES if key in prod}
     try:
-        result = analyze_series(prod["local_energy"][:, :done])
+        result = analyze_series(series["local_energy"])
     except AnalysisError as exc:
         raise AnalysisError(f"{name}: {exc}") from None
     for part in OBSERVABLE_NAMES:
-        if part in prod:
-            r = analyze_series(prod[part][:, :done])
+        if part in series:
+            r = analyze_series(series[part])
             result[part] = {"mean": r["mean"], "error": r["error"]}
+    check_production(series, name)
     result["acceptance"] = acc = float(prod.attrs.get("acceptance", float("nan")))
     sampler = str(prod.attrs.get("sampler", ""))
     if sampler != "gibbs" and math.isfinite(acc) and not ACCEPTANCE_BAND[0] <= acc <= ACCEPTANCE_BAND[1]:
@@ -146,6 +148,47 @@ def analyze_group(group, name: str | None = None) -> dict:
     return result
 
 
+# Production observables that cannot be negative (the trap and Coulomb energies, distances)
+NON_NEGATIVE = ("trap", "interaction", "pair_distance")
+SUM_RTOL = 1e-12   # |E_L - (kinetic + trap + interaction)| allowed, relative to |kinetic| + |trap| + |interaction|
+
+
+def check_production(series: dict, name: str) -> None:
+    """Physical consistency of the production series (walkers, steps), free given the arrays: E_L is
+    stored as the sum of its parts, so it equals kinetic + trap + interaction to rounding, and the
+    `NON_NEGATIVE` observables are >= 0. A violation means damaged data: AnalysisError, one line."""
+    parts = [series[p] for p in PARTS if p in series]
+    if len(parts) == len(PARTS):
+        deviation = np.abs(series["local_energy"] - sum(parts[1:], start=parts[0]))
+        scale = sum(np.abs(p) for p in parts)
+        bad = deviation > SUM_RTOL * scale
+        if bad.any():
+            worst = float(np.max(deviation[bad] / np.maximum(scale[bad], 1e-300)))
+            raise AnalysisError(f"{name}: damaged: /production/local_energy differs from "
+                                f"{' + '.join(PARTS)} at {int(bad.sum())} samples (largest relative "
+                                f"difference {worst:.2g}; they are stored equal)")
+    for key in NON_NEGATIVE:
+        if key in series:
+            _check_non_negative(series[key], f"{name}: damaged: /production/{key}")
+
+
+def _check_non_negative(values: np.ndarray, what: str, strict: bool = False) -> None:
+    bad = values <= 0 if strict else values < 0
+    if bad.any():
+        raise AnalysisError(f"{what} holds {int(bad.sum())} {'non-positive' if strict else 'negative'} values "
+                            f"(smallest {float(values.min()):.6g}); it is {'> 0' if strict else '>= 0'} by "
+                            "construction")
+
+
+def check_dmc(d, done: int, name: str) -> None:
+    """Cheap consistency checks of the /dmc series (first `done` steps): the population is positive,
+    the mixed estimates of the `NON_NEGATIVE` observables are >= 0; AnalysisError, one line."""
+    _check_non_negative(d["population"][:done], f"{name}: damaged: /dmc/population", strict=True)
+    for key in NON_NEGATIVE:
+        if key in d:
+            _check_non_negative(d[key][:done], f"{name}: damaged: /dmc/{key}")
+
+
 def analyze_dmc(group, name: str = "") -> dict:
     """The DMC energy of a run group's /dmc series: the steps before `equilibration`, and any further
     equilibration the MSER rule detects (`vmc.dmc.mser`), are discarded; the rest (one correlated series of
@@ -165,6 +208,7 @@ def analyze_dmc(group, name: str = "") -> dict:
            "cpu_seconds": float(d.attrs.get("cpu_seconds", 0.0)),
            "acceptance": float(d.attrs.get("acceptance", math.nan)),
            "node_crossings": float(d.attrs.get("node_crossings", 0.0))}
+    check_dmc(d, done, name)
     energy = d["energy"][:done]
     skip = eq + (mser(energy[eq:]) if done - eq >= 16 else 0)
     out["discarded"] = skip
@@ -278,9 +322,10 @@ def analyze_path(path: str) -> dict:
         raise AnalysisError(problem)
     ext = os.path.splitext(path)[1].lower()
     if ext in (".h5", ".hdf5", ".hdf"):
-        from .io import OutputError, attr_text, open_for_reading, unfinished
+        from .io import OutputError, attr_text, open_for_reading, unfinished, verify
         try:
             with open_for_reading(path) as f:
+                verify(f, path)
                 groups = run_groups(f)
                 if len(groups) == 1 and groups[0][0] == "":
                     result = analyze_group(f, path)

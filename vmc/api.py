@@ -174,11 +174,18 @@ class Run:
         return list(self.stored_summary.get("warnings", (self.analysis or {}).get("warnings", [])))
 
     def series(self, name: str = "local_energy") -> np.ndarray:
-        """A production series (walkers, steps) read from the file: local_energy or an observable."""
-        from .io import done, open_for_reading
-        with open_for_reading(self.path) as f:
-            prod = f[self.group]["production"]
-            return prod[name][:, :done(f[self.group], "production")]
+        """A production series (walkers, steps) read from the file: local_energy or an observable; bytes
+        damaged since `load` (a failing checksum) raise InputError, one line."""
+        from .io import OutputError, done, open_for_reading
+        try:
+            with open_for_reading(self.path) as f:
+                prod = f[self.group]["production"]
+                return prod[name][:, :done(f[self.group], "production")]
+        except OutputError as exc:
+            raise InputError(str(exc)) from None
+        except OSError as exc:
+            raise InputError(f"{self.path}: damaged: dataset {self.group.rstrip('/')}/production/{name} cannot be "
+                             f"read ({str(exc).splitlines()[0]})") from None
 
     def analyze(self, name: str = "local_energy") -> dict:
         """The blocking analysis of a production series (see `vmc.analyze`)."""
@@ -201,12 +208,13 @@ class Run:
 def load(path: str | os.PathLike) -> "Run | list[Run]":
     """A run file as a `Run`, a study file as a list of `Run` (one per point, with `label` and `swept`)."""
     from . import analysis as analysis_mod
-    from .io import FORMAT, STUDY_FORMAT, OutputError, open_for_reading
+    from .io import FORMAT, STUDY_FORMAT, OutputError, open_for_reading, verify
     if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"vmc.load: path must be a file path (str or os.PathLike), got {type(path).__name__}")
     path = os.fspath(path)
     try:
         with open_for_reading(path) as f:
+            verify(f, path)
             kind = f.attrs.get("format")
             if kind == STUDY_FORMAT:
                 swept_keys = _swept_keys(json.loads(f.attrs["config"]))

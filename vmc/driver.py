@@ -154,6 +154,7 @@ def start_parameters(cfg: dict) -> np.ndarray:
         with io.open_for_reading(path) as f:
             if f.attrs.get("format") != io.FORMAT or "config" not in f.attrs:
                 raise ValueError(f"{where}: not a vmc run file (a study's points cannot be used)")
+            io.verify(f, path)
             stored = json.loads(f.attrs["config"])
             params = f["wavefunction/params"][...]
     except io.OutputError as exc:

@@ -12,6 +12,12 @@ the middle of a run; any later write error is still caught and reported (`Output
 create every point's group up front for the same reason. Only rare events (the end of a phase, the
 final summary, a resume that extends a run) change the file's structure.
 
+Damage. Every dataset carries Fletcher32 checksums (`_early`; size-neutral, so the above holds), and
+`verify` reads a whole file before its numbers are used: bytes changed on disk become one line naming
+the dataset instead of different numbers. The analysis adds the free physical checks (`vmc.analysis`).
+Measured cost for the output of inputs/default.toml (300 iterations, 32 x 20000 production, checkpoints):
+writing 0.30 s instead of 0.28 s in all, `verify` 0.05 s; wall times of runs unchanged within noise.
+
 A file is valid after every flush: readers (`vmc info`, `vmc analyze`, h5py) may open it while a run
 writes it. The number of valid rows is `/optimization.iterations_done` and
 `/production.steps_done`; rows beyond them hold NaN or values a resumed run will overwrite.
@@ -37,7 +43,7 @@ from .paths import not_regular
 
 FORMAT = "vmc-run"
 STUDY_FORMAT = "vmc-study"   # a parameter study: one run group per point under /points
-FORMAT_VERSION = 3   # 3: phase timings; the DMC phase (phases optimization, production, dmc, done) and /dmc
+FORMAT_VERSION = 4   # 4: Fletcher32 checksums on every dataset; 3: phase timings, the DMC phase and /dmc
 ITERATION_FIELDS = ("energy", "error", "variance", "acceptance", "grad_norm", "learning_rate") + OBSERVABLE_NAMES + (
     "wall_time",)
 SERIES = ("local_energy",) + OBSERVABLE_NAMES
@@ -140,6 +146,12 @@ LAYOUT: tuple[Entry, ...] = (
           "PCG64 states, `optimizer_{t,m,v}`, `density_counts`, `state` (the run's counters; names in its "
           "attribute `fields`); with DMC also `dmc_positions` (dmc walkers, M) and `dmc_walkers` (dmc walkers, 2: "
           "E_L and the drift-limiting ratio); DMC needs no random-stream state (counter-based streams)"),
+    Entry("every dataset", "chunked, Fletcher32",
+          "from `format_version` 4 on, every dataset is chunked (a fixed-size one as one chunk of its whole "
+          "shape) with HDF5's Fletcher32 checksum filter, so any HDF5 reader verifies what it reads; `vmc info`, "
+          "`analyze`, `report`, `vmc.load`, `--resume` and `wavefunction.from_file` first read the whole file "
+          "(`vmc.io.verify`; the checkpoint slot that is not current is skipped) and report a dataset that fails "
+          "as damage (one line, exit code 2); files without checksums are read unverified"),
     Entry("study files", "",
           "root attributes `format` = \"vmc-study\", `n_points`, `config` (with the sweep), ...; one run group "
           "with the layout above per point under `/points/000`, `/points/001`, ..., all created when the "
@@ -185,18 +197,28 @@ class RunShape:
 
 
 def _early(shape, maxshape=None, chunks=None):
-    """Dataset creation keywords: space allocated and filled when the dataset is created."""
+    """Dataset creation keywords: space allocated and filled when the dataset is created, and every chunk
+    checksummed (HDF5's Fletcher32 filter; a fixed-size dataset is one chunk of its whole shape).
+
+    The checksum adds 4 bytes to each chunk and never changes its size, so early allocation still lays the
+    file out in full and rewriting a chunk overwrites it in place (measured: file size and chunk addresses
+    unchanged over thousands of row writes). Every HDF5 reader then verifies what it reads (`verify`)."""
+    if chunks is None and all(n > 0 for n in shape):
+        chunks = tuple(shape)
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     kw = dict(shape=shape, maxshape=maxshape, chunks=chunks, fill_time="alloc")
     if chunks is not None:
         dcpl.set_chunk(chunks)
+        dcpl.set_fletcher32()
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
     kw["dcpl"] = dcpl
     return kw
 
 
 def _rows_chunk(width: int) -> int:
-    return max(1, min(256, 65536 // max(1, width)))
+    """Rows per chunk of a record written row by row. HDF5 rewrites a checksummed chunk whole on each row
+    written into it, so chunks hold at most 4096 values (32 kB)."""
+    return max(1, min(256, 4096 // max(1, width)))
 
 
 def create_run(group: h5py.Group, attrs: dict, shape: RunShape, sampler: str, wavefunction: dict) -> None:
@@ -565,6 +587,63 @@ def _in_use(path: str) -> OutputError:
                        "choose another output file)")
 
 
+VERIFY_BLOCK_BYTES = 1 << 25   # 32 MB: what `verify` reads at a time
+VERIFY_RETRIES = 2             # re-reads of a failing block (a run may be rewriting that chunk)
+
+
+def verify(obj: h5py.Group, path: str | None = None) -> None:
+    """Read every checksummed dataset of a file or group once, in blocks, and raise one-line OutputError
+    naming the first dataset whose bytes changed after they were written ("<path>: damaged: dataset
+    /production/kinetic fails its checksum ..."), so that a damaged file is reported instead of giving
+    different numbers. Datasets without the Fletcher32 filter (files before format_version 4) are not
+    checked; neither is a checkpoint slot that is not current (a kill may have left it half written)."""
+    path = path or obj.file.filename
+    datasets = []
+    obj.visititems(lambda name, item: datasets.append(item) if _checked(item) else None)
+    for ds in datasets:
+        _verify_dataset(ds, path)
+
+
+def _checked(item) -> bool:
+    """Whether `verify` reads this object: a checksummed dataset outside the unused checkpoint slot."""
+    if not isinstance(item, h5py.Dataset) or not item.fletcher32:
+        return False
+    slot = item.parent
+    name = slot.name.rsplit("/", 1)[-1]
+    if name in ("slot0", "slot1") and slot.parent.name.endswith("checkpoint"):
+        return name == f"slot{int(slot.parent.attrs.get('current', -1))}"
+    return True
+
+
+def _verify_dataset(ds: h5py.Dataset, path: str) -> None:
+    """Read `ds` in whole-chunk blocks along its first axis; a block that fails is read again after a
+    pause (a writer may have been rewriting that chunk) before it counts as damage."""
+    import time
+    if ds.size == 0:
+        return
+    row_bytes = ds.dtype.itemsize * math.prod(ds.shape[1:])
+    rows = max(1, VERIFY_BLOCK_BYTES // max(1, row_bytes)) // ds.chunks[0] * ds.chunks[0] or ds.chunks[0]
+    for start in range(0, ds.shape[0], rows):
+        stop = min(start + rows, ds.shape[0])
+        for attempt in range(VERIFY_RETRIES + 1):
+            try:
+                ds[start:stop]
+                break
+            except (OSError, RuntimeError) as exc:
+                if attempt == VERIFY_RETRIES:
+                    raise OutputError(_damage(ds, path, start, stop, exc)) from None
+                time.sleep(0.1)
+
+
+def _damage(ds: h5py.Dataset, path: str, start: int, stop: int, exc: Exception) -> str:
+    reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    where = f"entries {start}-{stop - 1}" if ds.ndim == 1 else f"rows {start}-{stop - 1}"
+    if "filter" in reason or "checksum" in reason:
+        return (f"{path}: damaged: dataset {ds.name} fails its checksum ({where}): its bytes changed after "
+                "they were written")
+    return f"{path}: damaged: dataset {ds.name} cannot be read ({where}: {reason})"
+
+
 def lock(path: str) -> int:
     """Take an exclusive advisory lock (flock) on `path` for the life of this process, or raise
     OutputError when another process holds it (a run writing the file). Returns the descriptor."""
@@ -688,6 +767,7 @@ def _place(tmp: str, path: str, force: bool) -> None:
 def describe(path: str) -> str:
     """A few lines on what an output file holds (for `vmc info`)."""
     with open_for_reading(path) as f:
+        verify(f, path)
         try:
             return _describe(f, path)
         except (KeyError, OSError, RuntimeError, ValueError) as exc:

@@ -172,6 +172,7 @@ def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
             kind = f.attrs.get("format")
             if kind not in (io.FORMAT, io.STUDY_FORMAT) or "config" not in f.attrs:
                 raise InputError(f"{path}: not a vmc output file, cannot resume")
+            io.verify(f, path)
             groups = [f] if kind == io.FORMAT else [f["points"][k] for k in sorted(f["points"])]
             progress = []
             for g in groups:
@@ -221,22 +222,67 @@ def _check_resume_overrides(path: str, overrides: dict, progress: list[dict]) ->
                                  "production steps already done")
 
 
-def _plan(request: Request, n_ranks: int, ranks_on_node: int) -> Plan:
-    from . import config as config_mod
-    from . import io
-    from .driver import run_shape
-    from .io import OutputError, lock
-    from .resources import check_disk, check_memory
-
-    given = request.config
-    if request.resume and (request.input or given):
+def _check_request(request: Request) -> None:
+    if request.resume and (request.input or request.config is not None):
         raise InputError(f"vmc run: give an input file or --resume FILE, not both (a resume takes its input "
                          f"from {request.resume})")
-    if not request.resume and not request.input and given is None:
+    if not request.resume and not request.input and request.config is None:
         raise InputError("vmc run: give an input file (INPUT) or --resume FILE")
     if request.resume and request.force:
         raise InputError(f"vmc run: --force with --resume would overwrite the file the run continues from "
                          f"({request.resume}); drop --force")
+
+
+def _points(config, n_ranks: int, progress: list[dict] | None) -> list[Point]:
+    """One point per sweep point, with what is left to do of it ("new", "resume" or "complete")."""
+    from . import config as config_mod
+    points = []
+    for index, (label, point) in enumerate(config.sweep_points()):
+        config_mod.check_ranks(point, n_ranks)
+        state = "new"
+        if progress is not None:
+            state = "complete" if progress[index]["status"] == "complete" else \
+                "resume" if progress[index]["has_checkpoint"] else "new"
+        points.append(Point(index, label, point.to_dict(), state))
+    return points
+
+
+def _check_points(points: list[Point], source: str, n_ranks: int, ranks_on_node: int) -> None:
+    """Memory per rank, and the parameters of `wavefunction.from_file` for every point still to start."""
+    from .driver import run_shape, start_parameters
+    from .resources import check_memory
+    for p in points:
+        check_memory(p.cfg, source, n_ranks, ranks_on_node, run_shape(p.cfg).n_opt)
+        if p.cfg["wavefunction"]["from_file"] and p.state == "new":
+            try:
+                start_parameters(p.cfg)
+            except ValueError as exc:
+                raise InputError(f"{source}: {exc}") from None
+
+
+def _claim_new(path: str, points: list[Point], force: bool) -> int:
+    """The output of a new job: not a file it reads, claimed (`io.claim_output`), with room on the disk."""
+    from . import io
+    from .driver import run_shape
+    from .resources import check_disk
+    _refuse_reading_own_output(path, points)
+    fd = io.claim_output(path, force)
+    try:
+        check_disk(path, sum(run_shape(p.cfg).file_bytes() for p in points))
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        raise
+    return fd
+
+
+def _plan(request: Request, n_ranks: int, ranks_on_node: int) -> Plan:
+    from . import config as config_mod
+    from .driver import run_shape
+    from .io import OutputError, lock
+    from .resources import check_disk
+
+    _check_request(request)
     overrides = dict(request.overrides)
     try:
         if request.resume:
@@ -251,48 +297,20 @@ def _plan(request: Request, n_ranks: int, ranks_on_node: int) -> Plan:
                                           f"(`vmc analyze {path}` shows its results)")
             _check_resume_overrides(path, overrides, progress)
             config = config_mod.from_dict(stored, source=path, text=text)
-            if overrides:
-                config = config.with_overrides(overrides)
-            fd = lock(path)
         else:
-            config = given if given is not None else config_mod.load(request.input)
-            if overrides:
-                config = config.with_overrides(overrides)
-            path = _output_path(request, config)
+            config = request.config if request.config is not None else config_mod.load(request.input)
             progress = None
-            fd = -1
-        points = []
-        for index, (label, point) in enumerate(config.sweep_points()):
-            config_mod.check_ranks(point, n_ranks)
-            cfg = point.to_dict()
-            state = "new"
-            if progress is not None:
-                state = "complete" if progress[index]["status"] == "complete" else \
-                    "resume" if progress[index]["has_checkpoint"] else "new"
-            points.append(Point(index, label, cfg, state))
-        for p in points:
-            check_memory(p.cfg, config.source, n_ranks, ranks_on_node, run_shape(p.cfg).n_opt)
-            if p.cfg["wavefunction"]["from_file"] and p.state == "new":
-                from .driver import start_parameters
-                try:
-                    start_parameters(p.cfg)
-                except ValueError as exc:
-                    raise InputError(f"{config.source}: {exc}") from None
-        if not request.resume:
-            _refuse_reading_own_output(path, points)
-            fd = io.claim_output(path, request.force)
-            try:
-                check_disk(path, sum(run_shape(p.cfg).file_bytes() for p in points))
-            except BaseException:
-                if fd >= 0:
-                    os.close(fd)
-                raise
+        if overrides:
+            config = config.with_overrides(overrides)
+        points = _points(config, n_ranks, progress)
+        _check_points(points, config.source, n_ranks, ranks_on_node)
+        if request.resume:
+            fd = lock(path)
+            check_disk(path, sum(max(0, run_shape(p.cfg).file_bytes() - run_shape(prog["config"]).file_bytes())
+                                 for p, prog in zip(points, progress)))
         else:
-            extra = 0
-            for p, prog in zip(points, progress):
-                old, new = run_shape(prog["config"]), run_shape(p.cfg)
-                extra += max(0, new.file_bytes() - old.file_bytes())
-            check_disk(path, extra)
+            path = _output_path(request, config)
+            fd = _claim_new(path, points, request.force)
     except config_mod.ConfigError as exc:
         raise InputError(str(exc)) from None
     except OutputError as exc:
@@ -404,7 +422,6 @@ def execute(plan: Plan, comm: Comm, stop: StopSignals, progress: bool = True, ec
     Failures of a run are recorded in the file and returned in the `Outcome`; `echo`: print the summary
     and the failure lines (the command line) or not (the Python API)."""
     from . import driver, io
-    from .analysis import summary_text
 
     if plan.nothing_to_do:
         if comm.is_root and echo:
@@ -421,47 +438,33 @@ def execute(plan: Plan, comm: Comm, stop: StopSignals, progress: bool = True, ec
             print(f"point {p.index + 1}/{len(plan.points)}: {p.label}", file=sys.stderr)
         if writer is not None:
             writer.status("running")
+        at = f" at {p.label}" if p.label else ""
         try:
             summary = driver.run(p.cfg, writer, comm, resume=p.state == "resume", progress=progress,
                                  stop=stop.pending)
         except Interrupted as exc:
-            failure = exc
             if writer is not None:
                 writer.status("interrupted", str(exc))
                 if plan.study:
                     io.set_text(f, "status", "interrupted")
                 f.flush()
-                print_if(echo, f"vmc: {exc}{' at ' + p.label if p.label else ''}; checkpointed, continue with: "
-                      f"vmc run --resume {plan.path}", file=sys.stderr)
-            status = EXIT_INTERRUPTED
+                print_if(echo, f"vmc: {exc}{at}; checkpointed, continue with: vmc run --resume {plan.path}")
+            status, failure = EXIT_INTERRUPTED, exc
             break
         except RunError as exc:
-            failure = failure or exc
             if writer is not None:
                 writer.status("failed", str(exc))
                 hint = (f"\n  continue with: vmc run --resume {plan.path} --set optimizer.learning_rate=<smaller>"
                         if isinstance(exc, NumericalError) else "")
-                print_if(echo, f"vmc: run failed{' at ' + p.label if p.label else ''}: {exc}{hint}", file=sys.stderr)
-            status = EXIT_FAILED
+                print_if(echo, f"vmc: run failed{at}: {exc}{hint}")
+            status, failure = EXIT_FAILED, failure or exc
             if not plan.study:
                 break
             continue
-        if writer is not None:
-            # a DMC energy that fails the guard (`analysis.dmc_verdict`): summary and data kept, run failed
-            untrusted = summary.get("dmc", {}).get("failures", [])
-            scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
-            scalars["warnings"] = summary.get("warnings", []) + [f"DMC FAILED: {w}" for w in untrusted]
-            text = json.dumps(scalars)
-            if len(text.encode()) > io.TEXT_CAPACITY["summary"]:
-                text = json.dumps({**scalars, "warnings": ["(too many warnings to store: see vmc analyze)"]})
-            exc = RunError("the DMC energy cannot be trusted: " + "; ".join(untrusted)) if untrusted else None
-            writer.status("failed" if exc else "complete", str(exc or ""), finished=_now(), summary=text)
-            print_if(echo, (f"\n[{p.label}]" if p.label else "") + summary_text(summary, p.cfg, plan.path),
-                     file=sys.stdout)
-            if exc is not None:
-                failure = failure or exc
-                print_if(echo, f"vmc: run failed{' at ' + p.label if p.label else ''}: {exc}", file=sys.stderr)
-                status = EXIT_FAILED
+        untrusted = _record(writer, summary, p, plan.path, echo)
+        if untrusted is not None:
+            print_if(echo, f"vmc: run failed{at}: {untrusted}")
+            status, failure = EXIT_FAILED, failure or untrusted
     if comm.is_root:
         if plan.study and status != EXIT_INTERRUPTED:
             io.set_text(f, "status", "complete" if status == EXIT_OK else "failed")
@@ -469,6 +472,25 @@ def execute(plan: Plan, comm: Comm, stop: StopSignals, progress: bool = True, ec
         f.close()
         os.close(plan.lock_fd)
     return Outcome(status, plan.path, failure)
+
+
+def _record(writer, summary: dict, p: Point, path: str, echo: bool) -> RunError | None:
+    """Rank 0: store a finished point's summary and status, print it; a DMC energy that fails the guard
+    (`analysis.dmc_verdict`) keeps its summary and data but makes the point failed (returned as the error)."""
+    from . import io
+    from .analysis import summary_text
+    if writer is None:
+        return None
+    untrusted = summary.get("dmc", {}).get("failures", [])
+    scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
+    scalars["warnings"] = summary.get("warnings", []) + [f"DMC FAILED: {w}" for w in untrusted]
+    text = json.dumps(scalars)
+    if len(text.encode()) > io.TEXT_CAPACITY["summary"]:
+        text = json.dumps({**scalars, "warnings": ["(too many warnings to store: see vmc analyze)"]})
+    exc = RunError("the DMC energy cannot be trusted: " + "; ".join(untrusted)) if untrusted else None
+    writer.status("failed" if exc else "complete", str(exc or ""), finished=_now(), summary=text)
+    print_if(echo, (f"\n[{p.label}]" if p.label else "") + summary_text(summary, p.cfg, path), file=sys.stdout)
+    return exc
 
 
 def print_if(echo: bool, text: str, file=None) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from .version import __version__
 from .analysis import AnalysisError, analyze_group, run_groups
 from .hamiltonian import SYMBOLS, TERM_NAMES
-from .io import OutputError, attr_text, done, history, open_for_reading
+from .io import OutputError, attr_text, done, history, open_for_reading, verify
 
 ACCEPTANCE_KEYS = ("sampler.step", "sampler.dt")
 UNITS = {"system.omega": "omega (Hartree)", "sampler.dt": "time step dt", "dmc.time_step": "DMC time step tau",
@@ -68,6 +68,7 @@ def collect(path: str) -> tuple[dict, list[dict]]:
 
 def _collect(path: str) -> tuple[dict, list[dict]]:
     with open_for_reading(path) as f:
+        verify(f, path)
         if f.attrs.get("format") not in ("vmc-run", "vmc-study"):
             raise AnalysisError(f"{path}: not a vmc output file (no format attribute 'vmc-run' or 'vmc-study')")
         info = {k: f.attrs.get(k) for k in ("format", "started", "host", "n_ranks", "command", "vmc_version")}
