@@ -215,10 +215,17 @@ def _early(shape, maxshape=None, chunks=None):
     return kw
 
 
+# Values per chunk of a dataset that is rewritten while it holds valid data (row records, the DMC series, the
+# density): a checksummed chunk is rewritten whole, so a kill in the middle of writing a chunk that spans
+# several memory pages could leave it half new and failing its checksum, valid rows included. A chunk of at
+# most one page (4096 bytes with the 4-byte checksum) is written by the kernel in one piece; a wider row gets a
+# chunk of its own, so a torn write can only hit the row being written, which is not counted yet.
+PAGE_VALUES = 511
+
+
 def _rows_chunk(width: int) -> int:
-    """Rows per chunk of a record written row by row. HDF5 rewrites a checksummed chunk whole on each row
-    written into it, so chunks hold at most 4096 values (32 kB)."""
-    return max(1, min(256, 4096 // max(1, width)))
+    """Rows per chunk of a record written row by row: at most one page of values, or one row (see PAGE_VALUES)."""
+    return max(1, min(256, PAGE_VALUES // max(1, width)))
 
 
 def create_run(group: h5py.Group, attrs: dict, shape: RunShape, sampler: str, wavefunction: dict) -> None:
@@ -254,15 +261,15 @@ def create_run(group: h5py.Group, attrs: dict, shape: RunShape, sampler: str, wa
                       walkers=np.int64(shape.walkers), sampler=sampler, wall_seconds=0.0, cpu_seconds=0.0)
     _create_timing(prod, production_chunks(shape.production_steps))
     dens = prod.create_group("density")
-    for name in ("counts", "r", "density"):
-        dens.create_dataset(name, dtype="f8", fillvalue=0.0, **_early((shape.density_bins,)))
-    dens.create_dataset("r_edges", dtype="f8", fillvalue=0.0, **_early((shape.density_bins + 1,)))
+    for name, size in (("counts", shape.density_bins), ("r", shape.density_bins), ("density", shape.density_bins),
+                       ("r_edges", shape.density_bins + 1)):
+        dens.create_dataset(name, dtype="f8", fillvalue=0.0, **_early((size,), chunks=(min(size, PAGE_VALUES),)))
     dens.attrs["normalisation"] = "integral of density over d^D r equals the number of particles"
     if shape.dmc_walkers > 0:
         d = group.create_group("dmc")
         for name in DMC_FIELDS:
             d.create_dataset(name, dtype="f8", fillvalue=np.nan,
-                             **_early((shape.dmc_steps,), (None,), (min(shape.dmc_steps, 4096),)))
+                             **_early((shape.dmc_steps,), (None,), (min(shape.dmc_steps, PAGE_VALUES),)))
         d.attrs.update(steps_done=np.int64(0), walkers=np.int64(shape.dmc_walkers), accepted=0.0, proposed=0.0,
                        equilibration=np.int64(shape.dmc_equilibration), time_step=float(shape.dmc_time_step),
                        acceptance=np.nan, node_crossings=0.0, wall_seconds=0.0, cpu_seconds=0.0)
