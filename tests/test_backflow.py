@@ -32,7 +32,7 @@ def swap(x, P, D, i, j):
     return y.ravel()
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _drifts(factors, x, i, xp, dx, before, after):
     initialize(factors, 0, x)
     add_grad_current_all(factors, 0, x, i, before)
@@ -135,7 +135,7 @@ def test_backflow_moves_the_nodes():
 # ---------------------------------------------------------------------------------------------- caches
 
 
-@numba.njit
+@numba.njit(cache=True)
 def _walk(factors, x, n_moves, seed):
     np.random.seed(seed)
     D = 2
@@ -165,3 +165,118 @@ def test_accepted_moves_keep_the_cache_equal_to_a_fresh_init():
     for name in ("eta", "rq", "dinv", "logdet", "sign"):
         np.testing.assert_allclose(getattr(walked[0], name), getattr(fresh[0], name), rtol=1e-13, atol=1e-13,
                                    err_msg=name)
+
+
+# ---------------------------------------------------------------------------------------------- DMC
+
+
+def test_fixed_node_dmc_with_backflow_never_accepts_a_sign_change():
+    """Six interacting electrons with backflow on (v != 0) at a large time step: moves that would change
+    the sign of psi are proposed and rejected; no walker's sign differs from its parent's before the step."""
+    from vmc import dmc
+    from vmc.hamiltonian import Hamiltonian
+    from vmc.parallel import Comm
+    from vmc.wavefunction import TrialState, _log_value
+    wf = TrialState(6, 2, 2, sigma=math.sqrt(0.5), jastrow=True, slater=True, backflow="rbm", backflow_hidden=3)
+    rng = np.random.default_rng(3)
+    wf.randomize(rng, 0.3)
+    wf.params[wf.index["backflow.v"]:wf.index["backflow.c"]] = rng.normal(0.0, 0.5, 6)
+    pop = dmc.Population(wf, Hamiltonian(6, 2, 1.0), Comm(None), 40, 0.3, 10.0, (1, 2),
+                         rng.normal(0.0, 1.0, (40, 12)))
+    data = wf.kernel_data()
+
+    def signs():
+        return np.array([_log_value(data, x)[1] for x in pop.X])
+    rows = np.zeros((40, dmc.N_COLUMNS))
+    for _ in range(25):
+        before = signs()
+        pop.step(rows)
+        assert np.array_equal(signs(), before[pop.last_parents])
+        assert np.all(np.isfinite(rows[:, 0]))
+    assert pop.c.crossings > 0 and pop.c.accepted > 0
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+
+def dot_input(wavefunction: str = "") -> str:
+    """Six electrons in 2D, Slater x Padé-Jastrow x RBM, plus `wavefunction` lines."""
+    return ('[system]\nparticles = 6\n[wavefunction]\nslater = true\njastrow = "pade"\n' + wavefunction
+            + '\n[sampler]\nkind = "importance"\n')
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('[system]\nparticles = 2\n[wavefunction]\nbackflow = "rbm"\n', "needs wavefunction.slater = true"),
+    ('[wavefunction]\nbackflow = "rbm"\nslater = true\n[sampler]\nkind = "gibbs"\n', "not with backflow"),
+    ('[wavefunction]\nbackflow = "pade"\n', 'wavefunction.backflow = "pade"'),
+])
+def test_backflow_option_rules_give_one_line_errors(text, needle):
+    from vmc import config
+    with pytest.raises(config.ConfigError) as info:
+        config.from_text(text, "in.toml")
+    assert "\n" not in str(info.value) and needle in str(info.value)
+
+
+def test_warm_start_from_a_plain_slater_jastrow_rbm_file(tmp_path):
+    """`from_file` of a run without backflow (a file older than the backflow options) starts a backflow
+    state: the stored blocks by name, the backflow's from this run's fresh parameters with v = 0, so the
+    warm-started psi equals the stored one."""
+    import json
+
+    import h5py
+    from vmc import config, driver, io
+    plain_cfg = config.from_text(dot_input()).to_dict()
+    plain = driver.trial_state(plain_cfg)
+    plain.randomize(np.random.default_rng(1), 0.3)
+    plain.params[plain.index["jastrow.beta"]] = 0.6
+    stored = json.loads(json.dumps(plain_cfg))
+    del stored["wavefunction"]["backflow"], stored["wavefunction"]["backflow_hidden"]
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = io.FORMAT
+        f.attrs["config"] = json.dumps(stored)
+        f["wavefunction/params"] = plain.params
+    cfg = config.from_text(dot_input(f'backflow = "rbm"\nfrom_file = "{path}"')).to_dict()
+    fresh = driver.trial_state(cfg)
+    fresh.randomize(np.random.default_rng(2), 0.3)
+    wf = driver.trial_state(cfg)
+    wf.params[:] = driver.start_parameters(cfg, fresh.params)
+    assert wf.n_params == plain.n_params + wf.factor("backflow").hidden * 10
+    for name in ("a", "b", "W", "sigma"):
+        np.testing.assert_array_equal(wf.views[0][name], plain.views[0][name])
+    assert wf.beta == 0.6
+    assert np.all(wf.views[2]["v"] == 0.0)
+    for name in ("c", "U"):
+        np.testing.assert_array_equal(wf.views[2][name], fresh.views[2][name])
+    for x in np.random.default_rng(3).normal(0.0, 1.0, (3, 12)):
+        assert wf.log_psi(x) == pytest.approx(plain.log_psi(x), rel=1e-12, abs=1e-12)
+        assert wf.sign(x) == plain.sign(x)
+    other = config.from_text(dot_input(f'backflow = "rbm"\nfrom_file = "{path}"\nhidden = 3'))
+    with pytest.raises(ValueError, match="wavefunction.hidden = 2, this input 3"):
+        driver.start_parameters(other.to_dict())
+
+
+def test_a_run_warm_started_with_backflow_optimizes_eta(tmp_path):
+    """The whole run (`vmc.driver.run`): from a plain file, two SR iterations move v away from 0; the file
+    holds the backflow parameters in their shapes."""
+    import json
+
+    import h5py
+    from conftest import run_in_memory
+    from vmc import config, driver, io
+    plain_cfg = config.from_text(dot_input()).to_dict()
+    plain = driver.trial_state(plain_cfg)
+    plain.randomize(np.random.default_rng(1), 0.1)
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = io.FORMAT
+        f.attrs["config"] = json.dumps(plain_cfg)
+        f["wavefunction/params"] = plain.params
+    text = dot_input(f'backflow = "rbm"\nbackflow_hidden = 2\nfrom_file = "{path}"').replace(
+        'kind = "importance"', 'kind = "importance"\ndt = 0.2\nwalkers = 2\nburn_in = 20\nsteps = 100\n'
+        '[optimizer]\nkind = "sr"\niterations = 2\nlearning_rate = 0.05\n[production]\nsteps = 16\nburn_in = 0')
+    summary, f = run_in_memory(config.from_text(text).to_dict())
+    assert math.isfinite(summary["mean"]) and summary["mean"] > 10.0
+    v = f["wavefunction/backflow/v"][...]
+    assert v.shape == (2, 2) and np.all(v != 0.0)
+    assert f["wavefunction/backflow/U"].shape == (2, 3, 2)
