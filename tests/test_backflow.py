@@ -176,17 +176,16 @@ def test_fixed_node_dmc_with_backflow_never_accepts_a_sign_change():
     from vmc import dmc
     from vmc.hamiltonian import Hamiltonian
     from vmc.parallel import Comm
-    from vmc.wavefunction import TrialState, _log_value
+    from vmc.wavefunction import TrialState
     wf = TrialState(6, 2, 2, sigma=math.sqrt(0.5), jastrow=True, slater=True, backflow="rbm", backflow_hidden=3)
     rng = np.random.default_rng(3)
     wf.randomize(rng, 0.3)
     wf.params[wf.index["backflow.v"]:wf.index["backflow.c"]] = rng.normal(0.0, 0.5, 6)
     pop = dmc.Population(wf, Hamiltonian(6, 2, 1.0), Comm(None), 40, 0.3, 10.0, (1, 2),
                          rng.normal(0.0, 1.0, (40, 12)))
-    data = wf.kernel_data()
 
     def signs():
-        return np.array([_log_value(data, x)[1] for x in pop.X])
+        return np.array([wf.sign(x) for x in pop.X])
     rows = np.zeros((40, dmc.N_COLUMNS))
     for _ in range(25):
         before = signs()
