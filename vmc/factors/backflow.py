@@ -91,7 +91,7 @@ class BackflowData(NamedTuple):
     sign: np.ndarray       # (walkers, 2) sign of det per block
     # proposal scratch
     x_new: np.ndarray      # (P D,) coordinates with the moved particle at x'
-    eta_row: np.ndarray    # (P,) eta of the moved particle's pairs at x'
+    eta_new: np.ndarray    # (P, P) eta of every pair at x' (the moved particle's row and column new)
     rq_new: np.ndarray     # (P, D)
     dinv_new: np.ndarray   # (2, n, n)
     logdet_new: np.ndarray  # (2,)
@@ -404,16 +404,6 @@ def backflow_log_value(f, w, x):
 
 
 @numba.njit(cache=True)
-def _proposed_eta(f, w, i, j, o):
-    """eta of pair (j, o) at the proposed coordinates: the new row of the moved particle i, else the cache."""
-    if j == i:
-        return f.eta_row[o]
-    if o == i:
-        return f.eta_row[j]
-    return f.eta[w, j, o]
-
-
-@numba.njit(cache=True)
 def backflow_propose(f, w, x, i, xp, dx):
     """Rebuild r' and both determinants at x' (particle i at xp) into the scratch. O(N^3)."""
     D, P = f.D, f.P
@@ -421,15 +411,14 @@ def backflow_propose(f, w, x, i, xp, dx):
         f.x_new[k] = x[k]
     for d in range(D):
         f.x_new[i * D + d] = xp[d]
-    for o in range(P):
-        f.eta_row[o] = 0.0 if o == i else eta_value(f, channel(f, i, o), distance2(f.x_new, i, o, D))
     for j in range(P):
-        for d in range(D):
-            t = f.x_new[j * D + d]
-            for o in range(P):
-                if o != j:
-                    t += _proposed_eta(f, w, i, j, o) * (f.x_new[j * D + d] - f.x_new[o * D + d])
-            f.rq_new[j, d] = t
+        for o in range(P):
+            f.eta_new[j, o] = f.eta[w, j, o]
+    for o in range(P):
+        e = 0.0 if o == i else eta_value(f, channel(f, i, o), distance2(f.x_new, i, o, D))
+        f.eta_new[i, o] = e
+        f.eta_new[o, i] = e
+    quasi_positions(f.x_new, f.eta_new, P, D, f.rq_new)
     determinants(f, f.rq_new, f.dinv_new, f.logdet_new, f.sign_new)
     s = f.sign_new[0] * f.sign_new[1]
     if s == 0.0:
@@ -451,8 +440,8 @@ def backflow_add_grad_proposed(f, w, x, i, xp, out):
 @numba.njit(cache=True)
 def backflow_accept(f, w, x, i, xp):
     for o in range(f.P):
-        f.eta[w, i, o] = f.eta_row[o]
-        f.eta[w, o, i] = f.eta_row[o]
+        f.eta[w, i, o] = f.eta_new[i, o]
+        f.eta[w, o, i] = f.eta_new[i, o]
     for j in range(f.P):
         for d in range(f.D):
             f.rq[w, j, d] = f.rq_new[j, d]
@@ -552,6 +541,6 @@ class Backflow:
                             self.omega / ENVELOPE_SCALE, np.array([slots["v"], slots["c"], slots["U"]]),
                             np.zeros((n_walkers, P, P)), e((n_walkers, P, D)), e((n_walkers, 2, n, n)),
                             e((n_walkers, 2)), e((n_walkers, 2)),
-                            e(P * D), e(P), e((P, D)), e((2, n, n)), e(2), e(2),
+                            e(P * D), e((P, P)), e((P, D)), e((2, n, n)), e(2), e(2),
                             e(F), e((n, n)), e(n), e((n, D)), e((n, D)), e((n, D, D)), e((D, 3)), e((P, P)), e((P, P)),
                             e((P, D)), e((P, D, n)), e((P, D, D)), e((P, D)), e((P, D)), e((n, n)))
