@@ -49,6 +49,7 @@ from .config import check_ranks, resolved_density_rmax, resolved_sigma
 from .estimators import Moments, sums
 from .hamiltonian import OBSERVABLE_NAMES, Hamiltonian
 from .optimizers import Optimizer
+from .options import OPTIONS
 from .parallel import Comm, walker_range
 from .samplers import Sampler, Walkers, rng_words
 from .wavefunction import TrialState
@@ -123,7 +124,8 @@ def trial_state(cfg: dict) -> TrialState:
     s, w = cfg["system"], cfg["wavefunction"]
     return TrialState(s["particles"], s["dimensions"], w["hidden"], resolved_sigma(cfg), w["g"], w["optimize_sigma"],
                       jastrow=w["jastrow"] == "pade", slater=w["slater"], fermions=s["statistics"] == "fermion",
-                      omega=s["omega"], beta=w["beta"], rbm=w["rbm"], pair_hidden=w["pair_hidden"])
+                      omega=s["omega"], beta=w["beta"], rbm=w["rbm"], pair_hidden=w["pair_hidden"],
+                      backflow=w["backflow"], backflow_hidden=w["backflow_hidden"])
 
 
 def run_shape(cfg: dict) -> io.RunShape:
@@ -141,12 +143,42 @@ def run_shape(cfg: dict) -> io.RunShape:
 
 _MATCHING = (("system", "particles"), ("system", "dimensions"), ("system", "statistics"), ("wavefunction", "rbm"),
              ("wavefunction", "hidden"), ("wavefunction", "pair_hidden"), ("wavefunction", "g"),
-             ("wavefunction", "optimize_sigma"), ("wavefunction", "jastrow"), ("wavefunction", "slater"))
+             ("wavefunction", "optimize_sigma"), ("wavefunction", "jastrow"), ("wavefunction", "slater"),
+             ("wavefunction", "backflow"), ("wavefunction", "backflow_hidden"))
+_BACKFLOW = (("wavefunction", "backflow"), ("wavefunction", "backflow_hidden"))
 
 
-def start_parameters(cfg: dict) -> np.ndarray:
+def _stored(stored: dict, section: str, key: str):
+    """A stored configuration's value, or the option's default for files older than the option."""
+    return stored.get(section, {}).get(key, next(o.default for o in OPTIONS if o.key == f"{section}.{key}"))
+
+
+def warm_start(cfg: dict, params: np.ndarray, initial: np.ndarray) -> np.ndarray:
+    """The parameters of this backflow trial state from `params` of the same state without backflow: the
+    stored factors that have parameters are a prefix of this state's factors (the determinants, which have
+    none, become the backflow factor); each of their blocks is copied by name, the backflow's keep their
+    values in `initial` (v = 0: the same psi as the stored state)."""
+    plain = trial_state({**cfg, "wavefunction": {**cfg["wavefunction"], "backflow": "none"}})
+    if params.shape != (plain.n_params,):
+        raise ValueError(f"holds {params.size} parameters, the state without backflow has {plain.n_params}")
+    plain.params[:] = params
+    wf = trial_state(cfg)
+    wf.params[:] = initial
+    for k, (f, views) in enumerate(zip(plain.factors, plain.views)):
+        if not views:
+            continue
+        if wf.factors[k].name != f.name:
+            raise ValueError(f"its factor {k} is {f.name}, this trial state's {wf.factors[k].name}")
+        for name, block in views.items():
+            wf.views[k][name][:] = block
+    return wf.params.copy()
+
+
+def start_parameters(cfg: dict, initial: np.ndarray | None = None) -> np.ndarray:
     """The parameters of `wavefunction.from_file` (an earlier run's final `/wavefunction/params`); raises
-    ValueError with one line when the file cannot give them to this trial state."""
+    ValueError with one line when the file cannot give them to this trial state. A file of the same state
+    without backflow warm-starts a backflow state (`warm_start`; the backflow parameters from `initial`,
+    this run's fresh parameters)."""
     import json
     path = cfg["wavefunction"]["from_file"]
     where = f"wavefunction.from_file = \"{path}\""
@@ -161,10 +193,16 @@ def start_parameters(cfg: dict) -> np.ndarray:
         raise ValueError(f"{where}: {exc}") from None
     except (KeyError, OSError, RuntimeError) as exc:
         raise ValueError(f"{where}: damaged or incomplete run file ({str(exc).splitlines()[0]})") from None
+    warm = cfg["wavefunction"]["backflow"] != "none" and _stored(stored, "wavefunction", "backflow") == "none"
     for section, key in _MATCHING:
-        mine, theirs = cfg[section][key], stored.get(section, {}).get(key)
-        if mine != theirs:
+        mine, theirs = cfg[section][key], _stored(stored, section, key)
+        if mine != theirs and not (warm and (section, key) in _BACKFLOW):
             raise ValueError(f"{where}: its trial state has {section}.{key} = {theirs!r}, this input {mine!r}")
+    if warm and np.all(np.isfinite(params)):
+        try:
+            return warm_start(cfg, params, trial_state(cfg).params if initial is None else initial)
+        except ValueError as exc:
+            raise ValueError(f"{where}: cannot warm-start the backflow state ({exc})") from None
     if params.shape != (trial_state(cfg).n_params,) or not np.all(np.isfinite(params)):
         raise ValueError(f"{where}: holds no final parameters of this shape (did its optimization finish?)")
     return params
@@ -179,7 +217,7 @@ def dmc_key(seed: int) -> tuple[int, int]:
 def wavefunction_attrs(wf: TrialState) -> dict:
     return dict(sigma=wf.sigma, g=wf.g, beta=wf.beta, particles=wf.particles, dimensions=wf.dimensions,
                 hidden=wf.hidden, optimize_sigma=wf.optimize_sigma, rbm=wf.rbm, jastrow=wf.jastrow,
-                slater=wf.slater, n_opt=wf.n_opt)
+                slater=wf.slater, backflow=wf.backflow, n_opt=wf.n_opt)
 
 
 def build(cfg: dict, comm: Comm) -> Setup:
@@ -423,7 +461,7 @@ def run(cfg: dict, writer: io.RunWriter | None, comm: Comm, resume: bool = False
             writer.set_iterations_done(r.state.iteration)
     else:
         if cfg["wavefunction"]["from_file"]:
-            params = comm.bcast(start_parameters(cfg) if comm.is_root else None)
+            params = comm.bcast(start_parameters(cfg, r.setup.wf.params) if comm.is_root else None)
             r.setup.wf.params[:] = params
         r.checkpoint()
     optimize(r)

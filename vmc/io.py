@@ -122,9 +122,10 @@ LAYOUT: tuple[Entry, ...] = (
     Entry("`/wavefunction/params`, `/wavefunction/<factor>/<name>`", "f8",
           "final parameters (written when the optimization ends): the flat vector (every factor's variational "
           "parameters in factor order, then the fixed ones such as sigma) and each factor's parameters in their "
-          "natural shapes: `rbm/{a,b,W}` (M, N, (M, N); the symmetric RBM: `rbm/{a,b,W,c,V}`), `jastrow/beta`; "
+          "natural shapes: `rbm/{a,b,W}` (M, N, (M, N); the symmetric RBM: `rbm/{a,b,W,c,V}`), `jastrow/beta`, "
+          "`backflow/{v,c,U}` ((2, K), (2, K), (2, 3, K)); "
           "attributes `sigma`, `g`, `beta`, `particles`, `dimensions`, `hidden`, `optimize_sigma`, `rbm`, "
-          "`jastrow`, `slater`, `n_opt`"),
+          "`jastrow`, `slater`, `backflow`, `n_opt`"),
     Entry("`/production/{" + ",".join(SERIES) + "}`", "(walkers, steps) f8",
           "per-walker series of the production run at fixed parameters (E_L = kinetic + trap + interaction; "
           "pair_distance = mean r_ij); attributes `steps_done` (valid columns), `acceptance`, `accepted`, "
@@ -871,7 +872,9 @@ def _describe(f: h5py.File, path: str) -> str:
         f"interaction {'on' if s['interaction'] else 'off'}",
         f"  trial state: RBM ({w['hidden']} hidden units, g = {w['g']})"
         + (" x Padé-Jastrow" if w.get("jastrow", "none") != "none" else "")
-        + (" x Slater determinants" if w.get("slater") else "") + f"; sampler {cfg['sampler']['kind']}, "
+        + (" x Slater determinants" if w.get("slater") else "")
+        + (" (backflow)" if w.get("slater") and w.get("backflow", "none") != "none" else "")
+        + f"; sampler {cfg['sampler']['kind']}, "
         f"{cfg['sampler']['walkers']} walkers on {f.attrs.get('n_ranks', '?')} ranks, seed {f.attrs.get('seed')}",
     ] + _run_lines(f) + [
         f"  started {f.attrs.get('started', '?')}, finished {attr_text(f, 'finished') or '-'}, "

@@ -69,9 +69,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("wavefunction.slater", False, bool, "Multiply by det D_up det D_down of harmonic-oscillator "
            "orbitals (Hermite polynomials in sqrt(omega) x at the trap's omega; the RBM supplies the Gaussian) "
            f"filling closed shells: P = {closed_shells_text()}."),
+    Option("wavefunction.backflow", "none", str, "none, or rbm: evaluate the determinants at quasi-particle "
+           "coordinates r_i' = r_i + sum_{j != i} eta(r_ij) (r_i - r_j), eta a small network in RBM form over "
+           "Gaussians of r_ij^2 per spin channel (`vmc/factors/backflow.py`), so that the nodes are "
+           "variational; starts at eta = 0 (the plain determinants). Needs `wavefunction.slater`; O(N^3) per "
+           "move.", one_of("none", "rbm")),
+    Option("wavefunction.backflow_hidden", 4, int, "Hidden units of the backflow network per spin channel "
+           "(parallel, antiparallel).", between(1, 1000)),
     Option("wavefunction.from_file", "", str, "Empty: random initial parameters (`init_scale`); else an "
            "earlier run's output file whose final parameters (`/wavefunction/params`) start this run (the "
-           "trial state must have the same factors and sizes). With `optimizer.iterations = 0` the run "
+           "trial state must have the same factors and sizes, or be this one without backflow: its parameters then "
+           "warm-start this state with the backflow at eta = 0). With `optimizer.iterations = 0` the run "
            "evaluates that state (VMC production, then DMC)."),
     # ---- [sampler]
     Option("sampler.kind", "metropolis", str, "metropolis: brute-force moves uniform in a box of side `step`; "
@@ -174,6 +182,15 @@ RULES: tuple[Rule, ...] = (
          lambda c: not c["wavefunction.slater"] or _closed_shell(c),
          f"Slater determinants need closed shells: system.particles in {closed_shells_text()}",
          f"`wavefunction.slater = true` needs a closed shell: P = {closed_shells_text()}."),
+    Rule(("wavefunction.backflow", "wavefunction.slater"),
+         lambda c: c["wavefunction.backflow"] == "none" or c["wavefunction.slater"],
+         "backflow moves the nodes of the determinants: wavefunction.backflow needs wavefunction.slater = true",
+         "`wavefunction.backflow = \"rbm\"` needs `wavefunction.slater = true` (it replaces the determinants by "
+         "determinants at quasi-particle coordinates)."),
+    Rule(("sampler.kind", "wavefunction.backflow"),
+         lambda c: c["sampler.kind"] != "gibbs" or c["wavefunction.backflow"] == "none",
+         "Gibbs sampling draws from the RBM alone: not with backflow",
+         "`sampler.kind = \"gibbs\"` needs `wavefunction.backflow = \"none\"`."),
     Rule(("wavefunction.jastrow", "system.dimensions"),
          lambda c: c["wavefunction.jastrow"] == "none" or c["system.dimensions"] >= 2,
          "the Padé-Jastrow cusp needs system.dimensions >= 2",

@@ -71,7 +71,8 @@ def walker_cache(cfg: dict) -> int:
     P, w = cfg["system"]["particles"], cfg["wavefunction"]
     N = w["hidden"]
     rbm = 2 * P * N + P * P if w["rbm"] == "symmetric" else 3 * N
-    return rbm + (2 * (P // 2) ** 2 if w["slater"] else 0)
+    backflow = P * P + P * cfg["system"].get("dimensions", 3) + 4 if w.get("backflow", "none") != "none" else 0
+    return rbm + (2 * (P // 2) ** 2 + backflow if w["slater"] else 0)
 
 
 def memory_per_rank(cfg: dict, n_ranks: int, n_opt: int) -> tuple[int, str]:

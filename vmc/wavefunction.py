@@ -19,6 +19,7 @@ import numpy as np
 from numba.extending import overload
 
 from .factors import contract
+from .factors.backflow import Backflow
 from .factors.jastrow import PadeJastrow
 from .factors.rbm import RBM, default_sigma, hidden_preactivation, sigmoid, softplus
 from .factors.slater import SlaterDeterminants
@@ -232,7 +233,8 @@ class Product:
 
 class TrialState(Product):
     """psi = psi_RBM x [J] x [det D_up det D_down]: an RBM (over the coordinates, or exchange-symmetric)
-    times optional Padé-Jastrow and Slater-determinant factors. ``fermions`` sets the Jastrow cusp values
+    times optional Padé-Jastrow and Slater-determinant factors (with ``backflow = "rbm"`` the determinants
+    at backflow quasi-particle coordinates, `vmc.factors.backflow`). ``fermions`` sets the Jastrow cusp values
     (spin up = particles 0..P/2-1); the determinants use orbitals at the trap's ``omega`` (for a closed
     shell any other frequency gives the same determinant up to a constant factor).
 
@@ -244,10 +246,11 @@ class TrialState(Product):
     def __init__(self, particles: int, dimensions: int, hidden: int, sigma: float, g: float = 0.5,
                  optimize_sigma: bool = False, params: np.ndarray | None = None, jastrow: bool = False,
                  slater: bool = False, fermions: bool = True, omega: float = 1.0, beta: float = 1.0,
-                 rbm: str = "coordinates", pair_hidden: int = 0):
+                 rbm: str = "coordinates", pair_hidden: int = 0, backflow: str = "none", backflow_hidden: int = 4):
         self._args = dict(particles=particles, dimensions=dimensions, hidden=hidden, sigma=sigma, g=g,
                           optimize_sigma=optimize_sigma, jastrow=jastrow, slater=slater, fermions=fermions,
-                          omega=omega, beta=beta, rbm=rbm, pair_hidden=pair_hidden)
+                          omega=omega, beta=beta, rbm=rbm, pair_hidden=pair_hidden, backflow=backflow,
+                          backflow_hidden=backflow_hidden)
         if rbm == "symmetric":
             first = SymmetricRBM(particles, dimensions, hidden, pair_hidden, sigma, g, optimize_sigma, omega)
         else:
@@ -255,12 +258,14 @@ class TrialState(Product):
         factors = [first]
         if jastrow:
             factors.append(PadeJastrow(particles, dimensions, fermions, beta))
-        if slater:
+        if slater and backflow == "rbm":      # the determinants at quasi-particle coordinates
+            factors.append(Backflow(particles, dimensions, omega, backflow_hidden))
+        elif slater:
             factors.append(SlaterDeterminants(particles, dimensions, omega))
         super().__init__(factors, particles, dimensions, params)
         self.hidden, self.g, self.optimize_sigma = hidden, float(g), bool(optimize_sigma)
         self.jastrow, self.slater, self.fermions, self.omega = bool(jastrow), bool(slater), bool(fermions), float(omega)
-        self.rbm = rbm
+        self.rbm, self.backflow = rbm, backflow
         self.sigma_index = self.index["rbm.sigma"] if optimize_sigma else -1
         self.beta_index = self.index["jastrow.beta"] if jastrow else -1
 
