@@ -166,6 +166,7 @@ def _output_path(request: Request, config) -> str:
 
 def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
     """(config, input text, progress of each run group) of an output file, read without modifying it."""
+    from . import config as config_mod
     from . import io
     try:
         with io.open_for_reading(path) as f:
@@ -184,7 +185,8 @@ def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
                                  "has_checkpoint": int(ck["current"]) >= 0,
                                  "iteration": int(ck.get("iteration", 0)), "phase": int(ck.get("phase", 0)),
                                  "steps_done": io.done(g, "production"),
-                                 "config": json.loads(g.attrs["config"])})
+                                 # as this version reads it: options added since at their defaults
+                                 "config": config_mod.from_dict(json.loads(g.attrs["config"]), path).to_dict()})
             return json.loads(f.attrs["config"]), str(f.attrs.get("input_text", "")), progress
     except io.OutputError as exc:
         raise InputError(str(exc)) from None
