@@ -212,7 +212,7 @@ def rows_of(path: Path, kind: str) -> list[dict]:
                 rows.append({**base, "method": "vmc", "energy": r["mean"], "error": r["error"],
                              "walkers": cfg["sampler"]["walkers"], "steps": cfg["production"]["steps"],
                              "time_step": cfg["sampler"]["dt"], "wall_seconds": round(summary["wall_time"], 1)})
-            elif "mean" in r.get("dmc", {}):
+            elif "mean" in r.get("dmc", {}) and not r["dmc"].get("failures"):   # an untrusted DMC is no result
                 d = r["dmc"]
                 rows.append({**base, "method": "dmc", "energy": d["mean"], "error": d["error"], "walkers": d["walkers"],
                              "steps": d["measured"], "time_step": d["time_step"],
