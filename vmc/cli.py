@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import tomllib
 import traceback
 
@@ -21,6 +22,7 @@ from .errors import InputError, Interrupted
 from .job import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, JobError, StopSignals
 from .version import __version__
 
+ABORT_GRACE = 0.5   # seconds between printing a lone rank's error and aborting the job (see `_fail`)
 _COMM = None   # the job's communicator once `vmc run` has one (for `main`'s abort on a lone failure)
 
 
@@ -129,6 +131,9 @@ def _fail(message: str, code: int) -> int:
     """Print one line; if other ranks may be waiting for this one, end the whole job (MPI_Abort)."""
     print(message, file=sys.stderr, flush=True)
     if _COMM is not None and _COMM.size > 1:
+        # the launcher forwards a rank's stderr through a pipe and stops reading when the job is aborted:
+        # give it a moment, or the one line that says what happened can be lost (seen on a loaded machine)
+        time.sleep(ABORT_GRACE)
         _COMM.abort(code)
     return code
 
