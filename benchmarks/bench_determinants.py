@@ -24,20 +24,11 @@ import time
 
 import numpy as np
 
-from vmc.factors.slater import free_walk, orbitals, quantum_numbers_for, slater_inverse, slater_matrix
+from vmc.factors.slater import fresh_inverses, free_walk, orbitals, quantum_numbers_for, slater_matrix
 
 CASES = ((12, 2), (20, 2), (30, 2), (42, 2), (56, 2), (72, 2), (20, 3), (40, 3), (70, 3))
 OMEGA = 1.0
 STEP = {2: 1.0, 3: 0.8}   # 60-70 % of the moves accepted
-
-
-def fresh_inverses(x, qn, omega):
-    """(2, n, n) inverses of the up and down Slater matrices at x, from scratch."""
-    n, D = qn.shape
-    out = np.empty((2, n, n))
-    for b in range(2):
-        slater_inverse(x, b * n, n, D, omega, qn, out[b], np.empty((n, n)), np.empty((n, D)), np.empty((n, D)))
-    return out
 
 
 def slater_matrices(x, qn, omega):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vmc.factors.shells import closed_shell_numbers
-from vmc.factors.slater import (SlaterDeterminants, closed_shell_energy, free_walk, grad_lap_log_det, orbitals,
-                                quantum_numbers, quantum_numbers_for, slater_inverse)
+from vmc.factors.slater import (SlaterDeterminants, closed_shell_energy, free_walk, fresh_inverses, grad_lap_log_det,
+                                orbitals, quantum_numbers, quantum_numbers_for, slater_inverse)
 from vmc.wavefunction import Product, accept_all, add_grad_proposed_all, initialize, propose_all
 
 
@@ -248,15 +248,6 @@ def test_sherman_morrison_matches_recomputation(P, D):
         np.testing.assert_allclose(Dinv[b], ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
         slater_matrix_check = np.linalg.inv(ref)
         np.testing.assert_allclose(slater_matrix_check @ Dinv[b], np.eye(n), atol=1e-8)
-
-
-def fresh_inverses(x, qn, omega):
-    """(2, n, n) inverses of the up and down Slater matrices at x, from scratch."""
-    n, D = qn.shape
-    out = np.empty((2, n, n))
-    for b in range(2):
-        slater_inverse(x, b * n, n, D, omega, qn, out[b], np.empty((n, n)), np.empty((n, D)), np.empty((n, D)))
-    return out
 
 
 @pytest.mark.parametrize("P,D,step", [(72, 2, 1.0), (70, 3, 0.8)])

@@ -314,6 +314,16 @@ def free_walk(x, omega, qn, dinv, n_sweeps, step, seed):
 # ----------------------------------------------------------------------------------------------
 
 
+def fresh_inverses(x: np.ndarray, qn: np.ndarray, omega: float) -> np.ndarray:
+    """(2, n, n) inverses of the spin-up and spin-down Slater matrices at x, from scratch (what the updated
+    inverses are checked against)."""
+    n, D = qn.shape
+    out = np.empty((2, n, n))
+    for b in range(2):
+        slater_inverse(x, b * n, n, D, omega, qn, out[b], np.empty((n, n)), np.empty((n, D)), np.empty((n, D)))
+    return out
+
+
 class SlaterData(NamedTuple):
     qn: np.ndarray         # (n, D) int64 quantum numbers of one spin's orbitals
     omega: float           # the orbitals' frequency
