@@ -6,7 +6,10 @@ import sys
 from pathlib import Path
 
 import h5py
+import numba
 import pytest
+
+from vmc.wavefunction import add_grad_current_all, add_grad_proposed_all, initialize, propose_all
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -121,3 +124,15 @@ def assert_derivatives_match_finite_differences(wf, x, h=1e-5):
         fd[k] = (plus - minus) / (2 * h)
     np.testing.assert_allclose(analytic, fd, rtol=1e-6, atol=1e-8)
     return analytic
+
+
+
+@numba.njit(cache=True)
+def propose_with_drifts(factors, x, i, xp, dx, before, after):
+    """Walker 0's caches for x, the drift of particle i there (`before`), the proposal of moving it to xp, and
+    the drift at xp (`after`): (ln|psi'/psi|, sign) through the contract's kernels."""
+    initialize(factors, 0, x)
+    add_grad_current_all(factors, 0, x, i, before)
+    log_ratio, sign = propose_all(factors, 0, x, i, xp, dx)
+    add_grad_proposed_all(factors, 0, x, i, xp, after)
+    return log_ratio, sign

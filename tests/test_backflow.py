@@ -6,12 +6,12 @@ import numba
 import numpy as np
 import pytest
 
-from conftest import assert_derivatives_match_finite_differences
+from conftest import assert_derivatives_match_finite_differences, propose_with_drifts
 from vmc.factors.backflow import Backflow
 from vmc.factors.jastrow import PadeJastrow
 from vmc.factors.rbm import RBM
 from vmc.factors.slater import SlaterDeterminants
-from vmc.wavefunction import (Product, accept_all, add_grad_current_all, add_grad_proposed_all, initialize,
+from vmc.wavefunction import (Product, accept_all, initialize,
                               propose_all)
 
 
@@ -32,21 +32,12 @@ def swap(x, P, D, i, j):
     return y.ravel()
 
 
-@numba.njit(cache=True)
-def _drifts(factors, x, i, xp, dx, before, after):
-    initialize(factors, 0, x)
-    add_grad_current_all(factors, 0, x, i, before)
-    log_ratio, sign = propose_all(factors, 0, x, i, xp, dx)
-    add_grad_proposed_all(factors, 0, x, i, xp, after)
-    return log_ratio, sign
-
-
 def drifts(wf, x, i, dx):
     """(ln|psi(x')/psi(x)|, sign, grad_i ln|psi| at x, at x') through propose and the drift kernels."""
     D = wf.dimensions
     xp = x[i * D:(i + 1) * D] + dx
     before, after = np.zeros(D), np.zeros(D)
-    log_ratio, sign = _drifts(wf.kernel_data(1), x.copy(), i, xp, dx, before, after)
+    log_ratio, sign = propose_with_drifts(wf.kernel_data(1), x.copy(), i, xp, dx, before, after)
     return log_ratio, sign, before, after
 
 

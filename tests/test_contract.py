@@ -3,18 +3,16 @@ consistently. Derivatives against finite differences of ln|psi|, one-particle ra
 against evaluations from scratch, and the exchange symmetry of the symmetric RBM."""
 import itertools
 
-import numba
 import numpy as np
 import pytest
 
-from conftest import assert_derivatives_match_finite_differences
+from conftest import assert_derivatives_match_finite_differences, propose_with_drifts
 
 from vmc.factors.jastrow import PadeJastrow
 from vmc.factors.rbm import RBM
 from vmc.factors.slater import SlaterDeterminants
 from vmc.factors.symmetric import SymmetricRBM
-from vmc.wavefunction import (Product, TrialState, add_grad_current_all, add_grad_proposed_all, initialize,
-                              propose_all)
+from vmc.wavefunction import (Product, TrialState)
 
 P, D = 6, 2
 
@@ -48,15 +46,6 @@ def test_gradient_laplacian_and_parameter_derivatives_match_finite_differences(n
         assert np.abs(analytic).max() > 1e-2
 
 
-@numba.njit(cache=True)
-def _propose(factors, x, i, xp, dx, before, after):
-    initialize(factors, 0, x)
-    add_grad_current_all(factors, 0, x, i, before)
-    log_ratio, sign = propose_all(factors, 0, x, i, xp, dx)
-    add_grad_proposed_all(factors, 0, x, i, xp, after)
-    return log_ratio, sign
-
-
 @pytest.mark.parametrize("names", COMBINATIONS, ids=["+".join(c) for c in COMBINATIONS])
 def test_one_particle_move_matches_evaluation_from_scratch(names):
     """propose: ln|psi(x')/psi(x)| and its sign; add_grad_current / add_grad_proposed: grad_i ln|psi|
@@ -68,7 +57,8 @@ def test_one_particle_move_matches_evaluation_from_scratch(names):
         y = x.copy()
         y[i * D:(i + 1) * D] += dx
         before, after = np.zeros(D), np.zeros(D)
-        log_ratio, sign = _propose(wf.kernel_data(1), x.copy(), i, y[i * D:(i + 1) * D].copy(), dx, before, after)
+        log_ratio, sign = propose_with_drifts(wf.kernel_data(1), x.copy(), i, y[i * D:(i + 1) * D].copy(), dx,
+                                              before, after)
         assert log_ratio == pytest.approx(wf.log_psi(y) - wf.log_psi(x), rel=1e-10, abs=1e-10)
         assert sign == wf.sign(y) * wf.sign(x)
         np.testing.assert_allclose(before, wf.grad_lap_log_psi(x)[0][i * D:(i + 1) * D], rtol=1e-10, atol=1e-10)
@@ -88,7 +78,7 @@ def test_a_move_across_a_node_of_the_determinants_flips_the_sign():
     y = x.copy()
     y[:D] = xp
     before, after = np.zeros(D), np.zeros(D)
-    log_ratio, sign = _propose(wf.kernel_data(1), x.copy(), 0, xp.copy(), xp - pos[0], before, after)
+    log_ratio, sign = propose_with_drifts(wf.kernel_data(1), x.copy(), 0, xp.copy(), xp - pos[0], before, after)
     assert wf.sign(y) == -wf.sign(x)
     assert sign == -1.0
     assert log_ratio == pytest.approx(0.0, abs=1e-10)
