@@ -75,7 +75,7 @@ def limit_drift(force, dt):
             force[d] *= scale
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def radial_histogram(x, P, D, r_max, hist):
     n_bins = hist.shape[0]
     for i in range(P):
@@ -103,7 +103,7 @@ def _gibbs_sweep_rbm(factors, w, x, rng, h):
     return impl
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
     """Advance walker w (positions x) n_burn + n_steps Metropolis (kind METROPOLIS, move = step),
     importance-sampling (IMPORTANCE, move = dt) or Gibbs (GIBBS; h holds the hidden units) sweeps,
@@ -111,7 +111,16 @@ def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out,
     of the last n_steps. Returns the number of accepted moves during the measured sweeps.
 
     One function on purpose: the factors' kernels are inlined into it and nothing in the loop crosses a
-    call boundary (a call that takes the tuples of factors and arrays costs as much as a move)."""
+    call boundary (a call that takes the tuples of factors and arrays costs as much as a move).
+
+    error_model="numpy" on purpose too (a float division by zero gives inf or nan instead of raising
+    ZeroDivisionError; nothing else changes, the results are bit-identical): every inlined contract call
+    binds the factor's arrays to new variables, whose reference counts numba increments and decrements
+    (an atomic add each, 13 per call), and LLVM prunes those pairs only where no raise path leaves the
+    loop between them. With the Python error model every division had one, and the atomics took half the
+    time of a move (benchmarks/README.md). Kernels inlined here keep every array argument alive to their
+    end on all branches for the same reason (`vmc.factors.rbm.rbm_add_dlog`);
+    tests/test_samplers.py::test_the_chain_kernel_counts_no_references_in_its_loops checks it."""
     M = x.shape[0]
     xp, dx, f_old, f_new = np.empty(D), np.empty(D), np.empty(D), np.empty(D)
     grad, lap = np.empty(M), np.empty(M)

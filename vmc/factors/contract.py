@@ -93,7 +93,9 @@ def implements(cls, **kernels) -> None:
 
 
 # Called once per particle move or measured sweep: inlined into the sweeps (numba IR inlining lets the
-# reference-count operations on the factors' arrays be pruned). The others run once per pass or less and
+# reference-count operations on the factors' arrays be pruned, provided the caller has no raise paths,
+# error_model="numpy", and an inlined kernel does not let its array arguments die at different points on
+# the two sides of a branch; see `vmc.samplers.run_chain`). The others run once per pass or less and
 # are compiled once per factor, which keeps the compile time of a combination of factors down.
 HOT = {"propose", "accept", "add_grad_current", "add_grad_proposed", "add_grad_lap", "add_dlog"}
 

@@ -217,24 +217,29 @@ def rbm_add_dlog(f, w, x, out):
     sigma = f.sigma[0]
     inv_s2 = 1.0 / (sigma * sigma)
     g = f.g
-    for k in range(M):
-        out[f.slot + k] += g * (x[k] - f.a[k]) * inv_s2
-    off = f.slot + M + N
-    sxw = 0.0
-    for j in range(N):
-        s = f.sg[w, j]
-        out[f.slot + M + j] += g * s
-        xw = 0.0
-        for k in range(M):
-            out[off + k * N + j] += g * x[k] * s * inv_s2
-            xw += x[k] * f.W[k, j]
-        sxw += s * xw
+    # sigma first (and its sums only when it is variational): were this branch last, x, f and out would die
+    # at different points on its two sides, and the reference counts of the inlined call would stay
+    # (atomics in the sweep; see vmc.samplers.run_chain). The sums and the result are unchanged bit for bit.
     if f.sigma_slot >= 0:
         d2 = 0.0
         for k in range(M):
             d = x[k] - f.a[k]
             d2 += d * d
+        sxw = 0.0
+        for j in range(N):
+            xw = 0.0
+            for k in range(M):
+                xw += x[k] * f.W[k, j]
+            sxw += f.sg[w, j] * xw
         out[f.sigma_slot] += g * (d2 - 2.0 * sxw) * inv_s2 / sigma
+    for k in range(M):
+        out[f.slot + k] += g * (x[k] - f.a[k]) * inv_s2
+    off = f.slot + M + N
+    for j in range(N):
+        s = f.sg[w, j]
+        out[f.slot + M + j] += g * s
+        for k in range(M):
+            out[off + k * N + j] += g * x[k] * s * inv_s2
 
 
 implements(RBMData, init=rbm_init, refresh=rbm_refresh, log_value=rbm_log_value, propose=rbm_propose,
