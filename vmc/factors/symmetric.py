@@ -77,7 +77,7 @@ def _features(f, r):
         f.ddphi[m] = (-2.0 * q + 4.0 * q * q * r * r) * e
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def pair_function(f, r):
     """(G(r), G'(r) / r, G''(r))."""
     _features(f, r)
