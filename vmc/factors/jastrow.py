@@ -52,7 +52,7 @@ def log_jastrow(x, P, D, cusp, beta):
     return s
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def delta_log_jastrow(x, P, D, cusp, beta, i, xp):
     """ln J(x') - ln J(x) when particle i moves to xp."""
     s = 0.0
@@ -72,7 +72,7 @@ def delta_log_jastrow(x, P, D, cusp, beta, i, xp):
     return s
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def add_drift_jastrow(x, P, D, cusp, beta, i, xp, out):
     """out += grad_{x_i} ln J with particle i at xp (others at x): sum_j a_ij f'(r) (xp - x_j) / r."""
     for j in range(P):
@@ -89,7 +89,7 @@ def add_drift_jastrow(x, P, D, cusp, beta, i, xp, out):
             out[d] += c * (xp[d] - x[j * D + d])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def add_grad_lap_jastrow(x, P, D, cusp, beta, grad, lap):
     """grad += d_k ln J, lap += d_k^2 ln J for every coordinate k."""
     for i in range(P):
@@ -110,7 +110,7 @@ def add_grad_lap_jastrow(x, P, D, cusp, beta, grad, lap):
                 lap[j * D + d] += second
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def dlog_jastrow_dbeta(x, P, D, cusp, beta):
     """d ln J / d beta = -sum_{i<j} a_ij r^2 / (1 + beta r)^2."""
     s = 0.0
