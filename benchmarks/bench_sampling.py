@@ -53,6 +53,7 @@ SAMPLERS = [("metropolis", dict(step=1.0)), ("importance", dict(dt=0.05)), ("gib
 C_LIMIT_SRC = REPO.parent / "shared" / "perf" / "limit.c"
 C_LIMIT_CASE = (2, 2, 4)
 C_LIMIT_ARGS = ["2", "2", "4", "2000000"]
+C_LIMIT_TARGET = 0.8      # engine / C at C_LIMIT_CASE (benchmarks/README.md)
 OMEGA, G, PARAM_SCALE, SPREAD = 1.0, 0.5, 0.1, 0.5
 
 
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"#   per {args.clock} second: {c.best:.3e} particle moves/s")
             print(f"# metropolis {C_LIMIT_CASE}: engine {ref['particle_moves_per_s']:.3e} moves/s, "
                   f"C {c.best:.3e} moves/s, engine/C = {ratio:.2f} "
-                  f"({'meets' if ratio >= 0.5 else 'BELOW'} the >= 0.5 target)")
+                  f"({'meets' if ratio >= C_LIMIT_TARGET else 'BELOW'} the >= {C_LIMIT_TARGET} target)")
     return 0
 
 
