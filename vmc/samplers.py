@@ -38,7 +38,7 @@ from .factors.contract import REFRESH_EVERY
 from .factors.rbm import RBMData, gibbs_sweep
 from .hamiltonian import N_OBSERVABLES, N_TERMS, Hamiltonian, measure
 from .wavefunction import (Product, accept_all, add_dlog_all, add_grad_current_all, add_grad_lap_all,
-                           add_grad_proposed_all, init_all, propose_all, refresh_all)
+                           add_grad_proposed_all, factor_kernel, init_all, propose_all, refresh_all)
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 KINDS = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
@@ -103,8 +103,8 @@ def _gibbs_sweep_rbm(factors, w, x, rng, h):
     return impl
 
 
-@numba.njit(cache=True)
-def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
+@factor_kernel
+def chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
     """Advance walker w (positions x) n_burn + n_steps Metropolis (kind METROPOLIS, move = step),
     importance-sampling (IMPORTANCE, move = dt) or Gibbs (GIBBS; h holds the hidden units) sweeps,
     recording the terms and observables (and d ln psi / d theta, the histogram; see `Record`) after each
@@ -180,6 +180,12 @@ def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out,
             if out.histogram.shape[0] > 0:
                 radial_histogram(x, P, D, out.r_max, out.histogram)
     return accepted
+
+
+@numba.njit(cache=True)
+def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
+    """`chain`, compiled for this tuple of factors (the entry point from Python)."""
+    return chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h)
 
 
 # ----------------------------------------------------------------------------------------------
