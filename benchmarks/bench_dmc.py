@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import time
 
 import numba
 import numpy as np
 
+from bench_size import hidden, timed
 from vmc.dmc import N_COLUMNS, Population, measure_all, step_all
 from vmc.hamiltonian import Hamiltonian
 from vmc.parallel import Comm
@@ -36,10 +36,6 @@ from vmc.wavefunction import (TrialState, accept_all, add_grad_current_all, add_
 TAU = 0.01
 
 
-def hidden(N: int) -> int:
-    return {2: 4, 6: 12, 12: 12, 20: 20}.get(N, 6)
-
-
 def setup(N: int, n_walkers: int):
     wf = TrialState(N, 2, hidden(N), default_sigma(1.0, 0.5), jastrow=True, slater=N > 2)
     wf.randomize(np.random.default_rng(0), 0.01)
@@ -47,18 +43,6 @@ def setup(N: int, n_walkers: int):
     walkers = Walkers.start(np.random.SeedSequence(2).spawn(n_walkers), wf.n_visible, 1.0)
     Sampler("importance", dt=0.1).sample(wf, ham, walkers, 100, 1)
     return wf, ham, walkers.positions
-
-
-def timed(work, seconds: float) -> tuple[float, int]:
-    """(CPU seconds, n) of work(n) with n doubled until it takes `seconds`."""
-    n = 1
-    while True:
-        t0 = time.process_time()
-        work(n)
-        spent = time.process_time() - t0
-        if spent > seconds:
-            return spent, n
-        n *= 2
 
 
 @factor_kernel

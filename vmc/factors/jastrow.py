@@ -72,7 +72,8 @@ def delta_log_jastrow(x, P, D, cusp, beta, i, xp, r, r_new):
 
 @numba.njit(cache=True, inline="always")
 def add_drift_jastrow(x, P, D, cusp, beta, i, xp, r_i, out):
-    """out += grad_{x_i} ln J with particle i at xp (others at x): sum_j a_ij f'(r) (xp - x_j) / r, r_i[j] = |xp - x_j|."""
+    """out += grad_{x_i} ln J with particle i at xp (others at x): sum_j a_ij f'(r) (xp - x_j) / r,
+    with r_i[j] = |xp - x_j|."""
     for j in range(P):
         if j == i:
             continue
