@@ -3,6 +3,7 @@ consistently. Derivatives against finite differences of ln|psi|, one-particle ra
 against evaluations from scratch, and the exchange symmetry of the symmetric RBM."""
 import itertools
 
+import numba
 import numpy as np
 import pytest
 
@@ -12,13 +13,14 @@ from vmc.factors.jastrow import PadeJastrow
 from vmc.factors.rbm import RBM
 from vmc.factors.slater import SlaterDeterminants
 from vmc.factors.symmetric import SymmetricRBM
-from vmc.wavefunction import (Product, TrialState)
+from vmc.wavefunction import (Product, TrialState, accept_all, add_grad_current_all, add_grad_lap_all, factor_kernel,
+                              init_all, propose_all)
 
 P, D = 6, 2
 
 
-def make(names, seed):
-    """A product of the named factors for 6 electrons in 2D, with random parameters of order 0.3-0.5."""
+def make(names, seed, P=P):
+    """A product of the named factors for P (6) electrons in 2D, with random parameters of order 0.3-0.5."""
     build = {"rbm": lambda: RBM(P, D, 3, 0.8, g=0.5, optimize_sigma=True),
              "symmetric": lambda: SymmetricRBM(P, D, 3, 4, 0.8, g=1.0, optimize_sigma=True, omega=1.0),
              "jastrow": lambda: PadeJastrow(P, D, fermions=True, beta=0.7),
@@ -118,3 +120,73 @@ def test_symmetric_pair_factor_leaves_the_cusp_to_the_jastrow_factor():
         return ham.local_values(x, *wf.grad_lap_log_psi(x))[:3].sum()
     values = [e_local(r) for r in (1e-2, 1e-4, 1e-6, 1e-8)]
     assert max(values) - min(values) < 0.05
+
+
+@factor_kernel
+def _walk_kernel(factors, x, moves, ratios, grad, lap, drifts):
+    init_all(factors, 0, x)
+    D = drifts.shape[1]
+    xp, dx = np.empty(D), np.empty(D)
+    for k in range(moves.shape[0]):
+        i = int(moves[k, 0])
+        for d in range(D):
+            dx[d] = moves[k, 1 + d]
+            xp[d] = x[i * D + d] + dx[d]
+        log_ratio, sign = propose_all(factors, 0, x, i, xp, dx)
+        ratios[k] = log_ratio
+        accept_all(factors, 0, x, i, xp)
+    add_grad_lap_all(factors, 0, x, grad, lap)
+    for i in range(drifts.shape[0]):
+        add_grad_current_all(factors, 0, x, i, drifts[i])
+
+
+@numba.njit(cache=True)
+def _walk(factors, x, moves, ratios, grad, lap, drifts):
+    _walk_kernel(factors, x, moves, ratios, grad, lap, drifts)
+
+
+@pytest.mark.parametrize("names", [("rbm", "jastrow", "slater"), ("symmetric", "jastrow", "slater")],
+                         ids=["rbm+jastrow+slater", "symmetric+jastrow+slater"])
+def test_caches_after_accepted_moves_match_evaluation_from_scratch(names):
+    """After 60 accepted one-particle moves of 12 electrons (the caches updated by `accept`: RBM pre-activations,
+    pair distances, inverse Slater matrices and orbital derivatives; with 12 the second shell's orbitals are
+    quadratic, so their derivatives depend on the position), every ratio on the way, the drift of every particle
+    and the local energy's gradient and Laplacian agree with evaluations from scratch; the kernel is a
+    `factor_kernel`, so its sums are the written-out ones of the samplers."""
+    n = 12
+    wf, x = make(names, seed=5, P=n)
+    rng = np.random.default_rng(2)
+    moves = np.column_stack([rng.integers(0, n, 60), rng.normal(0.0, 0.3, (60, D))])
+    walked, ratios = x.copy(), np.zeros(60)
+    grad, lap, drifts = np.zeros(n * D), np.zeros(n * D), np.zeros((n, D))
+    _walk(wf.kernel_data(1), walked, moves, ratios, grad, lap, drifts)
+    y = x.copy()
+    for k, (i, *dx) in enumerate(moves):
+        z = y.copy()
+        z[int(i) * D:(int(i) + 1) * D] += dx
+        assert ratios[k] == pytest.approx(wf.log_psi(z) - wf.log_psi(y), rel=1e-9, abs=1e-9)
+        y = z
+    np.testing.assert_allclose(walked, y, rtol=0, atol=1e-12)
+    fresh_grad, fresh_lap = wf.grad_lap_log_psi(y)
+    np.testing.assert_allclose(grad, fresh_grad, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(lap, fresh_lap, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(drifts.ravel(), fresh_grad, rtol=1e-9, atol=1e-9)
+
+
+def test_factor_kernel_refuses_what_it_cannot_write_out():
+    def misuse(factors, x):
+        y = propose_all(factors, 0, x, 0, x, x)[0]
+        return y
+
+    def first_not_factors(x, factors):
+        init_all(factors, 0, x)
+
+    def keywords(factors, x):
+        init_all(factors, w=0, x=x)
+
+    with pytest.raises(TypeError, match="first parameter"):
+        factor_kernel(first_not_factors)
+    with pytest.raises(TypeError, match="propose_all is used other than as a statement"):
+        factor_kernel(misuse)
+    with pytest.raises(TypeError, match="no keywords"):
+        factor_kernel(keywords)

@@ -121,37 +121,42 @@ def test_same_seed_same_chain():
     assert not np.array_equal(a.observables, c.observables)
 
 
-def refcount_calls_in_loops(dispatcher, signature, around=("refresh",)) -> list[str]:
+def refcount_calls_in_loops(dispatcher, signature, cold=("init", "refresh", "log_value")) -> list[str]:
     """The NRT_incref / NRT_decref calls that lie on a cycle of the control-flow graph of the compiled
-    function (optimized LLVM IR, after numba's reference-count pruning), except in the blocks of a call to a
-    function whose name contains one of `around` and in the blocks right after it."""
+    function or of a function it calls without inlining (optimized LLVM IR, after numba's reference-count
+    pruning). Not counted: functions whose name contains one of `cold` (the contract's functions that run
+    once per pass or every REFRESH_EVERY sweeps), and the blocks that call them and the blocks right after."""
     import llvmlite.binding as llvm
     module = llvm.parse_assembly(dispatcher.inspect_llvm(signature))
-    fn = module.get_function(dispatcher.overloads[signature].fndesc.mangled_name)
-    succ, calling = {}, set()
-    for block in fn.blocks:
-        instructions = list(block.instructions)
-        succ[block.name] = [op.name for op in instructions[-1].operands if op.value_kind == llvm.ValueKind.basic_block]
-        if any(i.opcode == "call" and any(a in str(i).split("(")[0] for a in around) for i in instructions):
-            calling.add(block.name)
-    skip = calling | {s for b in calling for s in succ[b]}
-
-    def on_cycle(start):
-        seen, todo = set(), list(succ[start])
-        while todo:
-            b = todo.pop()
-            if b == start:
-                return True
-            if b not in seen:
-                seen.add(b)
-                todo.extend(succ[b])
-        return False
     calls = []
-    for block in fn.blocks:
-        refops = [str(i).strip() for i in block.instructions
-                  if i.opcode == "call" and ("@NRT_incref" in str(i) or "@NRT_decref" in str(i))]
-        if refops and block.name not in skip and on_cycle(block.name):
-            calls += refops
+    for fn in module.functions:
+        wrapper = fn.name.startswith(("_ZN7cpython", "cfunc.", "NRT_"))
+        if fn.is_declaration or wrapper or any(c in fn.name for c in cold):
+            continue
+        succ, calling = {}, set()
+        for block in fn.blocks:
+            instructions = list(block.instructions)
+            succ[block.name] = [op.name for op in instructions[-1].operands
+                                if op.value_kind == llvm.ValueKind.basic_block]
+            if any(i.opcode == "call" and any(c in str(i).split("(")[0] for c in cold) for i in instructions):
+                calling.add(block.name)
+        skip = calling | {s for b in calling for s in succ[b]}
+
+        def on_cycle(start):
+            seen, todo = set(), list(succ[start])
+            while todo:
+                b = todo.pop()
+                if b == start:
+                    return True
+                if b not in seen:
+                    seen.add(b)
+                    todo.extend(succ[b])
+            return False
+        for block in fn.blocks:
+            refops = [str(i).strip() for i in block.instructions
+                      if i.opcode == "call" and ("@NRT_incref" in str(i) or "@NRT_decref" in str(i))]
+            if refops and block.name not in skip and on_cycle(block.name):
+                calls += refops
     return calls
 
 
@@ -162,9 +167,9 @@ def test_the_chain_kernel_counts_no_references_in_its_loops(rbm):
     (P, D, N) = (2, 2, 4), benchmarks/README.md) unless LLVM can prune the pairs. A raise path between
     them (every division under error_model="python", a call to a function that is not inlined) or a
     branch where arrays die at different points on its two sides defeats the pruning; `run_chain` is
-    compiled with error_model="numpy" for that. For an RBM trial state (moves, E_L, d ln psi / d theta and
-    the histogram: one function) no reference count is left in a loop but around the call of `refresh`
-    (once per REFRESH_EVERY sweeps)."""
+    compiled with error_model="numpy" for that (`chain` inherits it). For an RBM trial state (moves, E_L,
+    d ln psi / d theta and the histogram) no reference count is left in a loop but around the call of
+    `refresh` (once per REFRESH_EVERY sweeps)."""
     import numba
     from vmc.samplers import run_chain
     options = {k: v for k, v in run_chain.targetoptions.items() if k not in ("nopython", "cache", "boundscheck")}

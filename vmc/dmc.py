@@ -77,8 +77,8 @@ import numpy as np
 from .hamiltonian import N_OBSERVABLES, N_TERMS, OBSERVABLE_NAMES, measure
 from .parallel import walker_range
 from .samplers import limit_drift
-from .wavefunction import (accept_all, add_grad_current_all, add_grad_lap_all, add_grad_proposed_all, init_all,
-                           propose_all)
+from .wavefunction import (accept_all, add_grad_current_all, add_grad_lap_all, add_grad_proposed_all, factor_kernel,
+                           init_all, propose_all)
 
 
 class Scratch(NamedTuple):
@@ -95,19 +95,6 @@ def scratch(n_visible, dimensions):
     """The scratch arrays of one DMC walker's moves."""
     D, M = dimensions, n_visible
     return Scratch(np.empty(D), np.empty(D), np.empty(D), np.empty(D), np.empty(M), np.empty(M))
-
-
-@numba.njit(cache=True)
-def drift(factors, w, x, i, xp, proposed, s, force):
-    """force = 2 grad_i ln|psi| (at the proposed position after a proposal, else at x), limited later."""
-    for d in range(force.shape[0]):
-        s.grad[d] = 0.0
-    if proposed:
-        add_grad_proposed_all(factors, w, x, i, xp, s.grad)
-    else:
-        add_grad_current_all(factors, w, x, i, s.grad)
-    for d in range(force.shape[0]):
-        force[d] = 2.0 * s.grad[d]
 
 
 CHUNK = 100               # steps per write, per check of stop signals and checkpoint clocks; caches rebuilt
@@ -197,26 +184,29 @@ def velocity_ratio(grad, P, D, tau):
     return math.sqrt(vb2 / v2) if v2 > 0.0 else 1.0
 
 
-@numba.njit(cache=True)
+@factor_kernel
 def local_values(factors, terms, w, x, P, D, tau, s, out):
     """out[OBS] = the terms and observables at x (caches of walker w built); returns (E_L, |v_bar|/|v|)."""
+    grad, lap = s.grad, s.lap
     for k in range(x.shape[0]):
-        s.grad[k] = 0.0
-        s.lap[k] = 0.0
-    add_grad_lap_all(factors, w, x, s.grad, s.lap)
-    measure(terms, x, s.grad, s.lap, out)
+        grad[k] = 0.0
+        lap[k] = 0.0
+    add_grad_lap_all(factors, w, x, grad, lap)
+    measure(terms, x, grad, lap, out)
     e = 0.0
     for k in range(N_TERMS):
         e += out[k]
-    return e, velocity_ratio(s.grad, P, D, tau)
+    return e, velocity_ratio(grad, P, D, tau)
 
 
-@numba.njit(cache=True)
+@factor_kernel
 def walker_step(factors, terms, w, x, P, D, tau, st, spare, s, row):
     """One DMC step of walker w (positions x, caches built): every particle once by the importance-
     sampling move with fixed-node rejection, then E_L and |v_bar|/|v| at the new positions.
     row (N_COLUMNS,) receives E_L, the ratio, the observables, accepted and proposed moves,
-    sum p dR^2, sum dR^2 and the number of proposals rejected for crossing a node."""
+    sum p dR^2, sum dR^2 and the number of proposals rejected for crossing a node. The drift force
+    2 grad_i ln|psi| is taken at x before the move and at x' after a proposal."""
+    xp, dx, f_old, f_new, grad = s.xp, s.dx, s.f_old, s.f_new, s.grad
     sqrt_tau = math.sqrt(tau)
     accepted = 0
     crossings = 0
@@ -224,34 +214,42 @@ def walker_step(factors, terms, w, x, P, D, tau, st, spare, s, row):
     dr2 = 0.0
     for i in range(P):
         first = i * D
-        drift(factors, w, x, i, s.xp, False, s, s.f_old)
-        limit_drift(s.f_old, tau)
+        for d in range(D):
+            grad[d] = 0.0
+        add_grad_current_all(factors, w, x, i, grad)
+        for d in range(D):
+            f_old[d] = 2.0 * grad[d]
+        limit_drift(f_old, tau)
         r2 = 0.0
         for d in range(D):
-            s.dx[d] = 0.5 * s.f_old[d] * tau + sqrt_tau * normal(st, spare)
-            s.xp[d] = x[first + d] + s.dx[d]
-            r2 += s.dx[d] * s.dx[d]
+            dx[d] = 0.5 * f_old[d] * tau + sqrt_tau * normal(st, spare)
+            xp[d] = x[first + d] + dx[d]
+            r2 += dx[d] * dx[d]
         u = uniform(st)
         dr2 += r2
-        log_ratio, sign = propose_all(factors, w, x, i, s.xp, s.dx)
+        log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
         if log_ratio == -np.inf:
             continue
         if sign < 0.0:          # fixed node: psi would change sign
             crossings += 1
             continue
         log_ratio = 2.0 * log_ratio
-        drift(factors, w, x, i, s.xp, True, s, s.f_new)
-        limit_drift(s.f_new, tau)
+        for d in range(D):
+            grad[d] = 0.0
+        add_grad_proposed_all(factors, w, x, i, xp, grad)
+        for d in range(D):
+            f_new[d] = 2.0 * grad[d]
+        limit_drift(f_new, tau)
         log_green = 0.0
         for d in range(D):
-            back = x[first + d] - s.xp[d] - 0.5 * tau * s.f_new[d]
-            forth = s.xp[d] - x[first + d] - 0.5 * tau * s.f_old[d]
+            back = x[first + d] - xp[d] - 0.5 * tau * f_new[d]
+            forth = xp[d] - x[first + d] - 0.5 * tau * f_old[d]
             log_green += forth * forth - back * back
         log_ratio += log_green / (2.0 * tau)
         p = 1.0 if log_ratio >= 0.0 else math.exp(log_ratio)
         pdr2 += p * r2
         if u < p:
-            accept_all(factors, w, x, i, s.xp)
+            accept_all(factors, w, x, i, xp)
             accepted += 1
     e, ratio = local_values(factors, terms, w, x, P, D, tau, s, row[_OBS:_OBS + N_OBSERVABLES])
     row[_EL] = e

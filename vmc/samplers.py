@@ -38,7 +38,7 @@ from .factors.contract import REFRESH_EVERY
 from .factors.rbm import RBMData, gibbs_sweep
 from .hamiltonian import N_OBSERVABLES, N_TERMS, Hamiltonian, measure
 from .wavefunction import (Product, accept_all, add_dlog_all, add_grad_current_all, add_grad_lap_all,
-                           add_grad_proposed_all, init_all, propose_all, refresh_all)
+                           add_grad_proposed_all, factor_kernel, init_all, propose_all, refresh_all)
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 KINDS = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
@@ -103,8 +103,8 @@ def _gibbs_sweep_rbm(factors, w, x, rng, h):
     return impl
 
 
-@numba.njit(cache=True, error_model="numpy")
-def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
+@factor_kernel
+def chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
     """Advance walker w (positions x) n_burn + n_steps Metropolis (kind METROPOLIS, move = step),
     importance-sampling (IMPORTANCE, move = dt) or Gibbs (GIBBS; h holds the hidden units) sweeps,
     recording the terms and observables (and d ln psi / d theta, the histogram; see `Record`) after each
@@ -113,13 +113,13 @@ def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out,
     One function on purpose: the factors' kernels are inlined into it and nothing in the loop crosses a
     call boundary (a call that takes the tuples of factors and arrays costs as much as a move).
 
-    error_model="numpy" on purpose too (a float division by zero gives inf or nan instead of raising
-    ZeroDivisionError; nothing else changes, the results are bit-identical): every inlined contract call
-    binds the factor's arrays to new variables, whose reference counts numba increments and decrements
-    (an atomic add each, 13 per call), and LLVM prunes those pairs only where no raise path leaves the
-    loop between them. With the Python error model every division had one, and the atomics took half the
-    time of a move (benchmarks/README.md). Kernels inlined here keep every array argument alive to their
-    end on all branches for the same reason (`vmc.factors.rbm.rbm_add_dlog`);
+    error_model="numpy" on purpose too (set on `run_chain`, inherited here; a float division by zero gives
+    inf or nan instead of raising ZeroDivisionError; nothing else changes, the results are bit-identical):
+    every inlined contract call binds the factor's arrays to new variables, whose reference counts numba
+    increments and decrements (an atomic add each, 13 per call), and LLVM prunes those pairs only where no
+    raise path leaves the loop between them. With the Python error model every division had one, and the
+    atomics took half the time of a move (benchmarks/README.md). Kernels inlined here keep every array
+    argument alive to their end on all branches for the same reason (`vmc.factors.rbm.rbm_add_dlog`);
     tests/test_samplers.py::test_the_chain_kernel_counts_no_references_in_its_loops checks it."""
     M = x.shape[0]
     xp, dx, f_old, f_new = np.empty(D), np.empty(D), np.empty(D), np.empty(D)
@@ -189,6 +189,13 @@ def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out,
             if out.histogram.shape[0] > 0:
                 radial_histogram(x, P, D, out.r_max, out.histogram)
     return accepted
+
+
+@numba.njit(cache=True, error_model="numpy")
+def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
+    """`chain`, compiled for this tuple of factors (the entry point from Python); `chain` inherits the
+    error model (see its docstring)."""
+    return chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ own blocks.
 """
 from __future__ import annotations
 
+import ast
 import inspect
+import textwrap
 
 import numba
 import numpy as np
@@ -119,6 +121,106 @@ for d in range(D):
 """)
 _combine(add_grad_lap_all, contract.add_grad_lap)
 _combine(add_dlog_all, contract.add_dlog)
+
+
+# Hot kernels: the sums written out in the caller's own body
+
+_SUMS = {"init_all": "init", "refresh_all": "refresh", "log_value_all": "log_value", "propose_all": "propose",
+         "add_grad_current_all": "add_grad_current", "add_grad_proposed_all": "add_grad_proposed",
+         "accept_all": "accept", "add_grad_lap_all": "add_grad_lap", "add_dlog_all": "add_dlog"}
+
+
+class _WriteOut(ast.NodeTransformer):
+    """Replace every statement `sum_all(factors, ...)` / `a, b = sum_all(factors, ...)` by its factor-by-factor
+    sequence for n factors (the same operations, in the same order, as the inlined `_combine` sums)."""
+
+    def __init__(self, n: int):
+        self.n, self.count = n, 0
+
+    def _calls(self, call: ast.Call) -> list[str]:
+        if not (isinstance(call.args[0], ast.Name) and call.args[0].id == "factors") or call.keywords:
+            raise TypeError(f"line {call.lineno}: a sum over factors takes `factors` first and no keywords")
+        rest = ", ".join(ast.unparse(a) for a in call.args[1:])
+        name = _SUMS[call.func.id]
+        return [f"_contract.{name}(_factor{k}, {rest})" for k in range(self.n)]
+
+    def _is_sum(self, node) -> bool:
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _SUMS
+
+    def visit_Expr(self, node):
+        if not self._is_sum(node.value):
+            return self.generic_visit(node)
+        lines = self._calls(node.value)
+        if node.value.func.id == "accept_all":     # then the positions: x[i*D:(i+1)*D] = xp
+            _, _, x, i, xp = (ast.unparse(a) for a in node.value.args)
+            lines += [f"for _d in range({xp}.shape[0]):", f"    {x}[({i}) * {xp}.shape[0] + _d] = {xp}[_d]"]
+        return ast.parse("\n".join(lines)).body
+
+    def visit_Assign(self, node):
+        if not self._is_sum(node.value):
+            return self.generic_visit(node)
+        target = node.targets[0]
+        if node.value.func.id not in ("propose_all", "log_value_all") or len(node.targets) != 1 \
+                or not isinstance(target, ast.Tuple) or len(target.elts) != 2:
+            raise TypeError(f"line {node.lineno}: only `value, sign = {node.value.func.id}(...)` is written out")
+        value, sign = (ast.unparse(e) for e in target.elts)
+        self.count += 1
+        v, sg = f"_v{self.count}", f"_s{self.count}"
+        lines = [f"{value} = 0.0", f"{sign} = 1.0"]
+        for call in self._calls(node.value):
+            lines += [f"{v}, {sg} = {call}", f"{value} += {v}", f"{sign} *= {sg}"]
+        return ast.parse("\n".join(lines)).body
+
+    def visit_Name(self, node):
+        if node.id in _SUMS:
+            raise TypeError(f"line {node.lineno}: {node.id} is used other than as a statement of its own")
+        return node
+
+
+def factor_kernel(fn=None, *, inline: str = "never"):
+    """A numba-only kernel over a tuple of factors whose body calls the sums (`propose_all(factors, ...)`, ...):
+    compiled once per number of factors with every sum written out factor by factor in the kernel's own body.
+
+    Why: the sums above, inlined into a loop, pass the whole tuple of factors through one more function
+    layer, and numba's reference-count pruning then fails to remove the increments and decrements of every
+    array of every factor at every call: with the RBM, the Jastrow factor and the determinants together a
+    move cost twice its factors' own time (benchmarks/bench_dmc.py). Written out in the loop's own body, the
+    per-factor calls cost what the factors alone cost. The first parameter must be named `factors`; a
+    sum may appear only as a statement (`accept_all(factors, ...)`) or as `value, sign = propose_all(...)`.
+    Call it from numba code (it is an overload, compiled into and cached with its caller)."""
+    if fn is None:
+        return lambda f: factor_kernel(f, inline=inline)
+    source = textwrap.dedent(inspect.getsource(fn))
+    tree = ast.parse(source)
+    func = tree.body[0]
+    func.decorator_list = []
+    params = [a.arg for a in func.args.args]
+    if params[:1] != ["factors"]:
+        raise TypeError(f"{fn.__name__}: the first parameter must be `factors`")
+    _WriteOut(1).visit(ast.parse(source))      # misuse is found here, not at the first call
+    generated = {}
+
+    def stub(*args):
+        raise NotImplementedError("numba only")
+    stub.__name__ = stub.__qualname__ = fn.__name__
+    stub.__doc__ = fn.__doc__
+
+    def typer(*arg_types):
+        n = len(arg_types[0])
+        if n not in generated:
+            written = _WriteOut(n).visit(ast.parse(source))
+            written.body[0].body[:0] = ast.parse("\n".join(f"_factor{k} = factors[{k}]" for k in range(n))).body
+            written.body[0].decorator_list = []
+            written.body[0].name = "impl"
+            ast.fix_missing_locations(written)
+            namespace = dict(fn.__globals__, _contract=contract)
+            exec(compile(written, f"<{fn.__module__}.{fn.__name__} for {n} factors>", "exec"), namespace)
+            generated[n] = namespace["impl"]
+        return generated[n]
+    typer.__signature__ = inspect.Signature([inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                             for p in params])
+    overload(stub, inline=inline)(typer)
+    return stub
 
 
 # Entry points from Python (tests, the Python path)

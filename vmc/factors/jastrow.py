@@ -53,36 +53,31 @@ def log_jastrow(x, P, D, cusp, beta):
 
 
 @numba.njit(cache=True, inline="always")
-def delta_log_jastrow(x, P, D, cusp, beta, i, xp):
-    """ln J(x') - ln J(x) when particle i moves to xp."""
+def delta_log_jastrow(x, P, D, cusp, beta, i, xp, r, r_new):
+    """ln J(x') - ln J(x) when particle i moves to xp; r (P, P) the distances at x, r_new (P,) receives r'_ij."""
     s = 0.0
     for j in range(P):
         if j == i:
             continue
-        r2o = 0.0
         r2n = 0.0
         for d in range(D):
-            do = x[i * D + d] - x[j * D + d]
             dn = xp[d] - x[j * D + d]
-            r2o += do * do
             r2n += dn * dn
-        ro = math.sqrt(r2o)
+        ro = r[i, j]
         rn = math.sqrt(r2n)
+        r_new[j] = rn
         s += cusp[i, j] * (rn / (1.0 + beta * rn) - ro / (1.0 + beta * ro))
     return s
 
 
 @numba.njit(cache=True, inline="always")
-def add_drift_jastrow(x, P, D, cusp, beta, i, xp, out):
-    """out += grad_{x_i} ln J with particle i at xp (others at x): sum_j a_ij f'(r) (xp - x_j) / r."""
+def add_drift_jastrow(x, P, D, cusp, beta, i, xp, r_i, out):
+    """out += grad_{x_i} ln J with particle i at xp (others at x): sum_j a_ij f'(r) (xp - x_j) / r,
+    with r_i[j] = |xp - x_j|."""
     for j in range(P):
         if j == i:
             continue
-        r2 = 0.0
-        for d in range(D):
-            diff = xp[d] - x[j * D + d]
-            r2 += diff * diff
-        r = math.sqrt(r2)
+        r = r_i[j]
         q = 1.0 + beta * r
         c = cusp[i, j] / (q * q * r)
         for d in range(D):
@@ -90,11 +85,11 @@ def add_drift_jastrow(x, P, D, cusp, beta, i, xp, out):
 
 
 @numba.njit(cache=True, inline="always")
-def add_grad_lap_jastrow(x, P, D, cusp, beta, grad, lap):
-    """grad += d_k ln J, lap += d_k^2 ln J for every coordinate k."""
+def add_grad_lap_jastrow(x, P, D, cusp, beta, dist, grad, lap):
+    """grad += d_k ln J, lap += d_k^2 ln J for every coordinate k; dist (P, P) the pair distances at x."""
     for i in range(P):
         for j in range(i + 1, P):
-            r = pair_distance(x, i, j, D)
+            r = dist[i, j]
             r2 = r * r
             q = 1.0 + beta * r
             a = cusp[i, j]
@@ -128,21 +123,33 @@ def dlog_jastrow_dbeta(x, P, D, cusp, beta):
 
 
 class JastrowData(NamedTuple):
+    """The pair distances r_ij of every walker are kept: a move changes only particle i's row, so the drift
+    at x needs no square root and the proposal only the P - 1 new distances."""
     cusp: np.ndarray       # (P, P) a_ij
     beta: np.ndarray       # (1,) view of beta in the flat vector
     P: int
     D: int
     slot: int              # entry of beta in d ln psi / d theta
+    r: np.ndarray          # (walkers, P, P) r_ij at the walker's positions
+    r_new: np.ndarray      # (P,) scratch: the proposal's r'_ij
 
 
 @numba.njit(cache=True)
 def jastrow_init(f, w, x):
-    pass
+    r = f.r[w]
+    for i in range(f.P):
+        r[i, i] = 0.0
+        for j in range(i + 1, f.P):
+            r[i, j] = r[j, i] = pair_distance(x, i, j, f.D)
 
 
 @numba.njit(cache=True)
 def jastrow_accept(f, w, x, i, xp):
-    pass
+    r, r_new = f.r, f.r_new
+    for j in range(f.P):
+        if j != i:
+            r[w, i, j] = r_new[j]
+            r[w, j, i] = r_new[j]
 
 
 @numba.njit(cache=True)
@@ -152,22 +159,22 @@ def jastrow_log_value(f, w, x):
 
 @numba.njit(cache=True)
 def jastrow_propose(f, w, x, i, xp, dx):
-    return delta_log_jastrow(x, f.P, f.D, f.cusp, f.beta[0], i, xp), 1.0
+    return delta_log_jastrow(x, f.P, f.D, f.cusp, f.beta[0], i, xp, f.r[w], f.r_new), 1.0
 
 
 @numba.njit(cache=True)
 def jastrow_add_grad_current(f, w, x, i, out):
-    add_drift_jastrow(x, f.P, f.D, f.cusp, f.beta[0], i, x[i * f.D:(i + 1) * f.D], out)
+    add_drift_jastrow(x, f.P, f.D, f.cusp, f.beta[0], i, x[i * f.D:(i + 1) * f.D], f.r[w, i], out)
 
 
 @numba.njit(cache=True)
 def jastrow_add_grad_proposed(f, w, x, i, xp, out):
-    add_drift_jastrow(x, f.P, f.D, f.cusp, f.beta[0], i, xp, out)
+    add_drift_jastrow(x, f.P, f.D, f.cusp, f.beta[0], i, xp, f.r_new, out)
 
 
 @numba.njit(cache=True)
 def jastrow_add_grad_lap(f, w, x, grad, lap):
-    add_grad_lap_jastrow(x, f.P, f.D, f.cusp, f.beta[0], grad, lap)
+    add_grad_lap_jastrow(x, f.P, f.D, f.cusp, f.beta[0], f.r[w], grad, lap)
 
 
 @numba.njit(cache=True)
@@ -209,4 +216,6 @@ class PadeJastrow:
         return {"beta": views["beta"]}
 
     def kernel_data(self, views: dict, slots: dict, n_walkers: int) -> JastrowData:
-        return JastrowData(self.cusp, views["beta"], self.particles, self.dimensions, slots["beta"])
+        P = self.particles
+        return JastrowData(self.cusp, views["beta"], P, self.dimensions, slots["beta"], np.empty((n_walkers, P, P)),
+                           np.empty(P))

@@ -330,6 +330,8 @@ class SlaterData(NamedTuple):
     D: int
     n: int                 # electrons per spin
     dinv: np.ndarray       # (walkers, 2, n, n) inverse Slater matrices (spin up, down)
+    g_at: np.ndarray       # (walkers, P, n, D) d phi_m / d x_d at each electron's position
+    l_at: np.ndarray       # (walkers, P, n, D) d^2 phi_m / d x_d^2 there
     val: np.ndarray        # (n,) scratch: orbitals (values, gradients, Laplacians) at one position
     g_orb: np.ndarray      # (n, D)
     l_orb: np.ndarray      # (n, D)
@@ -340,10 +342,15 @@ class SlaterData(NamedTuple):
 
 @numba.njit(cache=True)
 def slater_init(f, w, x):
-    """Inverse Slater matrices from scratch (O(n^3)); also the periodic refresh that bounds the drift
-    of the Sherman-Morrison updates."""
-    slater_inverse(x, 0, f.n, f.D, f.omega, f.qn, f.dinv[w, 0], f.dmat, f.g_orb, f.l_orb)
-    slater_inverse(x, f.n, f.n, f.D, f.omega, f.qn, f.dinv[w, 1], f.dmat, f.g_orb, f.l_orb)
+    """Inverse Slater matrices from scratch (O(n^3)) and the orbitals' derivatives at every electron; also the
+    periodic refresh that bounds the drift of the Sherman-Morrison updates. The derivatives are kept because
+    the drift at x and the local energy need them and the electrons that did not move keep theirs."""
+    n, D = f.n, f.D
+    for b in range(2):
+        for r in range(n):
+            p = (b * n + r) * D
+            orbitals(x[p:p + D], f.omega, f.qn, f.dmat[r], f.g_at[w, b * n + r], f.l_at[w, b * n + r])
+        invert_slogdet(f.dmat, f.dinv[w, b])
 
 
 @numba.njit(cache=True)
@@ -366,14 +373,14 @@ def slater_propose(f, w, x, i, xp, dx):
 
 @numba.njit(cache=True)
 def slater_add_grad_current(f, w, x, i, out):
-    p = i * f.D
-    orbitals(x[p:p + f.D], f.omega, f.qn, f.val, f.g_orb, f.l_orb)
-    dinv = f.dinv[w, i // f.n]
+    """grad_i ln|det D| = sum_m d phi_m(x_i) Dinv[m, i] from the kept orbital derivatives. O(n D)."""
+    dinv, g_at = f.dinv, f.g_at
+    b = i // f.n
     row = i % f.n
     for d in range(f.D):
         g = 0.0
         for m in range(f.n):
-            g += f.g_orb[m, d] * dinv[m, row]
+            g += g_at[w, i, m, d] * dinv[w, b, m, row]
         out[d] += g
 
 
@@ -381,25 +388,45 @@ def slater_add_grad_current(f, w, x, i, out):
 def slater_add_grad_proposed(f, w, x, i, xp, out):
     """grad_i ln|det D'| at the proposed position with the old inverse: (sum_m d phi_m(x') Dinv[m, i]) / R
     (the orbitals at x' are still in the scratch from `slater_propose`)."""
-    dinv = f.dinv[w, i // f.n]
+    dinv, g_orb = f.dinv, f.g_orb
+    b = i // f.n
     row = i % f.n
     inv_R = 1.0 / f.R[0]
     for d in range(f.D):
         g = 0.0
         for m in range(f.n):
-            g += f.g_orb[m, d] * dinv[m, row]
+            g += g_orb[m, d] * dinv[w, b, m, row]
         out[d] += g * inv_R
 
 
 @numba.njit(cache=True)
 def slater_accept(f, w, x, i, xp):
     sherman_morrison(f.dinv[w, i // f.n], i % f.n, f.val, f.R[0], f.sm)
+    g_at, l_at, g_orb, l_orb = f.g_at, f.l_at, f.g_orb, f.l_orb
+    for m in range(f.n):
+        for d in range(f.D):
+            g_at[w, i, m, d] = g_orb[m, d]
+            l_at[w, i, m, d] = l_orb[m, d]
 
 
 @numba.njit(cache=True)
 def slater_add_grad_lap(f, w, x, grad, lap):
-    grad_lap_log_det(x, 0, f.n, f.D, f.omega, f.qn, f.dinv[w, 0], grad, lap, f.val, f.g_orb, f.l_orb)
-    grad_lap_log_det(x, f.n, f.n, f.D, f.omega, f.qn, f.dinv[w, 1], grad, lap, f.val, f.g_orb, f.l_orb)
+    """`grad_lap_log_det` of both blocks from the kept orbital derivatives (no orbital evaluation). O(N n D)."""
+    dinv, g_at, l_at = f.dinv, f.g_at, f.l_at
+    n, D = f.n, f.D
+    for i in range(2 * n):
+        b = i // n
+        row = i % n
+        p = i * D
+        for d in range(D):
+            g = 0.0
+            l2 = 0.0
+            for m in range(n):
+                c = dinv[w, b, m, row]
+                g += g_at[w, i, m, d] * c
+                l2 += l_at[w, i, m, d] * c
+            grad[p + d] += g
+            lap[p + d] += l2 - g * g
 
 
 @numba.njit(cache=True)
@@ -439,5 +466,6 @@ class SlaterDeterminants:
 
     def kernel_data(self, views: dict, slots: dict, n_walkers: int) -> SlaterData:
         n, D = self.qn.shape
-        return SlaterData(self.qn, self.omega, D, n, np.empty((n_walkers, 2, n, n)), np.empty(n),
-                          np.empty((n, D)), np.empty((n, D)), np.empty(n), np.empty((n, n)), np.empty(1))
+        return SlaterData(self.qn, self.omega, D, n, np.empty((n_walkers, 2, n, n)), np.empty((n_walkers, 2 * n, n, D)),
+                          np.empty((n_walkers, 2 * n, n, D)), np.empty(n), np.empty((n, D)), np.empty((n, D)),
+                          np.empty(n), np.empty((n, n)), np.empty(1))
