@@ -110,8 +110,9 @@ def chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
     recording the terms and observables (and d ln psi / d theta, the histogram; see `Record`) after each
     of the last n_steps. Returns the number of accepted moves during the measured sweeps.
 
-    One function on purpose: the factors' kernels are inlined into it and nothing in the loop crosses a
-    call boundary (a call that takes the tuples of factors and arrays costs as much as a move).
+    One function on purpose: the factors' kernels are inlined into it (a `factor_kernel`: the sums written out in
+    this body) and nothing in the loop crosses a call boundary (a call that takes the tuples of factors and arrays
+    costs as much as a move).
 
     error_model="numpy" on purpose too (set on `run_chain`, inherited here; a float division by zero gives
     inf or nan instead of raising ZeroDivisionError; nothing else changes, the results are bit-identical):

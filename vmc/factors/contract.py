@@ -8,7 +8,10 @@ indexed by the walker w) plus an implementation of each function below, register
 time and inline every call, so numba compiles one kernel per combination of factors, a factor that is
 off costs nothing, and no call boundary is left in the hot loop. (Iterating with
 `numba.literal_unroll` instead would be simpler, but numba 0.68 miscompiles inlined overloads inside
-it: writes to the factors' arrays are lost.)
+it: writes to the factors' arrays are lost.) The hot loops themselves (the DMC step, the VMC chain) are
+`vmc.wavefunction.factor_kernel`s: their sums are written out factor by factor in their own bodies, because
+through one more inlined layer that takes the whole tuple numba leaves reference counts of every factor's
+arrays at every call (benchmarks/README.md, bench_dmc.py).
 
 Conventions, as in QMCPACK's WaveFunctionComponent: everything is a contribution to ln|psi| (never
 |psi|^2, never the drift "force" 2 grad ln psi; the sampler applies those factors of 2 once); every
