@@ -252,7 +252,7 @@ class Snapshot:
     positions: np.ndarray
     rng_states: list
     density_counts: np.ndarray
-    dmc: tuple | None = None      # (this rank's DMC positions, E_L and ratio of all DMC walkers)
+    dmc: tuple | None = None      # (this rank's DMC positions, and E_L and ratio of its DMC walkers)
 
 
 def snapshot(setup: Setup, state: RunState, density_counts: np.ndarray, pop: dmc.Population | None = None) -> Snapshot:
@@ -264,14 +264,14 @@ def snapshot(setup: Setup, state: RunState, density_counts: np.ndarray, pop: dmc
 
 def write_checkpoint(comm: Comm, writer: io.RunWriter | None, snap: Snapshot) -> None:
     """Gather the walkers of `snap` on rank 0 and write them with the rest (collective)."""
-    parts = comm.gather((snap.positions, rng_words(snap.rng_states), snap.dmc[0] if snap.dmc else None))
+    parts = comm.gather((snap.positions, rng_words(snap.rng_states), snap.dmc))
     if writer is None:
         return
     arrays = {"params": snap.params, "positions": np.concatenate([p[0] for p in parts]),
               "rng": np.concatenate([p[1] for p in parts]), "density_counts": snap.density_counts}
     if snap.dmc is not None:
-        arrays["dmc_positions"] = np.concatenate([p[2] for p in parts])
-        arrays["dmc_walkers"] = snap.dmc[1]
+        arrays["dmc_positions"] = np.concatenate([p[2][0] for p in parts])
+        arrays["dmc_walkers"] = np.concatenate([p[2][1] for p in parts])
     arrays.update({f"optimizer_{k}": v for k, v in snap.optimizer.items()})
     writer.checkpoint(arrays, snap.state.to_array(), snap.state.iteration, snap.state.phase)
 

@@ -64,22 +64,47 @@ class Comm:
         self._comm.Allreduce(local, total, op=MPI.SUM)
         return total
 
-    def allgather_rows(self, local: np.ndarray, counts: list[int]) -> np.ndarray:
-        """Every rank's rows (n_r, k) stacked in rank order on every rank; `counts` = every rank's n_r."""
+    def allreduce_max(self, local: np.ndarray) -> np.ndarray:
         if self._comm is None:
             return local.copy()
-        local = np.ascontiguousarray(local, dtype=np.float64)
-        width = local.shape[1]
-        out = np.empty((sum(counts), width))
-        sizes = [c * width for c in counts]
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
         from mpi4py import MPI
-        self._comm.Allgatherv(local, [out, sizes, offsets, MPI.DOUBLE])
+        local = np.ascontiguousarray(local)
+        out = np.empty_like(local)
+        self._comm.Allreduce(local, out, op=MPI.MAX)
         return out
 
-    def alltoall(self, objs: list) -> list:
-        """objs[q] goes to rank q; returns what every rank sent to this one (rank order)."""
-        return list(objs) if self._comm is None else self._comm.alltoall(objs)
+    def sum_and_exscan(self, total: np.ndarray, scan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the sum over all ranks of `total`, the sum over the ranks below this one of `scan`; zeros on
+        rank 0), as two nonblocking collectives in flight at once (their latencies overlap)."""
+        if self._comm is None:
+            return total.copy(), np.zeros_like(scan)
+        from mpi4py import MPI
+        total, scan = np.ascontiguousarray(total), np.ascontiguousarray(scan)
+        summed, below = np.empty_like(total), np.zeros_like(scan)
+        MPI.Request.Waitall([self._comm.Iallreduce(total, summed, op=MPI.SUM),
+                             self._comm.Iexscan(scan, below, op=MPI.SUM)])
+        if self.rank == 0:
+            below[...] = 0      # MPI leaves rank 0's exclusive scan undefined
+        return summed, below
+
+    def send(self, message: np.ndarray, dest: int, tag: int):
+        """Start sending a float64 array to rank `dest` (nonblocking; `wait` for the returned request)."""
+        return self._comm.Isend(np.ascontiguousarray(message, dtype=np.float64), dest=dest, tag=tag)
+
+    def receive_any(self, tag: int) -> np.ndarray:
+        """The next float64 array sent to this rank with `tag`, from whichever rank sent one."""
+        from mpi4py import MPI
+        status = MPI.Status()
+        self._comm.Probe(source=MPI.ANY_SOURCE, tag=tag, status=status)
+        out = np.empty(status.Get_count(MPI.DOUBLE))
+        self._comm.Recv(out, source=status.Get_source(), tag=tag)
+        return out
+
+    @staticmethod
+    def wait(requests: list) -> None:
+        if requests:
+            from mpi4py import MPI
+            MPI.Request.Waitall(requests)
 
     def gather(self, obj):
         """A list of every rank's object on rank 0 (rank order), None elsewhere."""
