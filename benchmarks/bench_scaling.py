@@ -23,10 +23,11 @@ The model (printed after the tables) fits the allreduce latency alpha and cost p
       t_walker = (sampling + sums) per walker on 1 rank, t_serial = update + output (means), W_K = W / K
       (strong) or W (weak); bytes(K) = the allreduce payload (sums, control flags, K sampling times).
   DMC, per step, n walkers per rank, N = n K in all:
-      now:    T(K) = (t_kernel + t_local) n + t_fixed + ceil(log2 K) (t_round1 + t_round2)
+      now:    T(K) = (t_kernel + t_local) n + t_fixed + ceil(log2 K) t_reductions
                      + 2 t_p2p + beta (M + 3) 8 moved(N),   moved(N) = 2 sigma_w sqrt(N / (2 pi))
-              (two reductions per step of fixed size, each stage's cost measured on 2 ranks: an allreduce
-              of 1160 B, then an allreduce of 3408 B with an exscan of 568 B in flight beside it; copies
+              (two reductions per step of fixed size: an allreduce of 1160 B, then an allreduce of 3408 B
+              with an exscan of 568 B in flight beside it; t_reductions: what they cost per step on 2
+              ranks, measured in the sequence of a step with its message, minus the message t_p2p; copies
               cross a boundary between ranks when the running weight there is off its share: a Brownian
               bridge of spread sigma_w sqrt(N) / 2 at the middle rank, sigma_w the spread of the weights)
       before: T(K) = (t_kernel + t_local) n + t_global N + t_fixed + ceil(log2 K) alpha + beta 88 N
@@ -37,6 +38,7 @@ The model (printed after the tables) fits the allreduce latency alpha and cost p
 
     .venv/bin/python benchmarks/bench_scaling.py [--cases default large] [--repeats 5] [--base ../wt-base]
     .venv/bin/python benchmarks/bench_scaling.py --dmc [--walkers 128] [--steps 300] [--base ../wt-base]
+    (--save FILE stores the measurements, --load FILE prints their tables and model again)
 """
 from __future__ import annotations
 
@@ -243,14 +245,14 @@ def measure_dmc(trees: list[Tree], per_rank: int, steps: int, particles: int, tm
     for _ in range(repeats):
         r = {}
         for t in trees:
-            r[(t, "1")] = dmc_result(dmc_run(t, 0, per_rank, steps, particles, tmp))
-            r[(t, "1x4")] = dmc_result(dmc_run(t, 0, 4 * per_rank, max(steps // 4, 100), particles, tmp))
-            r[(t, "2")] = dmc_result(dmc_run(t, 2, per_rank, steps, particles, tmp))
+            r[f"{t.name}|1"] = dmc_result(dmc_run(t, 0, per_rank, steps, particles, tmp))
+            r[f"{t.name}|1x4"] = dmc_result(dmc_run(t, 0, 4 * per_rank, max(steps // 4, 100), particles, tmp))
+            r[f"{t.name}|2"] = dmc_result(dmc_run(t, 2, per_rank, steps, particles, tmp))
             pair = [dmc_run(t, 0, per_rank, steps, particles, tmp, f"-copy{i}") for i in (0, 1)]
             copies = [dmc_result(p) for p in pair]
-            r[(t, "2 copies")] = copies[0] | {"step": float(np.mean([c["step"] for c in copies]))}
+            r[f"{t.name}|2 copies"] = copies[0] | {"step": float(np.mean([c["step"] for c in copies]))}
         rounds.append(r)
-    return {"rounds": rounds, "trees": trees}
+    return rounds
 
 
 def median(rounds: list[dict], key, field: str) -> float:
@@ -283,17 +285,21 @@ for n in (1, 100, 1000, 10000, 100000):
 m, mo = np.ones(145, dtype=np.int64), np.empty(145, dtype=np.int64)
 a, ao = np.ones(426, dtype=np.int64), np.empty(426, dtype=np.int64)
 e, eo = np.ones(71, dtype=np.int64), np.zeros(71, dtype=np.int64)
-res["dmc round 1: allreduce 1160"] = batches(lambda: comm.Allreduce(m, mo))
-res["dmc round 2: allreduce 3408 + exscan 568 at once"] = batches(
-    lambda: MPI.Request.Waitall([comm.Iallreduce(a, ao), comm.Iexscan(e, eo)]))
-res["exscan 568"] = batches(lambda: comm.Exscan(e, eo))
 buf, rb = np.ones(50), np.empty(50)
 r, K = comm.rank, comm.size
 def ring():
     s = comm.Isend(buf, dest=(r + 1) % K, tag=3)
     comm.Recv(rb, source=MPI.ANY_SOURCE, tag=3)
     s.Wait()
+def dmc_step():    # the MPI calls of one DMC step now, in order
+    comm.Allreduce(m, mo)
+    MPI.Request.Waitall([comm.Iallreduce(a, ao), comm.Iexscan(e, eo)])
+    ring()
+res["dmc round 1: allreduce 1160"] = batches(lambda: comm.Allreduce(m, mo))
+res["dmc round 2: allreduce 3408 + exscan 568 at once"] = batches(
+    lambda: MPI.Request.Waitall([comm.Iallreduce(a, ao), comm.Iexscan(e, eo)]))
 res["p2p 400"] = batches(ring)
+res["dmc step: round 1, round 2, p2p"] = batches(dmc_step)
 if comm.rank == 0:
     print(__import__("json").dumps(res))
 """
@@ -325,10 +331,38 @@ def stages(K: int) -> int:
     return math.ceil(math.log2(K)) if K > 1 else 0
 
 
-def vmc_model(t_walker, t_serial, alpha, beta, base_bytes, walkers, K, weak) -> float:
-    w = walkers if weak else walkers / K
-    comm = stages(K) * (alpha + beta * (base_bytes + 8 * K))
-    return (t_walker * w * K + t_serial) / (K * (t_walker * w + t_serial + comm))
+ROW_SHARE = 0.02      # vmc.driver.ROW_SHARE: rank 0's record writes take at most this share of its time
+
+
+def vmc_model(c: dict, alpha, beta, K, weak) -> float:
+    """E(K) = T(1) / T(K) (weak) or T(1) / (K T(K)) (strong) of one optimization iteration, with
+    T(K) = t_walker W_K + t_update + stages (alpha + beta bytes) + the output: one row write t_write per
+    iteration (before), or batched, min(t_write, ROW_SHARE T) (now)."""
+    def T(k):
+        w = c["walkers"] if weak else c["walkers"] / k
+        t0 = c["t_walker"] * w + c["t_update"] + stages(k) * (alpha + beta * (c["bytes"] + 8 * k))
+        return t0 + (min(c["t_write"], ROW_SHARE * t0) if c["batched"] else c["t_write"])
+    return T(1) / T(K) if weak else T(1) / (K * T(K))
+
+
+def row_write_cost(out: Path) -> float:
+    """Seconds rank 0 spends writing one optimization row (`vmc.io.RunWriter.iteration`: 13 datasets, an
+    attribute, a flush), measured in a copy of a finished run's file (median of 30 rewrites)."""
+    import shutil
+    import time
+    from vmc import io
+    copy = out.with_suffix(".rows.h5")
+    shutil.copy(out, copy)
+    with h5py.File(copy, "r+") as f:
+        w = io.RunWriter(f)
+        row = dict.fromkeys(io.ITERATION_FIELDS, 1.0)
+        params = np.ones(f["optimization/params"].shape[1])
+        times = []
+        for t in range(30):
+            t0 = time.perf_counter()
+            w.iteration(t, row, params)
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def dmc_model(c: dict, lat: dict, K: int, design: str) -> float:
@@ -340,8 +374,8 @@ def dmc_model(c: dict, lat: dict, K: int, design: str) -> float:
     base = (c["t_kernel"] + c["t_local"]) * n + c["t_fixed"]
     if design == "now":
         moved = 2.0 * c["sigma_w"] * math.sqrt(N / (2.0 * math.pi)) if K > 1 else 0.0
-        comm = stages(K) * (lat["round1"] + lat["round2"]) + (2 * lat["p2p"] + beta * 8 * (c["M"] + 3) * moved
-                                                              if K > 1 else 0.0)
+        comm = stages(K) * (lat["step"] - lat["p2p"]) + (2 * lat["p2p"] + beta * 8 * (c["M"] + 3) * moved
+                                                         if K > 1 else 0.0)
         t1 = base + c["t_global"] * n
         return t1 / (t1 + comm)
     t1 = base + c["t_global"] * n
@@ -349,16 +383,16 @@ def dmc_model(c: dict, lat: dict, K: int, design: str) -> float:
     return t1 / tk
 
 
-def dmc_costs(rounds: list[dict], tree: Tree, design: str) -> dict:
+def dmc_costs(rounds: list[dict], tree: str, design: str) -> dict:
     """Per-step costs from the 1-rank runs at n and 4n walkers: the kernel per walker, and the population's
     own work ("rest" = step - kernel - MPI calls) = t_fixed + t_per_walker n, which is local (now) or over all N
     (before: the gathered arrays)."""
-    r1 = {f: median(rounds, (tree, "1"), f) for f in ("step", "kernel", "mpi", "walkers", "M")}
-    r4 = {f: median(rounds, (tree, "1x4"), f) for f in ("step", "kernel", "mpi", "walkers")}
+    r1 = {f: median(rounds, f"{tree}|1", f) for f in ("step", "kernel", "mpi", "walkers", "M")}
+    r4 = {f: median(rounds, f"{tree}|1x4", f) for f in ("step", "kernel", "mpi", "walkers")}
     rest1, rest4 = r1["step"] - r1["kernel"] - r1["mpi"], r4["step"] - r4["kernel"] - r4["mpi"]
     slope = max((rest4 - rest1) / (r4["walkers"] - r1["walkers"]), 0.0)
     fixed = max(rest1 - slope * r1["walkers"], 0.0) + r1["mpi"]
-    sigma = median(rounds, (tree, "2"), "sigma_w")
+    sigma = median(rounds, f"{tree}|2", "sigma_w")
     c = {"n": int(r1["walkers"]), "M": int(r1["M"]), "t_kernel": r1["kernel"] / r1["walkers"], "t_fixed": fixed,
          "sigma_w": sigma, "t_local": slope if design == "now" else 0.0, "t_global": 0.0 if design == "now" else slope}
     return c
@@ -373,7 +407,8 @@ def eff(e):
     return f"{e[0]:.2f} [{e[1]:.2f}-{e[2]:.2f}]"
 
 
-def print_vmc(rows: list[dict], trees: list[Tree], alpha: float, beta: float, n_opt: int, cases: list[str]) -> None:
+def print_vmc(rows: list[dict], trees: list[str], alpha: float, beta: float, n_opt: int, cases: list[str],
+              t_write: float) -> None:
     print(f"{'tree':<6} {'case':<8} {'ranks':>8} {'opt samples/s':>14} {'efficiency':>16} {'prod samples/s':>15} "
           f"{'efficiency':>16} {'sampling':>9} {'max/min':>7} {'reduce':>7} {'upd+io':>7} {'mean':>7}")
     for r in rows:
@@ -384,57 +419,54 @@ def print_vmc(rows: list[dict], trees: list[Tree], alpha: float, beta: float, n_
               f"{t['sampling_max'] / t['sampling_min']:>7.2f} "
               f"{t['reduce'] * 1e3:>4.1f} ms {(t['update'] + t['io']) * 1e3:>4.2f} ms "
               f"{(t['mean_update'] + t['mean_io']) * 1e3:>4.2f} ms")
-    print("# model of the optimization's efficiency (walkers per rank fixed = weak; total fixed = strong); serial =")
-    print("#   update + output per iteration (mean over iterations), t/walker = (sampling + sums) / walkers on 1 rank")
+    print(f"# model of the optimization's efficiency (weak/strong); t/walker = (sampling + sums) / walkers on 1 rank,"
+          f" update: mean on 1 rank, one row write {t_write * 1e3:.3f} ms per iteration (before) or batched (now)")
     header = " ".join(f"{'K=' + str(k):>11}" for k in KS)
-    print(f"{'tree':<6} {'case':<8} {'t/walker-iter':>13} {'serial':>9} {header}")
+    print(f"{'tree':<6} {'case':<8} {'t/walker-iter':>13} {'update':>9} {header}")
     for tree in trees:
         for name in cases:
-            b = next(r for r in rows if r["tree"] == tree.name and r["case"] == name and r["ranks"] == 1)
+            b = next(r for r in rows if r["tree"] == tree and r["case"] == name and r["ranks"] == 1)
             t = b["timing"]
-            t_walker = (t["sampling"] + t["reduce"]) / b["walkers"]
-            t_serial = t["mean_update"] + t["mean_io"]
-            nbytes = 8 * (2 * n_opt + 14)   # sums of O and E_L O, moments, counts, control flags (+ 8 K below)
-            cells = [f"{vmc_model(t_walker, t_serial, alpha, beta, nbytes, b['walkers'], k, True):.2f}/"
-                     f"{vmc_model(t_walker, t_serial, alpha, beta, nbytes, b['walkers'], k, False):.2f}" for k in KS]
-            print(f"{tree.name:<6} {name:<8} {t_walker * 1e3:>10.3f} ms {t_serial * 1e3:>6.3f} ms "
-                  + " ".join(f"{c:>11}" for c in cells))
-            below = next((k for k in 2 ** np.arange(1, 21) if vmc_model(t_walker, t_serial, alpha, beta, nbytes,
-                                                                           b["walkers"], int(k), False) < 0.8), None)
-            print(f"#   {tree.name} {name}: strong-scaling efficiency falls below 0.8 at K = {below} ranks "
+            c = {"walkers": b["walkers"], "t_walker": (t["sampling"] + t["reduce"]) / b["walkers"],
+                 "t_update": t["mean_update"], "t_write": t_write, "batched": tree == "now",
+                 "bytes": 8 * (2 * n_opt + 14)}   # sums of O and E_L O, moments, counts, control flags (+ 8 K)
+            cells = [f"{vmc_model(c, alpha, beta, k, True):.2f}/{vmc_model(c, alpha, beta, k, False):.2f}" for k in KS]
+            print(f"{tree:<6} {name:<8} {c['t_walker'] * 1e3:>10.3f} ms {c['t_update'] * 1e3:>6.3f} ms "
+                  + " ".join(f"{x:>11}" for x in cells))
+            below = next((k for k in 2 ** np.arange(1, 21) if vmc_model(c, alpha, beta, int(k), False) < 0.8), None)
+            print(f"#   {tree} {name}: strong-scaling efficiency falls below 0.8 at K = {below} ranks "
                   f"({b['walkers']} walkers: {b['walkers'] / below if below else 0:.1f} walkers per rank)")
 
 
-def print_dmc(m: dict, lat: dict) -> None:
-    rounds, trees = m["rounds"], m["trees"]
+def print_dmc(rounds: list[dict], trees: list[str], lat: dict) -> None:
     print(f"{'tree':<6} {'config':<9} {'walkers':>7} {'ms/step':>8} {'kernel':>8} {'max/min':>7} {'MPI':>8} "
           f"{'rest':>8} {'received':>8} {'efficiency':>17}")
     for t in trees:
         for k in ("1", "1x4", "2", "2 copies"):
-            key = (t, k)
+            key = f"{t}|{k}"
             step = median(rounds, key, "step")
             kern, mpi = median(rounds, key, "kernel"), median(rounds, key, "mpi")
             ratio = median(rounds, key, "kernel_max") / max(median(rounds, key, "kernel_min"), 1e-12)
             e = "" if k in ("1", "1x4") else eff([float(f(x)) for f in (np.median, np.min, np.max) for x in
-                                                   [[r[(t, "1")]["step"] / r[key]["step"] for r in rounds]]])
-            print(f"{t.name:<6} {k:<9} {int(rounds[0][key]['walkers']):>7} {step * 1e3:>8.3f} {kern * 1e3:>8.3f} "
+                                                   [[r[f"{t}|1"]["step"] / r[key]["step"] for r in rounds]]])
+            print(f"{t:<6} {k:<9} {int(rounds[0][key]['walkers']):>7} {step * 1e3:>8.3f} {kern * 1e3:>8.3f} "
                   f"{ratio:>7.2f} {mpi * 1e3:>8.3f} {(step - kern - mpi) * 1e3:>8.3f} "
                   f"{median(rounds, key, 'received'):>8.2f} {e:>17}")
     print("# efficiency: T(1 rank, n walkers) / T(2 ranks, n walkers each), per round; rest = step - kernel - MPI")
     print("# model of the weak-scaling efficiency T(1) / T(K), n walkers per rank")
     header = " ".join(f"{'K=' + str(k):>7}" for k in KS)
     for t in trees:
-        design = "now" if t.name == "now" else "before"
+        design = "now" if t == "now" else "before"
         c = dmc_costs(rounds, t, design)
         cells = " ".join(f"{dmc_model(c, lat, k, design):>7.3f}" for k in KS)
-        print(f"{t.name:<6} n={c['n']:<5} kernel {c['t_kernel'] * 1e6:.2f} us/walker, population "
+        print(f"{t:<6} n={c['n']:<5} kernel {c['t_kernel'] * 1e6:.2f} us/walker, population "
               f"{(c['t_local'] + c['t_global']) * 1e6:.2f} us/walker ({'local' if design == 'now' else 'all N'}), "
               f"fixed {c['t_fixed'] * 1e6:.0f} us/step, sigma_w {c['sigma_w']:.3f}")
         print(f"{'':<6} {header}\n{'':<6} {cells}")
         below = next((k for k in 2 ** np.arange(1, 25) if dmc_model(c, lat, int(k), design) < 0.9), None)
         need = next((n for n in 2 ** np.arange(0, 20) if dmc_model(c | {"n": int(n)}, lat, 1024, design) >= 0.9),
                     None)
-        print(f"#   {t.name}: weak-scaling efficiency falls below 0.9 at K = {below} ranks with {c['n']} walkers "
+        print(f"#   {t}: weak-scaling efficiency falls below 0.9 at K = {below} ranks with {c['n']} walkers "
               f"per rank; 0.9 at K = 1024 needs {need} walkers per rank")
 
 
@@ -449,41 +481,48 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300, help="DMC steps timed per run (default 300)")
     p.add_argument("--particles", type=int, default=6, help="DMC electrons (default 6)")
     p.add_argument("--latency", choices=("median", "min"), default="median")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--save", type=Path, help="also store the measurements (JSON) here")
+    p.add_argument("--load", type=Path, help="print the tables and the model of stored measurements, measure nothing")
     args = p.parse_args()
-    trees = [Tree(ROOT, "now")] + ([Tree(args.base.resolve(), "before")] if args.base else [])
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        if args.dmc:
-            result = measure_dmc(trees, args.walkers, args.steps, args.particles, tmp, args.repeats)
-        else:
-            rows = [r for name in args.cases for r in measure_vmc(trees, name, tmp, args.repeats)]
-        ping = latencies(trees[0], tmp)
-    alpha, beta, points = fit_allreduce(ping, args.latency)
-    pick = np.median if args.latency == "median" else np.min
+    if args.load:
+        data = json.loads(args.load.read_text())
+    else:
+        trees = [Tree(ROOT, "now")] + ([Tree(args.base.resolve(), "before")] if args.base else [])
+        data = {"kind": "dmc" if args.dmc else "vmc", "trees": [[t.name, t.commit()] for t in trees],
+                "repeats": args.repeats, "date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}",
+                "machine": f"{platform.node()}, {os.cpu_count()} cores", "cases": args.cases}
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            if args.dmc:
+                data["rounds"] = measure_dmc(trees, args.walkers, args.steps, args.particles, tmp, args.repeats)
+            else:
+                data["rows"] = [r for name in args.cases for r in measure_vmc(trees, name, tmp, args.repeats)]
+                data["t_write"] = row_write_cost(tmp / f"now-{args.cases[0]}-1.h5")
+            data["ping"] = latencies(trees[0], tmp)
+        if args.save:
+            args.save.write_text(json.dumps(data))
+    report(data, args.latency)
+
+
+def report(data: dict, latency: str) -> None:
+    ping = data["ping"]
+    alpha, beta, points = fit_allreduce(ping, latency)
+    pick = np.median if latency == "median" else np.min
     lat = {"alpha": alpha, "beta": beta, "p2p": float(pick(ping["p2p 400"])),
-           "round1": float(pick(ping["dmc round 1: allreduce 1160"])),
-           "round2": float(pick(ping["dmc round 2: allreduce 3408 + exscan 568 at once"]))}
-    alpha_p2p = lat["p2p"]
-    if args.json:
-        print(json.dumps({"ping": ping, "alpha": alpha, "beta": beta,
-                          "rows": rows if not args.dmc else [{"tree": t.name, "config": k, **v} for r in
-                                                             result["rounds"] for (t, k), v in r.items()]}))
-        return
-    print(f"# {platform.node()}, {os.cpu_count()} cores, {datetime.datetime.now():%Y-%m-%d %H:%M}; trees: "
-          + ", ".join(f"{t.name} = {t.commit()}" for t in trees) + f"; medians of {args.repeats} rounds "
-          "(efficiency: median [min-max] of the per-round ratios)")
-    print(f"# allreduce on 2 ranks ({args.latency} of 15 batches): alpha = {alpha * 1e6:.1f} us, beta = "
-          f"{beta * 1e9:.3f} ns/B; point to point {alpha_p2p * 1e6:.1f} us (measured: "
-          + ", ".join(f"{int(b)} B {s * 1e6:.1f} us" for b, s in points)
-          + "; " + ", ".join(f"{k} {np.median(v) * 1e6:.1f}/{np.min(v) * 1e6:.1f} us" for k, v in ping.items()
-                             if not k.startswith("allreduce ")) + " (median/min))")
-    if args.dmc:
-        print_dmc(result, lat)
+           "step": float(pick(ping["dmc step: round 1, round 2, p2p"]))}
+    print(f"# {data['machine']}, {data['date']}; trees: " + ", ".join(f"{n} = {c}" for n, c in data["trees"])
+          + f"; medians of {data['repeats']} rounds (efficiency: median [min-max] of the per-round ratios)")
+    print(f"# allreduce on 2 ranks ({latency} of 15 batches): alpha = {alpha * 1e6:.1f} us, beta = "
+          f"{beta * 1e9:.3f} ns/B (measured: " + ", ".join(f"{int(b)} B {s * 1e6:.1f} us" for b, s in points)
+          + "); " + ", ".join(f"{k} {np.median(v) * 1e6:.1f}/{np.min(v) * 1e6:.1f} us" for k, v in ping.items()
+                              if not k.startswith("allreduce ")) + " (median/min)")
+    trees = [n for n, _ in data["trees"]]
+    if data["kind"] == "dmc":
+        print_dmc(data["rounds"], trees, lat)
     else:
         from vmc import config, driver
         n_opt = driver.trial_state(config.load(ROOT / "inputs" / "default.toml").to_dict()).n_opt
-        print_vmc(rows, trees, alpha, beta, n_opt, args.cases)
+        print_vmc(data["rows"], trees, alpha, beta, n_opt, data["cases"], data["t_write"])
 
 
 if __name__ == "__main__":
