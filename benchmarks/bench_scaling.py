@@ -19,9 +19,10 @@ the same rounds: paired before/after numbers.
 The model (printed after the tables) fits the allreduce latency alpha and cost per byte beta on 2 ranks
 (medians of repeated batches; `--latency min` takes the quiet minimum instead) and projects:
 
-  VMC, per iteration:  T(K) = t_walker W_K + t_serial + ceil(log2 K) (alpha + beta bytes(K))
-      t_walker = (sampling + sums) per walker on 1 rank, t_serial = update + output (means), W_K = W / K
-      (strong) or W (weak); bytes(K) = the allreduce payload (sums, control flags, K sampling times).
+  VMC, per iteration:  T(K) = t_walker W_K + t_serial + ceil(log2 K) (alpha + beta bytes(K)),
+      t_walker = (sampling + sums) per walker on 1 rank, t_serial = update + rank 0's output (medians on 1
+      rank; the output is one row write per iteration before, batched now: min(t_write, 2 % of T)), W_K =
+      W / K (strong) or W (weak); bytes(K) = the allreduce payload (sums, control flags, K sampling times).
   DMC, per step, n walkers per rank, N = n K in all:
       now:    T(K) = (t_kernel + t_local) n + t_fixed + ceil(log2 K) t_reductions
                      + 2 t_p2p + beta (M + 3) 8 moved(N),   moved(N) = 2 sigma_w sqrt(N / (2 pi))
@@ -345,26 +346,6 @@ def vmc_model(c: dict, alpha, beta, K, weak) -> float:
     return T(1) / T(K) if weak else T(1) / (K * T(K))
 
 
-def row_write_cost(out: Path) -> float:
-    """Seconds rank 0 spends writing one optimization row (`vmc.io.RunWriter.iteration`: 13 datasets, an
-    attribute, a flush), measured in a copy of a finished run's file (median of 30 rewrites)."""
-    import shutil
-    import time
-    from vmc import io
-    copy = out.with_suffix(".rows.h5")
-    shutil.copy(out, copy)
-    with h5py.File(copy, "r+") as f:
-        w = io.RunWriter(f)
-        row = dict.fromkeys(io.ITERATION_FIELDS, 1.0)
-        params = np.ones(f["optimization/params"].shape[1])
-        times = []
-        for t in range(30):
-            t0 = time.perf_counter()
-            w.iteration(t, row, params)
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def dmc_model(c: dict, lat: dict, K: int, design: str) -> float:
     """Weak-scaling efficiency T(1) / T(K) of one DMC step with c["n"] walkers per rank (see the module doc);
     lat: the per-stage costs measured on 2 ranks (round1, round2: the two reductions of a step; p2p: one
@@ -407,8 +388,7 @@ def eff(e):
     return f"{e[0]:.2f} [{e[1]:.2f}-{e[2]:.2f}]"
 
 
-def print_vmc(rows: list[dict], trees: list[str], alpha: float, beta: float, n_opt: int, cases: list[str],
-              t_write: float) -> None:
+def print_vmc(rows: list[dict], trees: list[str], alpha: float, beta: float, n_opt: int, cases: list[str]) -> None:
     print(f"{'tree':<6} {'case':<8} {'ranks':>8} {'opt samples/s':>14} {'efficiency':>16} {'prod samples/s':>15} "
           f"{'efficiency':>16} {'sampling':>9} {'max/min':>7} {'reduce':>7} {'upd+io':>7} {'mean':>7}")
     for r in rows:
@@ -419,19 +399,20 @@ def print_vmc(rows: list[dict], trees: list[str], alpha: float, beta: float, n_o
               f"{t['sampling_max'] / t['sampling_min']:>7.2f} "
               f"{t['reduce'] * 1e3:>4.1f} ms {(t['update'] + t['io']) * 1e3:>4.2f} ms "
               f"{(t['mean_update'] + t['mean_io']) * 1e3:>4.2f} ms")
-    print(f"# model of the optimization's efficiency (weak/strong); t/walker = (sampling + sums) / walkers on 1 rank,"
-          f" update: mean on 1 rank, one row write {t_write * 1e3:.3f} ms per iteration (before) or batched (now)")
+    print("# model of the optimization's efficiency (weak/strong) from the 1-rank run: t/walker = (sampling + sums) /"
+          " walkers, update and write: medians per iteration (a row written every iteration before, batched now)")
     header = " ".join(f"{'K=' + str(k):>11}" for k in KS)
-    print(f"{'tree':<6} {'case':<8} {'t/walker-iter':>13} {'update':>9} {header}")
+    print(f"{'tree':<6} {'case':<8} {'t/walker-iter':>13} {'update':>9} {'write':>9} {header}")
     for tree in trees:
         for name in cases:
             b = next(r for r in rows if r["tree"] == tree and r["case"] == name and r["ranks"] == 1)
             t = b["timing"]
             c = {"walkers": b["walkers"], "t_walker": (t["sampling"] + t["reduce"]) / b["walkers"],
-                 "t_update": t["mean_update"], "t_write": t_write, "batched": tree == "now",
+                 "t_update": t["update"], "t_write": t["io"], "batched": tree == "now",
                  "bytes": 8 * (2 * n_opt + 14)}   # sums of O and E_L O, moments, counts, control flags (+ 8 K)
             cells = [f"{vmc_model(c, alpha, beta, k, True):.2f}/{vmc_model(c, alpha, beta, k, False):.2f}" for k in KS]
             print(f"{tree:<6} {name:<8} {c['t_walker'] * 1e3:>10.3f} ms {c['t_update'] * 1e3:>6.3f} ms "
+                  f"{c['t_write'] * 1e3:>6.3f} ms "
                   + " ".join(f"{x:>11}" for x in cells))
             below = next((k for k in 2 ** np.arange(1, 21) if vmc_model(c, alpha, beta, int(k), False) < 0.8), None)
             print(f"#   {tree} {name}: strong-scaling efficiency falls below 0.8 at K = {below} ranks "
@@ -497,7 +478,6 @@ def main() -> None:
                 data["rounds"] = measure_dmc(trees, args.walkers, args.steps, args.particles, tmp, args.repeats)
             else:
                 data["rows"] = [r for name in args.cases for r in measure_vmc(trees, name, tmp, args.repeats)]
-                data["t_write"] = row_write_cost(tmp / f"now-{args.cases[0]}-1.h5")
             data["ping"] = latencies(trees[0], tmp)
         if args.save:
             args.save.write_text(json.dumps(data))
@@ -522,7 +502,7 @@ def report(data: dict, latency: str) -> None:
     else:
         from vmc import config, driver
         n_opt = driver.trial_state(config.load(ROOT / "inputs" / "default.toml").to_dict()).n_opt
-        print_vmc(data["rows"], trees, alpha, beta, n_opt, data["cases"], data["t_write"])
+        print_vmc(data["rows"], trees, alpha, beta, n_opt, data["cases"])
 
 
 if __name__ == "__main__":
