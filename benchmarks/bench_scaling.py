@@ -24,11 +24,11 @@ The model (printed after the tables) fits the allreduce latency alpha and cost p
       rank; the output is one row write per iteration before, batched now: min(t_write, 2 % of T)), W_K =
       W / K (strong) or W (weak); bytes(K) = the allreduce payload (sums, control flags, K sampling times).
   DMC, per step, n walkers per rank, N = n K in all:
-      now:    T(K) = (t_kernel + t_local) n + t_fixed + ceil(log2 K) t_reductions
+      now:    T(K) = (t_kernel + t_local) n + t_fixed + ceil(log2 K) t_reduction
                      + 2 t_p2p + beta (M + 3) 8 moved(N),   moved(N) = 2 sigma_w sqrt(N / (2 pi))
-              (two reductions per step of fixed size: an allreduce of 1160 B, then an allreduce of 3408 B
-              with an exscan of 568 B in flight beside it; t_reductions: what they cost per step on 2
-              ranks, measured in the sequence of a step with its message, minus the message t_p2p; copies
+              (one reduction per step of fixed size: 4.6 kB of exact sums with the exclusive scan inside
+              the allreduce up to 8 ranks, an allreduce and an exscan at once beyond; t_reduction: its cost
+              on 2 ranks, one stage; copies
               cross a boundary between ranks when the running weight there is off its share: a Brownian
               bridge of spread sigma_w sqrt(N) / 2 at the middle rank, sigma_w the spread of the weights)
       before: T(K) = (t_kernel + t_local) n + t_global N + t_fixed + ceil(log2 K) alpha + beta 88 N
@@ -279,28 +279,24 @@ def batches(f, reps=100, n=15):
             f()
         out.append((time.perf_counter() - t) / reps)
     return out
-res = {}
+res, K = {}, comm.size
 for n in (1, 100, 1000, 10000, 100000):
     buf, out = np.ones(n), np.empty(n)
     res[f"allreduce {8 * n}"] = batches(lambda: comm.Allreduce(buf, out))
-m, mo = np.ones(145, dtype=np.int64), np.empty(145, dtype=np.int64)
-a, ao = np.ones(426, dtype=np.int64), np.empty(426, dtype=np.int64)
+payload = 571 + 3                # one DMC step's exact sums: 8 accumulators of 71 int64 and 3 counts
+m, mo = np.ones(payload + K * 71, dtype=np.int64), np.empty(payload + K * 71, dtype=np.int64)
+a, ao = np.ones(payload, dtype=np.int64), np.empty(payload, dtype=np.int64)
 e, eo = np.ones(71, dtype=np.int64), np.zeros(71, dtype=np.int64)
 buf, rb = np.ones(50), np.empty(50)
-r, K = comm.rank, comm.size
+r = comm.rank
 def ring():
     s = comm.Isend(buf, dest=(r + 1) % K, tag=3)
     comm.Recv(rb, source=MPI.ANY_SOURCE, tag=3)
     s.Wait()
-def dmc_step():    # the MPI calls of one DMC step now, in order
-    comm.Allreduce(m, mo)
-    MPI.Request.Waitall([comm.Iallreduce(a, ao), comm.Iexscan(e, eo)])
-    ring()
-res["dmc round 1: allreduce 1160"] = batches(lambda: comm.Allreduce(m, mo))
-res["dmc round 2: allreduce 3408 + exscan 568 at once"] = batches(
+res["dmc reduction up to 8 ranks: allreduce with the scan inside"] = batches(lambda: comm.Allreduce(m, mo))
+res["dmc reduction beyond: allreduce + exscan at once"] = batches(
     lambda: MPI.Request.Waitall([comm.Iallreduce(a, ao), comm.Iexscan(e, eo)]))
 res["p2p 400"] = batches(ring)
-res["dmc step: round 1, round 2, p2p"] = batches(dmc_step)
 if comm.rank == 0:
     print(__import__("json").dumps(res))
 """
@@ -348,15 +344,16 @@ def vmc_model(c: dict, alpha, beta, K, weak) -> float:
 
 def dmc_model(c: dict, lat: dict, K: int, design: str) -> float:
     """Weak-scaling efficiency T(1) / T(K) of one DMC step with c["n"] walkers per rank (see the module doc);
-    lat: the per-stage costs measured on 2 ranks (round1, round2: the two reductions of a step; p2p: one
-    message; alpha, beta: the allreduce fit)."""
+    lat: the costs measured on 2 ranks (one stage): the step's reduction (`small`: with the scan inside the
+    allreduce, up to 8 ranks; `large`: an allreduce and an exscan at once), one message `p2p`; alpha, beta:
+    the allreduce fit."""
     n, N = c["n"], c["n"] * K
     alpha, beta = lat["alpha"], lat["beta"]
     base = (c["t_kernel"] + c["t_local"]) * n + c["t_fixed"]
     if design == "now":
         moved = 2.0 * c["sigma_w"] * math.sqrt(N / (2.0 * math.pi)) if K > 1 else 0.0
-        comm = stages(K) * (lat["step"] - lat["p2p"]) + (2 * lat["p2p"] + beta * 8 * (c["M"] + 3) * moved
-                                                         if K > 1 else 0.0)
+        stage = lat["small"] + beta * 8 * 71 * (K - 2) if K <= 8 else lat["large"]
+        comm = stages(K) * stage + (2 * lat["p2p"] + beta * 8 * (c["M"] + 3) * moved if K > 1 else 0.0)
         t1 = base + c["t_global"] * n
         return t1 / (t1 + comm)
     t1 = base + c["t_global"] * n
@@ -489,7 +486,8 @@ def report(data: dict, latency: str) -> None:
     alpha, beta, points = fit_allreduce(ping, latency)
     pick = np.median if latency == "median" else np.min
     lat = {"alpha": alpha, "beta": beta, "p2p": float(pick(ping["p2p 400"])),
-           "step": float(pick(ping["dmc step: round 1, round 2, p2p"]))}
+           "small": float(pick(ping["dmc reduction up to 8 ranks: allreduce with the scan inside"])),
+           "large": float(pick(ping["dmc reduction beyond: allreduce + exscan at once"]))}
     print(f"# {data['machine']}, {data['date']}; trees: " + ", ".join(f"{n} = {c}" for n, c in data["trees"])
           + f"; medians of {data['repeats']} rounds (efficiency: median [min-max] of the per-round ratios)")
     print(f"# allreduce on 2 ranks ({latency} of 15 batches): alpha = {alpha * 1e6:.1f} us, beta = "

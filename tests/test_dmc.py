@@ -172,8 +172,9 @@ def test_comb_split_between_ranks_is_the_one_rank_comb(ranks):
 
 POPULATION = """
 import sys, math, numpy as np
-from vmc import dmc
+from vmc import dmc, parallel
 from vmc.parallel import world
+parallel.SCAN_IN_ALLREDUCE = int(sys.argv[2])
 from vmc.hamiltonian import Hamiltonian
 from vmc.wavefunction import TrialState
 comm = world()
@@ -193,15 +194,15 @@ if comm.rank == 0:
 
 
 def test_population_on_four_and_eight_ranks_is_bit_identical_to_one(tmp_path):
-    """Six fermions, 24 walkers, 30 steps on 1 rank (in this process) and on 4 and 8 ranks (3 walkers per
-    rank: copies cross ranks at most steps): every record, position, E_L and ratio is bit-identical."""
+    """Six fermions, 24 walkers, 30 steps on 1 rank and on 4 and 8 ranks (3 walkers per rank: copies cross
+    ranks at most steps): every record, position, E_L and ratio is bit-identical."""
     script = tmp_path / "population.py"
     script.write_text(POPULATION)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "n1.npz")], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "n1.npz"), "8"], check=True, cwd=ROOT)
     one = np.load(tmp_path / "n1.npz")
-    for ranks in (4, 8):
+    for ranks in (4, 8):      # the exclusive scan inside the allreduce (4 ranks), beside it (8 ranks)
         out = tmp_path / f"n{ranks}.npz"
-        p = subprocess.run([str(MPIEXEC), "-n", str(ranks), sys.executable, str(script), str(out)], cwd=ROOT,
+        p = subprocess.run([str(MPIEXEC), "-n", str(ranks), sys.executable, str(script), str(out), "4"], cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr
         many = np.load(out)

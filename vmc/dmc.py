@@ -16,7 +16,8 @@ and f -> psi_T phi_0 (the fixed-node ground state) as t -> infinity. One *step* 
 2. Fixed node: a proposal that changes the sign of psi_T (`propose` returns the sign of
    psi(x')/psi(x)) is rejected, so no walker ever crosses a node of the trial state.
 3. Branching factor, with the effective time step tau_eff = tau <p dR^2> / <dR^2> (p: acceptance
-   probability; cumulative over all steps and walkers, UNR eq. 23) and UNR's modified local energy
+   probability; cumulative over all walkers and all earlier steps, UNR eq. 23; tau at the first step)
+   and UNR's modified local energy
    near nodes, S(R) = E_T - E_est + (E_est - E_L(R)) |v_bar(R)| / |v(R)| (v_bar the limited drift):
 
        w <- w exp(tau_eff [ E_T - E_est + ((E_est - E_L(R)) r(R) + (E_est - E_L(R')) r(R')) / 2 ]).
@@ -46,30 +47,34 @@ drawn from the stream of a slot index N (no walker's). A counter-based rule need
 checkpoint holds no random-generator states and a resumed run draws the same numbers.
 
 **Sums across ranks, exactly (why).** A rank keeps only its own walkers (positions, E_L and |v_bar|/|v|
-of their last step); per step it contributes sums of fixed size, whatever N: first the moves' sums
-(sum p dR^2, sum dR^2 -- tau_eff, which the new weights need -- and the accepted, proposed and
-node-crossing counts), then the weights' sums (W, sum w O_k, sum w^2) together with the exclusive scan
-of W over the ranks below (one allreduce, then an allreduce and an exscan in flight at once). Every
-floating-point sum is *exact* (`vmc.exactsum`: a fixed-point accumulator over the whole double range,
-combined across ranks by an integer MPI_SUM, rounded once at the end), so the sums, the trial energy,
-tau_eff and the comb are bit-identical on every rank and do not depend on how the slots are split
-between ranks: a run is reproducible bit for bit from (input, seed), even across numbers of ranks when
-the starting walkers are the same (a DMC started from a file's /wavefunction). Each rank then finds the
-teeth of the comb that fall on its own walkers from the exactly rounded running sums of the weights
-at them (start: the exscan), and sends copies only where a slot's parent lives on another rank; the
-teeth are in slot order, so a rank's teeth are one run of slots and it talks to the neighbouring ranks
-that run overlaps (`Population._take`). The largest weight of a step (a record field only) is reduced
-once per chunk of steps.
+of their last step), so it computes its walkers' new weights alone (they need only the population's
+state after the last step) and contributes per step sums of fixed size, whatever N: W, sum w O_k,
+sum w^2, sum p dR^2, sum dR^2 and the accepted, proposed and node-crossing counts, in one allreduce,
+with the exclusive scan of W over the ranks below beside it (`vmc.parallel.Comm.sum_and_exscan`: one
+allreduce that carries the scan too on up to 8 ranks, an allreduce and an exscan in flight at once
+beyond). Every floating-point sum is *exact* (`vmc.exactsum`: a fixed-point accumulator over the whole
+double range, combined across ranks by an integer MPI_SUM, rounded once at the end), so the sums, the
+trial energy, tau_eff and the comb are bit-identical on every rank and do not depend on how the slots
+are split between ranks: a run is reproducible bit for bit from (input, seed), even across numbers of
+ranks when the starting walkers are the same (a DMC started from a file's /wavefunction). Each rank
+then finds the teeth of the comb that fall on its own walkers from the exactly rounded running sums of
+the weights at them (start: the exscan), and sends copies only where a slot's parent lives on another
+rank; the teeth are in slot order, so a rank's teeth are one run of slots and it talks only to the
+ranks that run overlaps, its neighbours (`Population._take`). The largest weight of a step (a record
+field only) is reduced once per chunk of steps.
 
 Why not sum in slot order, as before (every rank allgathered the N_COLUMNS numbers of every walker at
 every step, 88 N bytes on every rank per step, and summed the gathered array): that kept the same bits
-across rank counts, but costs O(N) per rank per step, so DMC did not weak-scale (1024 ranks x 100
-walkers: 9 MB to every rank at every step). Gathering only the weights (8 N bytes) would still be
+across rank counts, but costs O(N) per rank per step, so DMC did not weak-scale (1024 ranks x 128
+walkers: 11.5 MB to every rank at every step). Gathering only the weights (8 N bytes) would still be
 O(N), and per-rank partial sums in floating point would make the last bits depend on the number of
-ranks. The exact sums cost 5.1 kB per rank per step (145 + 426 int64 in the two allreduces, 71 in the
-exscan) and about 5 ns per term, and changed the last bits once, against the slot-order float sums of
-commit 1677ebf (the records of a 300-step run agree to 5e-16 relative; energies are the same within
-their error bars).
+ranks. The exact sums cost 4.6 kB per rank per step (571 int64 in the allreduce, 71 in the exscan)
+and about 5 ns per term. Why tau_eff from the earlier steps (before: this step's moves included): the
+weights then need no reduction of their own, which halves the collectives per step (on 1024 ranks, 10
+latencies instead of 20; on an oversubscribed node each is a time slice); tau_eff is a running ratio
+over all steps, so it moves by O(1/t) per step (at most 1.4e-4 relative after 100 steps with 64
+walkers, less with more). Both changes
+moved the numbers once against commit 1677ebf; energies agree within their error bars.
 
 **Bias.** Besides the time-step error (extrapolated to tau -> 0 by `extrapolate`), the finite
 population gives the usual population-control bias of order 1/N (UNR section III.D); the targets
@@ -386,7 +391,7 @@ def comb(weights: np.ndarray, u: float) -> np.ndarray:
     return comb_teeth(cum, 0.0, cum[-1] / n, u, n, True)[1]
 
 
-_MOVES = 2                 # exact sums of the moves: sum p dR^2, sum dR^2
+_SUMS = N_OBSERVABLES + 4  # exact sums of a step: W, sum w O_k, sum w^2, sum p dR^2, sum dR^2
 _COUNTS = [_ACC, _PROP, _CROSS]
 _TAG = 1 << 12             # message tags of the walker exchange: _TAG + step % _TAG
 
@@ -465,44 +470,42 @@ class Population:
 
     def step(self, rows: np.ndarray, measured: bool = True) -> np.ndarray:
         """One step of the whole population (collective); returns its record (`STEP_FIELDS`; its max_weight is
-        this rank's, `advance` takes the maximum over the ranks). Two reductions of fixed size whatever N: the
-        moves' sums (tau_eff, which the weights need), then the weights' sums with the exclusive scan of
-        the weights (the comb); every sum is exact (`vmc.exactsum`), so every rank sees the same bits and
-        they do not depend on the number of ranks."""
+        this rank's, `advance` takes the maximum over the ranks). One reduction of fixed size whatever N: the
+        weights' and the moves' sums with the exclusive scan of the weights (the comb). The weights need only
+        this rank's walkers and the population's state after the last step (tau_eff from the moves of the
+        steps before this one); every sum is exact (`vmc.exactsum`), so every rank sees the same bits and they
+        do not depend on the number of ranks."""
         c, n, comm = self.c, self.n, self.comm
         step_all(self.factors, self.terms, self.X, self.P, self.D, self.tau, self.key0, self.key1,
                  self.mine.start, c.steps, rows)
-        moves = exactsum.zeros(_MOVES)
-        exactsum.accumulate_columns(moves, rows[:, [_PDR2, _DR2]])
-        counts = np.rint(rows[:, _COUNTS].sum(axis=0)).astype(np.int64)     # small integers: exact
-        total = comm.allreduce_sum(np.concatenate([moves.ravel(), counts]))
-        pdr2, dr2 = exactsum.values(total[:moves.size].reshape(moves.shape))
-        accepted, proposed, crossings = (float(v) for v in total[moves.size:])
-        c.pdr2 += pdr2
-        c.dr2 += dr2
-        c.crossings += crossings
-        if measured:
-            c.accepted += accepted
-            c.proposed += proposed
         tau_eff = self.tau_eff()
         e_est = c.estimate
         el_new, vr_new = rows[:, _EL].copy(), rows[:, _VR].copy()
         s_sum = (e_est - self.el) * self.vr + (e_est - el_new) * vr_new
         w = c.weight * np.exp(tau_eff * (c.trial_energy - e_est + 0.5 * s_sum))
-        parts = np.empty((w.size, N_OBSERVABLES + 2))      # w, w O_k, w^2
+        parts = np.empty((w.size, _SUMS))                  # w, w O_k, w^2, p dR^2, dR^2
         parts[:, 0] = w
         parts[:, 1:N_OBSERVABLES + 1] = w[:, None] * rows[:, _OBS:_OBS + N_OBSERVABLES]
-        parts[:, -1] = w * w
-        acc = exactsum.zeros(N_OBSERVABLES + 2)
+        parts[:, N_OBSERVABLES + 1] = w * w
+        parts[:, N_OBSERVABLES + 2:] = rows[:, [_PDR2, _DR2]]
+        acc = exactsum.zeros(_SUMS)
         exactsum.accumulate_columns(acc, parts)
-        summed, below = comm.sum_and_exscan(acc, acc[0])
-        s = exactsum.values(summed)
+        counts = np.rint(rows[:, _COUNTS].sum(axis=0)).astype(np.int64)     # small integers: exact
+        summed, below = comm.sum_and_exscan(np.concatenate([acc.ravel(), counts]), acc[0])
+        s = exactsum.values(summed[:acc.size].reshape(acc.shape))
+        accepted, proposed, crossings = (float(v) for v in summed[acc.size:])
         total = float(s[0])
         obs = s[1:N_OBSERVABLES + 1] / total
         energy = float(obs[:N_TERMS].sum())
         w_max = float(w.max()) if w.size else 0.0
-        record = np.concatenate([[energy], obs, [c.trial_energy, total, total * total / float(s[-1]),
+        record = np.concatenate([[energy], obs, [c.trial_energy, total, total * total / float(s[N_OBSERVABLES + 1]),
                                                  accepted / proposed, tau_eff, w_max / c.weight]])
+        c.pdr2 += float(s[-2])
+        c.dr2 += float(s[-1])
+        c.crossings += crossings
+        if measured:
+            c.accepted += accepted
+            c.proposed += proposed
         # population control for the next step
         c.steps += 1
         c.estimate = e_est + (energy - e_est) / min(c.steps, ESTIMATE_WINDOW)

@@ -40,6 +40,9 @@ def one_thread_per_rank() -> int:
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
 
 
+SCAN_IN_ALLREDUCE = 8    # `Comm.sum_and_exscan`: up to this many ranks the exscan travels in the allreduce
+
+
 class ParallelError(RuntimeError):
     pass
 
@@ -75,11 +78,22 @@ class Comm:
 
     def sum_and_exscan(self, total: np.ndarray, scan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the sum over all ranks of `total`, the sum over the ranks below this one of `scan`; zeros on
-        rank 0), as two nonblocking collectives in flight at once (their latencies overlap)."""
+        rank 0), integer arrays, in one collective on up to `SCAN_IN_ALLREDUCE` ranks: every rank adds its
+        `scan` into the slots of the ranks above it, so one allreduce of K more copies of `scan` carries the
+        exclusive scan (one latency, one wait); beyond, an allreduce and an exscan in flight at once."""
         if self._comm is None or self.size == 1:
             return total.copy(), np.zeros_like(scan)
         from mpi4py import MPI
         total, scan = np.ascontiguousarray(total), np.ascontiguousarray(scan)
+        if self.size <= SCAN_IN_ALLREDUCE:
+            k = scan.size
+            buf = np.zeros(total.size + self.size * k, dtype=total.dtype)
+            buf[:total.size] = total.ravel()
+            buf[total.size + (self.rank + 1) * k:] = np.tile(scan.ravel(), self.size - self.rank - 1)
+            out = np.empty_like(buf)
+            self._comm.Allreduce(buf, out, op=MPI.SUM)
+            mine = out[total.size + self.rank * k:total.size + (self.rank + 1) * k]
+            return out[:total.size].reshape(total.shape), mine.reshape(scan.shape)
         summed, below = np.empty_like(total), np.zeros_like(scan)
         MPI.Request.Waitall([self._comm.Iallreduce(total, summed, op=MPI.SUM),
                              self._comm.Iexscan(scan, below, op=MPI.SUM)])
