@@ -302,21 +302,29 @@ if comm.rank == 0:
 """
 
 
-def latencies(tree: Tree, tmp: Path, ranks: int = 2) -> dict:
+def latencies(tree: Tree, tmp: Path, ranks: int = 2, repeats: int = 3) -> dict:
+    """Batches of each MPI pattern on `ranks` ranks, from `repeats` runs of the ping (pooled)."""
     script = tmp / "ping.py"
     script.write_text(PING)
-    out = subprocess.run([tree.mpiexec, "-n", str(ranks), tree.python, str(script)], check=True, capture_output=True,
-                         text=True, env=env()).stdout
-    return json.loads(out)
+    pooled: dict[str, list] = {}
+    for _ in range(repeats):
+        out = subprocess.run([tree.mpiexec, "-n", str(ranks), tree.python, str(script)], check=True,
+                             capture_output=True, text=True, env=env()).stdout
+        for k, v in json.loads(out).items():
+            pooled.setdefault(k, []).extend(v)
+    return pooled
 
 
-def fit_allreduce(res: dict, how: str) -> tuple[float, float, list]:
-    """alpha (s) and beta (s/B) of an allreduce from the batches (median or minimum of each size)."""
+def fit_allreduce(res: dict, how: str, small: bool = True) -> tuple[float, float, list]:
+    """alpha (s) and beta (s/B) of an allreduce from the batches (median or minimum of each size), fitted on
+    the messages up to 8 kB (`small`: the payloads of the models' reductions) or from 8 kB up (the old
+    DMC's allgather of every walker)."""
     pick = np.median if how == "median" else np.min
     points = [(float(k.split()[1]), float(pick(v))) for k, v in res.items() if k.startswith("allreduce ")]
-    nbytes, secs = np.array(points).T
+    sel = [(b, t) for b, t in points if (b <= 8000) == small or b == 8000]
+    nbytes, secs = np.array(sel).T
     beta, alpha = np.polyfit(nbytes, secs, 1)
-    return float(max(alpha, secs.min())), float(max(beta, 0.0)), points
+    return float(max(alpha, secs.min() if small else 0.0)), float(max(beta, 0.0)), points
 
 
 # ----------------------------------------------------------------------------------------------
@@ -357,7 +365,7 @@ def dmc_model(c: dict, lat: dict, K: int, design: str) -> float:
         t1 = base + c["t_global"] * n
         return t1 / (t1 + comm)
     t1 = base + c["t_global"] * n
-    tk = base + c["t_global"] * N + (2 * stages(K) * alpha + beta * 88 * N if K > 1 else 0.0)
+    tk = base + c["t_global"] * N + (2 * stages(K) * alpha + lat["beta_large"] * 88 * N if K > 1 else 0.0)
     return t1 / tk
 
 
@@ -411,9 +419,14 @@ def print_vmc(rows: list[dict], trees: list[str], alpha: float, beta: float, n_o
             print(f"{tree:<6} {name:<8} {c['t_walker'] * 1e3:>10.3f} ms {c['t_update'] * 1e3:>6.3f} ms "
                   f"{c['t_write'] * 1e3:>6.3f} ms "
                   + " ".join(f"{x:>11}" for x in cells))
-            below = next((k for k in 2 ** np.arange(1, 21) if vmc_model(c, alpha, beta, int(k), False) < 0.8), None)
-            print(f"#   {tree} {name}: strong-scaling efficiency falls below 0.8 at K = {below} ranks "
-                  f"({b['walkers']} walkers: {b['walkers'] / below if below else 0:.1f} walkers per rank)")
+            below = next((int(k) for k in 2 ** np.arange(1, 21) if k <= b["walkers"]
+                          and vmc_model(c, alpha, beta, int(k), False) < 0.8), None)
+            if below:
+                print(f"#   {tree} {name}: strong-scaling efficiency falls below 0.8 at K = {below} ranks "
+                      f"({b['walkers']} walkers: {b['walkers'] / below:.1f} walkers per rank)")
+            else:
+                print(f"#   {tree} {name}: strong-scaling efficiency stays above 0.8 up to one walker per rank "
+                      f"(K = {b['walkers']}: {vmc_model(c, alpha, beta, b['walkers'], False):.2f})")
 
 
 def print_dmc(rounds: list[dict], trees: list[str], lat: dict) -> None:
@@ -461,9 +474,16 @@ def main() -> None:
     p.add_argument("--latency", choices=("median", "min"), default="median")
     p.add_argument("--save", type=Path, help="also store the measurements (JSON) here")
     p.add_argument("--load", type=Path, help="print the tables and the model of stored measurements, measure nothing")
+    p.add_argument("--new-latencies", action="store_true", help="with --load: measure the MPI latencies again")
     args = p.parse_args()
     if args.load:
         data = json.loads(args.load.read_text())
+        if args.new_latencies:
+            with tempfile.TemporaryDirectory() as tmp:
+                data["ping"] = latencies(Tree(ROOT, "now"), Path(tmp))
+            data["ping_date"] = f"{datetime.datetime.now():%Y-%m-%d %H:%M}"
+            if args.save:
+                args.save.write_text(json.dumps(data))
     else:
         trees = [Tree(ROOT, "now")] + ([Tree(args.base.resolve(), "before")] if args.base else [])
         data = {"kind": "dmc" if args.dmc else "vmc", "trees": [[t.name, t.commit()] for t in trees],
@@ -484,16 +504,21 @@ def main() -> None:
 def report(data: dict, latency: str) -> None:
     ping = data["ping"]
     alpha, beta, points = fit_allreduce(ping, latency)
+    beta_large = fit_allreduce(ping, latency, small=False)[1]
     pick = np.median if latency == "median" else np.min
-    lat = {"alpha": alpha, "beta": beta, "p2p": float(pick(ping["p2p 400"])),
-           "small": float(pick(ping["dmc reduction up to 8 ranks: allreduce with the scan inside"])),
-           "large": float(pick(ping["dmc reduction beyond: allreduce + exscan at once"]))}
+    def cost(key):
+        return float(pick(ping[key])) if key in ping else math.nan
+    lat = {"alpha": alpha, "beta": beta, "beta_large": beta_large, "p2p": cost("p2p 400"),
+           "small": cost("dmc reduction up to 8 ranks: allreduce with the scan inside"),
+           "large": cost("dmc reduction beyond: allreduce + exscan at once")}
     print(f"# {data['machine']}, {data['date']}; trees: " + ", ".join(f"{n} = {c}" for n, c in data["trees"])
           + f"; medians of {data['repeats']} rounds (efficiency: median [min-max] of the per-round ratios)")
-    print(f"# allreduce on 2 ranks ({latency} of 15 batches): alpha = {alpha * 1e6:.1f} us, beta = "
-          f"{beta * 1e9:.3f} ns/B (measured: " + ", ".join(f"{int(b)} B {s * 1e6:.1f} us" for b, s in points)
-          + "); " + ", ".join(f"{k} {np.median(v) * 1e6:.1f}/{np.min(v) * 1e6:.1f} us" for k, v in ping.items()
-                              if not k.startswith("allreduce ")) + " (median/min)")
+    print(f"# MPI on 2 ranks{' (' + data['ping_date'] + ')' if 'ping_date' in data else ''}, {latency} of "
+          f"{len(ping['p2p 400'])} batches of 100: allreduce alpha = {alpha * 1e6:.1f} us, beta = "
+          f"{beta * 1e9:.3f} ns/B up to 8 kB, {beta_large * 1e9:.3f} ns/B beyond (measured: "
+          + ", ".join(f"{int(b)} B {s * 1e6:.1f} us" for b, s in points) + "); "
+          + ", ".join(f"{k} {np.median(v) * 1e6:.1f}/{np.min(v) * 1e6:.1f} us" for k, v in ping.items()
+                      if not k.startswith("allreduce ")) + " (median/min)")
     trees = [n for n, _ in data["trees"]]
     if data["kind"] == "dmc":
         print_dmc(data["rounds"], trees, lat)
