@@ -68,13 +68,13 @@ every step, 88 N bytes on every rank per step, and summed the gathered array): t
 across rank counts, but costs O(N) per rank per step, so DMC did not weak-scale (1024 ranks x 128
 walkers: 11.5 MB to every rank at every step). Gathering only the weights (8 N bytes) would still be
 O(N), and per-rank partial sums in floating point would make the last bits depend on the number of
-ranks. The exact sums cost 4.6 kB per rank per step (571 int64 in the allreduce, 71 in the exscan)
-and about 5 ns per term. Why tau_eff from the earlier steps (before: this step's moves included): the
-weights then need no reduction of their own, which halves the collectives per step (on 1024 ranks, 10
-latencies instead of 20; on an oversubscribed node each is a time slice); tau_eff is a running ratio
-over all steps, so it moves by O(1/t) per step (at most 1.4e-4 relative after 100 steps with 64
-walkers, less with more). Both changes
-moved the numbers once against commit 1677ebf; energies agree within their error bars.
+ranks. The exact sums cost 4.6 kB per rank per step (574 int64 in the allreduce, and 71 per rank of
+scan inside it or 71 in the exscan) and about 5 ns per term. Why tau_eff from the earlier steps
+(before: this step's moves included): the weights then need no reduction of their own, which halves
+the collectives per step (on 1024 ranks, 10 latencies instead of 20; on an oversubscribed node each
+is a time slice); tau_eff is a running ratio over all steps, so it moves by O(1/t) per step (at most
+1.4e-4 relative after 100 steps with 64 walkers, less with more). Both changes moved the numbers once
+against commit 1677ebf; energies agree within their error bars.
 
 **Bias.** Besides the time-step error (extrapolated to tau -> 0 by `extrapolate`), the finite
 population gives the usual population-control bias of order 1/N (UNR section III.D); the targets

@@ -15,8 +15,8 @@ bit for bit on 1, 2 or 1024 ranks. The three counters after the digits keep IEEE
 and NaN terms (any NaN, or +inf with -inf: NaN; else the infinity).
 
 An accumulator is `WIDTH` int64 (568 bytes); adding a term costs a few integer operations on three
-digits (no normalization until `value`). The digits of one accumulator stay exact for up to 2^30 terms
-of each sign added locally and summed over up to 2^30 ranks (no int64 overflow).
+digits (no normalization until `value`). A term adds less than 2^33 to a digit, so the digits stay
+exact (no int64 overflow) for up to 2^30 terms in all, on all ranks together (DMC: at most 10^7 walkers).
 
 >>> x = np.array([1e16, 1.0, -1e16, 0.5])
 >>> float(np.sum(x)), value(accumulate(x))          # the float sum loses the 1.0
