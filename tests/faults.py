@@ -3,9 +3,10 @@
     python tests/faults.py FAULT ITERATION vmc-arguments...
 
 FAULT is
-  write-error  every HDF5 write of optimization iteration ITERATION fails with ENOSPC (a full disk)
-  raise        rank 0 raises RuntimeError("injected fault") when it writes iteration ITERATION (and writes the
-               time of the fault to the file $VMC_FAULT_STAMP when that is set)
+  write-error  every HDF5 write of the batch of optimization iterations holding ITERATION fails with ENOSPC
+               (a full disk)
+  raise        rank 0 raises RuntimeError("injected fault") when it writes the batch of iterations holding
+               ITERATION (and writes the time of the fault to the file $VMC_FAULT_STAMP when that is set)
   pause-create after planning, just before the output file is created: write $VMC_FAULT_STAMP, then wait until
                the file $VMC_FAULT_GO exists (a deterministic race between two runs on one output)
   block-plan   during planning: write $VMC_FAULT_STAMP, then block in sleep (a run stuck before its first
@@ -53,28 +54,28 @@ def main() -> int:
     if fault in ("pause-create", "block-plan"):
         (pause_create if fault == "pause-create" else block_plan)()
         return cli.main(args)
-    original = io.RunWriter.iteration
+    original = io.RunWriter.iterations
 
-    def iteration(self, t, row, params):
-        if t != at or rank != 0:
-            return original(self, t, row, params)
+    def iterations(self, first, rows, params):      # rank 0 writes iterations in batches
+        if not first <= at < first + len(rows) or rank != 0:
+            return original(self, first, rows, params)
         if fault == "raise":
             if os.environ.get("VMC_FAULT_STAMP"):     # when the fault happened, for the test's clock
                 with open(os.environ["VMC_FAULT_STAMP"], "w") as stamp:
                     stamp.write(repr(time.time()))
             raise RuntimeError("injected fault")
-        real = h5py.Dataset.__setitem__, io._Rows.__setitem__
+        real = h5py.Dataset.__setitem__, io._Rows.__setitem__, io._Rows.write
 
         def full(ds, key, value):
             raise OSError(errno.ENOSPC, "Can't write data (file write failed: errno = 28, error message = "
                                         "'No space left on device')")
-        h5py.Dataset.__setitem__ = io._Rows.__setitem__ = full
+        h5py.Dataset.__setitem__ = io._Rows.__setitem__ = io._Rows.write = full
         try:
-            return original(self, t, row, params)
+            return original(self, first, rows, params)
         finally:
-            h5py.Dataset.__setitem__, io._Rows.__setitem__ = real
+            h5py.Dataset.__setitem__, io._Rows.__setitem__, io._Rows.write = real
 
-    io.RunWriter.iteration = iteration
+    io.RunWriter.iterations = iterations
     return cli.main(args)
 
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from conftest import MPIEXEC, ROOT, run_cli, wait_unlocked
-from vmc import analysis, blocking, dmc
+from vmc import analysis, blocking, dmc, exactsum
 from vmc.hamiltonian import Hamiltonian
 from vmc.io import attr_text
-from vmc.parallel import Comm
+from vmc.parallel import Comm, walker_range
 from vmc.samplers import Sampler, Walkers
 from vmc.wavefunction import TrialState, _log_value
 
@@ -119,6 +119,98 @@ def test_comb_and_streams():
     assert not np.array_equal(u[:10], dmc.uniforms(np.uint64(5), np.uint64(6), 3, 8, 10))
 
 
+def test_exact_sums_do_not_depend_on_order_or_partition():
+    """`vmc.exactsum`: the sum of any split of the terms (per-rank accumulators added as integers) is the
+    exactly rounded sum (checked against rational arithmetic), also for cancellations, subnormals, sums
+    beyond the largest double and infinite terms; the running sums are exactly rounded too."""
+    from fractions import Fraction
+    rng = np.random.default_rng(4)
+    for trial in range(300):
+        x = rng.normal(size=rng.integers(1, 30)) * 2.0 ** rng.integers(-1074, 1000, 1).astype(float)
+        x = np.concatenate([x, -x[:trial % 3], [1.0, 2.0 ** -60, 5e-324][:trial % 4]])
+        x = rng.permutation(x[np.isfinite(x)])
+        exact = sum(map(Fraction, x.tolist()), Fraction(0))
+        want = exact.numerator / exact.denominator
+        cuts = np.sort(rng.integers(0, x.size + 1, 3))
+        parts = sum(exactsum.accumulate(p) for p in np.split(x, cuts))
+        assert exactsum.value(parts) == want == exactsum.fsum(x[::-1]), (trial, x)
+    big = np.full(3, 1.5e308)
+    assert exactsum.fsum(big) == np.inf and exactsum.fsum(np.append(big, -big)) == 0.0
+    assert exactsum.fsum([np.inf, 1.0]) == np.inf and np.isnan(exactsum.fsum([np.inf, -np.inf]))
+    w = rng.exponential(size=50)
+    running = exactsum.prefix(exactsum.zeros(), w)
+    assert all(running[i] == float(sum(map(Fraction, w[:i + 1].tolist()))) for i in range(w.size))
+    result = doctest.testmod(exactsum)
+    assert result.attempted >= 4 and result.failed == 0
+
+
+@pytest.mark.parametrize("ranks", [2, 3, 8])
+def test_comb_split_between_ranks_is_the_one_rank_comb(ranks):
+    """Each rank finds its own teeth from the exclusive scan of the weights (`dmc.comb_teeth`): put
+    together, every split of the slots between ranks gives exactly the parents of the one-rank comb,
+    including ranks on which no tooth falls and teeth rounding puts at or past W."""
+    rng = np.random.default_rng(ranks)
+    for trial in range(200):
+        n = int(rng.integers(ranks, 60))
+        w = rng.exponential(size=n) ** rng.choice([1, 4])
+        w[rng.random(n) < 0.2] *= 1e-9
+        u = float(rng.random()) if trial % 5 else 0.0
+        expected = dmc.comb(w, u)
+        cum = exactsum.prefix(exactsum.zeros(), w)
+        assert np.array_equal(expected, np.minimum(np.searchsorted(cum, (u + np.arange(n)) * (cum[-1] / n),
+                                                                   side="right"), n - 1))
+        bounds = [walker_range(n, r, ranks) for r in range(ranks)]
+        parents = []
+        for r, mine in enumerate(bounds):
+            before = exactsum.accumulate(w[:mine.start])
+            local = exactsum.prefix(before, w[mine])
+            first, p = dmc.comb_teeth(local, exactsum.value(before), cum[-1] / n, u, n, r == ranks - 1)
+            assert first == len(parents)
+            parents += (p + mine.start).tolist()
+        assert parents == expected.tolist()
+
+
+POPULATION = """
+import sys, math, numpy as np
+from vmc import dmc, parallel
+from vmc.parallel import world
+parallel.SCAN_IN_ALLREDUCE = int(sys.argv[2])
+from vmc.hamiltonian import Hamiltonian
+from vmc.wavefunction import TrialState
+comm = world()
+wf = TrialState(6, 2, 2, sigma=math.sqrt(0.5), slater=True, fermions=True)
+wf.params[:wf.n_opt] += np.random.default_rng(3).normal(0, 0.05, wf.n_opt)
+pop = dmc.Population(wf, Hamiltonian(6, 2, 1.0), comm, 24, 0.05, 10.0, (7, 8),
+                     np.random.default_rng(1).normal(0.0, 1.0, (24, wf.n_visible)))
+received, step = [], pop.step
+pop.step = lambda rows, measured: (step(rows, measured), received.append(pop.received))[0]
+records = [pop.advance(10) for chunk in range(3)]
+received = sum(received)
+X, parts = pop.gather_positions(), comm.gather((pop.el, pop.vr, received))
+if comm.rank == 0:
+    np.savez(sys.argv[1], records=np.concatenate(records), X=X, el=np.concatenate([p[0] for p in parts]),
+             vr=np.concatenate([p[1] for p in parts]), received=sum(p[2] for p in parts))
+"""
+
+
+def test_population_on_four_and_eight_ranks_is_bit_identical_to_one(tmp_path):
+    """Six fermions, 24 walkers, 30 steps on 1 rank and on 4 and 8 ranks (3 walkers per rank: copies cross
+    ranks at most steps): every record, position, E_L and ratio is bit-identical."""
+    script = tmp_path / "population.py"
+    script.write_text(POPULATION)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "n1.npz"), "8"], check=True, cwd=ROOT)
+    one = np.load(tmp_path / "n1.npz")
+    for ranks in (4, 8):      # the exclusive scan inside the allreduce (4 ranks), beside it (8 ranks)
+        out = tmp_path / f"n{ranks}.npz"
+        p = subprocess.run([str(MPIEXEC), "-n", str(ranks), sys.executable, str(script), str(out), "4"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        many = np.load(out)
+        for key in ("records", "X", "el", "vr"):
+            assert np.array_equal(one[key], many[key]), (ranks, key)
+        assert many["received"] > 0 and one["received"] == 0
+
+
 def test_extrapolation_and_mser():
     tau = np.array([0.005, 0.01, 0.02, 0.04])
     e = 20.0 + 0.3 * tau
@@ -194,8 +286,8 @@ def _dmc_result(path):
 
 
 def test_dmc_mpi_reproducible_and_resumable(trial_file):
-    """From a file's /wavefunction: -n 1 and -n 2 agree (here even bit for bit: the walkers start from the
-    same streams and every population sum is taken in slot order); two -n 2 runs are bit-identical; a run
+    """From a file's /wavefunction: -n 1 and -n 2 agree bit for bit (the walkers start from the same
+    streams and every population sum is exact, `vmc.exactsum`); two -n 2 runs are bit-identical; a run
     killed (SIGKILL) during DMC and resumed ends on the same numbers bit for bit."""
     d = trial_file
     inp = _dmc_input(d, "dmc.toml")

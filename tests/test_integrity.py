@@ -183,8 +183,9 @@ def test_files_without_checksums_are_still_read(finished, tmp_path, capsys):
 
 
 def test_checksummed_writes_overwrite_in_place(tmp_path):
-    """With Fletcher32 the layout is still complete at creation: rows, production chunks, density and
-    checkpoints written afterwards change neither the file size nor any chunk's address."""
+    """With Fletcher32 the layout is still complete at creation: rows (one at a time and in batches),
+    production chunks, density and checkpoints written afterwards change neither the file size nor any
+    chunk's address."""
     from vmc import config
     path = tmp_path / "layout.h5"
     (tmp_path / "c.toml").write_text(small_input(seed=1, iterations=6, production=2000))
@@ -205,10 +206,18 @@ def test_checksummed_writes_overwrite_in_place(tmp_path):
     rng = np.random.default_rng(0)
     with h5py.File(path, "r+") as f:
         w = io.RunWriter(f)
-        row = dict.fromkeys(io.ITERATION_FIELDS, 1.0)
-        for t in range(6):
-            w.iteration(t, row, rng.random(shape.n_params))
-            w.timing("optimization", t, rng.random(len(io.TIMING_FIELDS)))
+        rows = [{k: float(t + i) for i, k in enumerate(io.ITERATION_FIELDS)} for t in range(6)]
+        params, timing = rng.random((6, shape.n_params)), rng.random((6, len(io.TIMING_FIELDS)))
+        for t in range(2):
+            w.iteration(t, rows[t], params[t])
+            w.timing("optimization", t, timing[t])
+        w.iterations(2, rows[2:], params[2:])           # rank 0's batches (`vmc.driver.Iterations`)
+        w.timings("optimization", 2, timing[2:])
+        assert f["optimization"].attrs["iterations_done"] == 6
+        for k in io.ITERATION_FIELDS:
+            assert f[f"optimization/{k}"][...].tolist() == [r[k] for r in rows]
+        assert np.array_equal(f["optimization/params"][...], params)
+        assert np.array_equal(f["optimization/timing"][...], timing)
         for start in (0, 1000):
             obs = rng.random((shape.walkers, 1000, len(io.SERIES) - 1))
             w.production(start, obs, rng.random(shape.density_bins), 5.0, 2, 2, 1.0, 2.0)

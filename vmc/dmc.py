@@ -16,7 +16,8 @@ and f -> psi_T phi_0 (the fixed-node ground state) as t -> infinity. One *step* 
 2. Fixed node: a proposal that changes the sign of psi_T (`propose` returns the sign of
    psi(x')/psi(x)) is rejected, so no walker ever crosses a node of the trial state.
 3. Branching factor, with the effective time step tau_eff = tau <p dR^2> / <dR^2> (p: acceptance
-   probability; cumulative over all steps and walkers, UNR eq. 23) and UNR's modified local energy
+   probability; cumulative over all walkers and all earlier steps, UNR eq. 23; tau at the first step)
+   and UNR's modified local energy
    near nodes, S(R) = E_T - E_est + (E_est - E_L(R)) |v_bar(R)| / |v(R)| (v_bar the limited drift):
 
        w <- w exp(tau_eff [ E_T - E_est + ((E_est - E_L(R)) r(R) + (E_est - E_L(R')) r(R')) / 2 ]).
@@ -43,12 +44,37 @@ varying numbers, and tie random streams to walkers that are born and die.
 **Random numbers.** Slots, not walkers, own the random numbers: the move of the walker in slot j at
 step t draws from a SplitMix64 stream seeded by hashing (seed, j, t) (`stream`), and the comb's u is
 drawn from the stream of a slot index N (no walker's). A counter-based rule needs no state: a
-checkpoint holds no random-generator states and a resumed run draws the same numbers. Every rank
-gathers the per-walker results of every step (one allgather of a few numbers per walker), and all
-population sums, the trial energy, tau_eff and the comb are computed from that array in slot order on
-every rank alike. So a run is reproducible bit for bit from (input, seed), even across numbers of
-ranks when the starting walkers are the same (a DMC started from a file's /wavefunction); only the
-walkers' positions travel between ranks, and only those whose parent slot lies on another rank.
+checkpoint holds no random-generator states and a resumed run draws the same numbers.
+
+**Sums across ranks, exactly (why).** A rank keeps only its own walkers (positions, E_L and |v_bar|/|v|
+of their last step), so it computes its walkers' new weights alone (they need only the population's
+state after the last step) and contributes per step sums of fixed size, whatever N: W, sum w O_k,
+sum w^2, sum p dR^2, sum dR^2 and the accepted, proposed and node-crossing counts, in one allreduce,
+with the exclusive scan of W over the ranks below beside it (`vmc.parallel.Comm.sum_and_exscan`: one
+allreduce that carries the scan too on up to 8 ranks, an allreduce and an exscan in flight at once
+beyond). Every floating-point sum is *exact* (`vmc.exactsum`: a fixed-point accumulator over the whole
+double range, combined across ranks by an integer MPI_SUM, rounded once at the end), so the sums, the
+trial energy, tau_eff and the comb are bit-identical on every rank and do not depend on how the slots
+are split between ranks: a run is reproducible bit for bit from (input, seed), even across numbers of
+ranks when the starting walkers are the same (a DMC started from a file's /wavefunction). Each rank
+then finds the teeth of the comb that fall on its own walkers from the exactly rounded running sums of
+the weights at them (start: the exscan), and sends copies only where a slot's parent lives on another
+rank; the teeth are in slot order, so a rank's teeth are one run of slots and it talks only to the
+ranks that run overlaps, its neighbours (`Population._take`). The largest weight of a step (a record
+field only) is reduced once per chunk of steps.
+
+Why not sum in slot order, as before (every rank allgathered the N_COLUMNS numbers of every walker at
+every step, 88 N bytes on every rank per step, and summed the gathered array): that kept the same bits
+across rank counts, but costs O(N) per rank per step, so DMC did not weak-scale (1024 ranks x 128
+walkers: 11.5 MB to every rank at every step). Gathering only the weights (8 N bytes) would still be
+O(N), and per-rank partial sums in floating point would make the last bits depend on the number of
+ranks. The exact sums cost 4.6 kB per rank per step (574 int64 in the allreduce, and 71 per rank of
+scan inside it or 71 in the exscan) and about 5 ns per term. Why tau_eff from the earlier steps
+(before: this step's moves included): the weights then need no reduction of their own, which halves
+the collectives per step (on 1024 ranks, 10 latencies instead of 20; on an oversubscribed node each
+is a time slice); tau_eff is a running ratio over all steps, so it moves by O(1/t) per step (at most
+1.4e-4 relative after 100 steps with 64 walkers, less with more). Both changes moved the numbers once
+against commit 1677ebf; energies agree within their error bars.
 
 **Bias.** Besides the time-step error (extrapolated to tau -> 0 by `extrapolate`), the finite
 population gives the usual population-control bias of order 1/N (UNR section III.D); the targets
@@ -74,6 +100,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from . import exactsum
 from .hamiltonian import N_OBSERVABLES, N_TERMS, OBSERVABLE_NAMES, measure
 from .parallel import walker_range
 from .samplers import limit_drift
@@ -101,7 +128,7 @@ CHUNK = 100               # steps per write, per check of stop signals and check
 ESTIMATE_WINDOW = 100     # steps of the running energy estimate E_est (exponential window)
 STEP_FIELDS = ("energy",) + OBSERVABLE_NAMES + ("trial_energy", "population", "effective_walkers",
                                                  "acceptance", "tau_eff", "max_weight")
-# per-walker columns each rank contributes per step (allgather): E_L, |v_bar|/|v|, observables, move counts
+# per-walker columns of one step (`walker_step`): E_L, |v_bar|/|v|, observables, move counts
 _EL, _VR, _OBS = 0, 1, 2
 _ACC, _PROP, _PDR2, _DR2, _CROSS = (N_OBSERVABLES + 2 + k for k in range(5))
 N_COLUMNS = N_OBSERVABLES + 7
@@ -310,17 +337,61 @@ class Counters:
     crossings: float = 0.0         # proposals rejected for crossing a node (all steps)
 
 
+@numba.njit(cache=True, inline="always")
+def _tooth(u, k, d):
+    """Position of tooth k of the comb with offset u in [0, 1) and spacing d = W / N."""
+    return (u + k) * d
+
+
+@numba.njit(cache=True)
+def _first_tooth_at(x, u, d, lo, n):
+    """The smallest k in [lo, n] whose tooth lies at or after x (teeth are non-decreasing in k)."""
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _tooth(u, mid, d) >= x:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@numba.njit(cache=True)
+def comb_teeth(cum, before, d, u, n, last):
+    """The teeth of the comb that fall on one rank's walkers. `cum`: the running sums of the population's
+    weights in slot order at this rank's walkers (exactly rounded, `vmc.exactsum.prefix`), `before`: the
+    running sum before its first walker (0 on the first rank), d = W / N, `last`: the rank holds slot N - 1
+    (it also takes the teeth at or past W, which rounding can leave there). Tooth k falls on the first
+    walker i with cum[i] > (u + k) d. Returns (k_first, parents): teeth k_first, k_first + 1, ... fall on
+    the local walkers parents[0], parents[1], ..."""
+    k_lo = _first_tooth_at(before, u, d, 0, n)
+    k_hi = n if last else _first_tooth_at(cum[cum.shape[0] - 1], u, d, k_lo, n)
+    parents = np.empty(k_hi - k_lo, dtype=np.int64)
+    i, m = 0, cum.shape[0]
+    for k in range(k_lo, k_hi):
+        t = _tooth(u, k, d)
+        while i < m - 1 and not cum[i] > t:
+            i += 1
+        parents[k - k_lo] = i
+    return k_lo, parents
+
+
 def comb(weights: np.ndarray, u: float) -> np.ndarray:
     """Parents of N new walkers by the comb (systematic resampling) with offset u in [0, 1):
-    new walker k is a copy of the walker on whose cumulative-weight interval the tooth (u + k) W / N falls.
+    new walker k is a copy of the walker on whose cumulative-weight interval the tooth (u + k) W / N falls
+    (the population's comb on one rank; on several each rank finds its own teeth, `Population.step`).
 
     >>> comb(np.array([0.5, 2.5, 1.0]), 0.5).tolist()   # teeth at 2/3, 2, 10/3
     [1, 1, 2]
     """
     n = weights.size
-    cum = np.cumsum(weights)
-    teeth = (u + np.arange(n)) * (cum[-1] / n)
-    return np.minimum(np.searchsorted(cum, teeth, side="right"), n - 1)
+    cum = exactsum.prefix(exactsum.zeros(), weights)
+    return comb_teeth(cum, 0.0, cum[-1] / n, u, n, True)[1]
+
+
+_SUMS = N_OBSERVABLES + 4  # exact sums of a step: W, sum w O_k, sum w^2, sum p dR^2, sum dR^2
+_COUNTS = [_ACC, _PROP, _CROSS]
+_TAG = 1 << 12             # message tags of the walker exchange: _TAG + step % _TAG
 
 
 class Population:
@@ -329,6 +400,7 @@ class Population:
     `wf`, `hamiltonian`: the trial state and H; `positions`: (N, M) starting positions of all walkers
     (every rank passes the same array) or None when `restore` follows; `key`: two uint64 words of the
     random streams; `tau`, `feedback`: the time step and the population-control relaxation in steps.
+    Per walker a rank holds only its own: positions X, E_L and |v_bar|/|v| of the last step (`el`, `vr`).
     """
 
     def __init__(self, wf, hamiltonian, comm, n_walkers: int, tau: float, feedback: float, key,
@@ -339,15 +411,15 @@ class Population:
         self.key0, self.key1 = (np.uint64(k) for k in key)
         self.ranges = [walker_range(n_walkers, r, comm.size) for r in range(comm.size)]
         self.mine = self.ranges[comm.rank]
-        self.counts = [len(r) for r in self.ranges]
-        self.owner = np.repeat(np.arange(comm.size), self.counts)   # rank of every slot
+        self.starts = np.array([r.start for r in self.ranges])
         self.factors = wf.kernel_data(len(self.mine))
         self.terms = hamiltonian.kernel_terms()
         self.X = np.zeros((len(self.mine), self.M))
-        self.el = np.zeros(n_walkers)      # E_L and |v_bar|/|v| of every walker (global, identical on all ranks)
-        self.vr = np.ones(n_walkers)
+        self.el = np.zeros(len(self.mine))      # E_L and |v_bar|/|v| of this rank's walkers
+        self.vr = np.ones(len(self.mine))
         self.c = Counters()
-        self.last_parents = np.arange(n_walkers)   # the comb's choice at the last step (diagnostics, tests)
+        self.last_parents = np.arange(self.mine.start, self.mine.stop)   # the comb's choice for this rank's slots
+        self.received = 0                        # walkers this rank received from other ranks at the last step
         if positions is not None:
             self.start(positions)
 
@@ -358,14 +430,15 @@ class Population:
         self._init(np.arange(len(self.mine)))
         rows = np.zeros((len(self.mine), N_COLUMNS))
         measure_all(self.factors, self.terms, self.X, self.P, self.D, self.tau, rows)
-        full = self.comm.allgather_rows(rows, self.counts)
-        self.el[:], self.vr[:] = full[:, _EL], full[:, _VR]
-        e = float(np.mean(self.el))
+        self.el[:], self.vr[:] = rows[:, _EL], rows[:, _VR]
+        e = exactsum.value(self.comm.allreduce_sum(exactsum.accumulate(self.el))) / self.n
         self.c = Counters(estimate=e, trial_energy=e)
 
     def restore(self, positions: np.ndarray, el: np.ndarray, vr: np.ndarray, counters: Counters) -> None:
-        self.X[:] = positions[self.mine.start:self.mine.stop]
-        self.el[:], self.vr[:] = el, vr
+        """The population of a checkpoint: positions, E_L and ratios of all N walkers (every rank passes them)."""
+        lo, hi = self.mine.start, self.mine.stop
+        self.X[:] = positions[lo:hi]
+        self.el[:], self.vr[:] = el[lo:hi], vr[lo:hi]
         self.c = counters
         self._init(np.arange(len(self.mine)))
 
@@ -389,65 +462,110 @@ class Population:
         rows = np.zeros((len(self.mine), N_COLUMNS))
         for k in range(n_steps):
             out[k] = self.step(rows, measured)
+        if self.comm.size > 1:      # the largest weight of each step: one reduction per chunk, not per step
+            out[:, -1] = self.comm.allreduce_max(out[:, -1])
         return out
 
     def step(self, rows: np.ndarray, measured: bool = True) -> np.ndarray:
-        """One step of the whole population (collective); returns its record (`STEP_FIELDS`)."""
-        c, n = self.c, self.n
+        """One step of the whole population (collective); returns its record (`STEP_FIELDS`; its max_weight is
+        this rank's, `advance` takes the maximum over the ranks). One reduction of fixed size whatever N: the
+        weights' and the moves' sums with the exclusive scan of the weights (the comb). The weights need only
+        this rank's walkers and the population's state after the last step (tau_eff from the moves of the
+        steps before this one); every sum is exact (`vmc.exactsum`), so every rank sees the same bits and they
+        do not depend on the number of ranks."""
+        c, n, comm = self.c, self.n, self.comm
         step_all(self.factors, self.terms, self.X, self.P, self.D, self.tau, self.key0, self.key1,
                  self.mine.start, c.steps, rows)
-        g = self.comm.allgather_rows(rows, self.counts)
-        el_new, vr_new = g[:, _EL], g[:, _VR]
-        c.pdr2 += float(g[:, _PDR2].sum())
-        c.dr2 += float(g[:, _DR2].sum())
-        accepted, proposed = float(g[:, _ACC].sum()), float(g[:, _PROP].sum())
-        c.crossings += float(g[:, _CROSS].sum())
+        tau_eff = self.tau_eff()
+        e_est = c.estimate
+        el_new, vr_new = rows[:, _EL].copy(), rows[:, _VR].copy()
+        s_sum = (e_est - self.el) * self.vr + (e_est - el_new) * vr_new
+        w = c.weight * np.exp(tau_eff * (c.trial_energy - e_est + 0.5 * s_sum))
+        parts = np.empty((w.size, _SUMS))                  # w, w O_k, w^2, p dR^2, dR^2
+        parts[:, 0] = w
+        parts[:, 1:N_OBSERVABLES + 1] = w[:, None] * rows[:, _OBS:_OBS + N_OBSERVABLES]
+        parts[:, N_OBSERVABLES + 1] = w * w
+        parts[:, N_OBSERVABLES + 2:] = rows[:, [_PDR2, _DR2]]
+        acc = exactsum.zeros(_SUMS)
+        exactsum.accumulate_columns(acc, parts)
+        counts = np.rint(rows[:, _COUNTS].sum(axis=0)).astype(np.int64)     # small integers: exact
+        summed, below = comm.sum_and_exscan(np.concatenate([acc.ravel(), counts]), acc[0])
+        s = exactsum.values(summed[:acc.size].reshape(acc.shape))
+        accepted, proposed, crossings = (float(v) for v in summed[acc.size:])
+        total = float(s[0])
+        obs = s[1:N_OBSERVABLES + 1] / total
+        energy = float(obs[:N_TERMS].sum())
+        w_max = float(w.max()) if w.size else 0.0
+        record = np.concatenate([[energy], obs, [c.trial_energy, total, total * total / float(s[N_OBSERVABLES + 1]),
+                                                 accepted / proposed, tau_eff, w_max / c.weight]])
+        c.pdr2 += float(s[-2])
+        c.dr2 += float(s[-1])
+        c.crossings += crossings
         if measured:
             c.accepted += accepted
             c.proposed += proposed
-        tau_eff = self.tau_eff()
-        e_est = c.estimate
-        s_sum = (e_est - self.el) * self.vr + (e_est - el_new) * vr_new
-        w = c.weight * np.exp(tau_eff * (c.trial_energy - e_est + 0.5 * s_sum))
-        total = float(w.sum())
-        obs = w @ g[:, _OBS:_OBS + N_OBSERVABLES] / total
-        energy = float(obs[:N_TERMS].sum())
-        record = np.concatenate([[energy], obs, [c.trial_energy, total, total * total / float(w @ w),
-                                                 accepted / proposed, tau_eff, float(w.max()) / c.weight]])
         # population control for the next step
         c.steps += 1
         c.estimate = e_est + (energy - e_est) / min(c.steps, ESTIMATE_WINDOW)
         c.weight = total / n
         c.trial_energy = c.estimate - math.log(c.weight) / (self.feedback * tau_eff)
-        # the comb, then every slot takes its parent's walker
+        # the comb: this rank's teeth, from the running weight sums at its walkers
         u = float(uniforms(self.key0, self.key1, n, c.steps - 1, 1)[0])
-        parents = comb(w, u) if np.isfinite(total) else np.arange(n)
-        self.el[:], self.vr[:] = el_new[parents], vr_new[parents]
-        self.last_parents = parents
-        self._take(parents)
+        if np.isfinite(total):
+            cum = exactsum.prefix(below, w)
+            first, parents = comb_teeth(cum, exactsum.value(below), total / n, u, n, comm.rank == comm.size - 1)
+        else:
+            first, parents = self.mine.start, np.arange(len(self.mine))
+        self._take(first, parents, el_new, vr_new, _TAG + c.steps % _TAG)
         return record
 
-    def _take(self, parents: np.ndarray) -> None:
-        """Slot j receives the positions of slot parents[j] (from another rank if it lives there). Every rank
-        knows all parents, so all decide alike whether walkers cross ranks (the exchange is collective)."""
+    def _owner(self, slot: int) -> int:
+        return int(np.searchsorted(self.starts, slot, side="right")) - 1
+
+    def _take(self, first: int, parents: np.ndarray, el: np.ndarray, vr: np.ndarray, tag: int) -> None:
+        """Slots first, first + 1, ... receive copies of this rank's walkers parents[0], parents[1], ...
+        (local indices; with E_L and ratio `el`, `vr` of the step). The comb's teeth are in slot order, so a
+        rank's teeth are one run of slots: those among its own slots are copied in place, the others are sent
+        to their ranks (one message per rank, each parent once); a rank receives until its slots are full."""
         lo, hi = self.mine.start, self.mine.stop
-        mine = parents[lo:hi]
-        changed = np.flatnonzero(mine != np.arange(lo, hi))
-        crossing = self.comm.size > 1 and bool(np.any(self.owner[parents] != self.owner))
-        if crossing:
-            send = []
-            for q, r in enumerate(self.ranges):
-                need = np.unique(parents[r.start:r.stop]) if q != self.comm.rank else np.empty(0, dtype=np.int64)
-                need = need[(need >= lo) & (need < hi)]
-                send.append((need, self.X[need - lo]))
-            recv = self.comm.alltoall(send)
-            idx = np.concatenate([np.arange(lo, hi)] + [i for i, _ in recv])
-            src = np.concatenate([self.X] + [x.reshape(-1, self.M) for _, x in recv])
-            order = np.argsort(idx, kind="stable")
-            self.X[:] = src[order[np.searchsorted(idx[order], mine)]]
-        elif changed.size:
-            self.X[:] = self.X[mine - lo]
-        self._init(changed)
+        stop = first + parents.size
+        X, new_el, new_vr = np.empty_like(self.X), np.empty(hi - lo), np.empty(hi - lo)
+        source = np.empty(hi - lo, dtype=np.int64)          # every slot's parent slot
+        a, b = max(first, lo), min(stop, hi)
+        if a < b:
+            p = parents[a - first:b - first]
+            X[a - lo:b - lo], new_el[a - lo:b - lo], new_vr[a - lo:b - lo] = self.X[p], el[p], vr[p]
+            source[a - lo:b - lo] = p + lo
+        requests = []
+        if parents.size and (first < lo or stop > hi):
+            for q in range(self._owner(first), self._owner(stop - 1) + 1):
+                s, e = max(first, self.ranges[q].start), min(stop, self.ranges[q].stop)
+                if q == self.comm.rank or s >= e:
+                    continue
+                p = parents[s - first:e - first]
+                unique = np.unique(p)
+                message = np.concatenate([[s, e - s, unique.size], p + lo, self.X[unique].ravel(), el[unique],
+                                          vr[unique]])
+                requests.append(self.comm.send(message, q, tag))
+        missing = (hi - lo) - max(0, b - a)
+        self.received = missing
+        while missing > 0:
+            m = self.comm.receive_any(tag)
+            s, count, k = int(m[0]), int(m[1]), int(m[2])
+            p = m[3:3 + count].astype(np.int64)
+            at = 3 + count
+            positions = m[at:at + k * self.M].reshape(k, self.M)
+            which = np.searchsorted(np.unique(p), p)
+            rows = slice(s - lo, s - lo + count)
+            X[rows], source[rows] = positions[which], p
+            at += k * self.M
+            new_el[rows], new_vr[rows] = m[at:at + k][which], m[at + k:at + 2 * k][which]
+            missing -= count
+        self.comm.wait(requests)
+        self.X[:] = X
+        self.el, self.vr = new_el, new_vr
+        self.last_parents = source
+        self._init(np.flatnonzero(source != np.arange(lo, hi)))
 
 
 # ----------------------------------------------------------------------------------------------

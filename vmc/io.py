@@ -358,6 +358,16 @@ class _Rows:
         row = np.ascontiguousarray(value, dtype=self._dtype).reshape(self._count)
         self._id.write(self._memory, self._file_space, row)
 
+    def write(self, i: int, values) -> None:
+        """Rows i, i + 1, ... of `values` (k rows) in one write."""
+        values = np.asarray(values, dtype=self._dtype)
+        if values.shape[0] == 1:
+            self[i] = values[0]
+            return
+        count = (values.shape[0], *self._count[1:])
+        self._file_space.select_hyperslab((i,) + (0,) * (len(count) - 1), count)
+        self._id.write(h5py.h5s.create_simple(count), self._file_space, np.ascontiguousarray(values).reshape(count))
+
 
 class RunWriter:
     """Rank 0's handle on a run group: cached datasets, and writes that only overwrite bytes in place.
@@ -389,25 +399,36 @@ class RunWriter:
 
     def iteration(self, t: int, row: dict, params: np.ndarray) -> None:
         """Row t of the optimization record; `iterations_done` becomes t + 1."""
+        self.iterations(t, [row], np.asarray(params)[None])
+
+    def iterations(self, first: int, rows: list[dict], params: np.ndarray) -> None:
+        """Rows first, first + 1, ... of the optimization record (one dict per iteration, params (k, n)), one
+        write per dataset whatever k; `iterations_done` becomes first + k."""
+        k = len(rows)
         try:
             for ds, name in zip(self._fields, ITERATION_FIELDS):
-                ds[t] = row[name]
-            self._params[t] = params
-            self._opt.attrs.modify("iterations_done", t + 1)
+                ds.write(first, [row[name] for row in rows])
+            self._params.write(first, params)
+            self._opt.attrs.modify("iterations_done", first + k)
             self.group.file.flush()
         except (OSError, RuntimeError) as exc:
-            raise self._fail(exc, f"iteration {t}") from None
+            raise self._fail(exc, f"iteration {first}" if k == 1 else f"iterations {first}-{first + k - 1}") from None
 
     def timing(self, phase: str, row: int, seconds) -> None:
         """Row `row` of /<phase>/timing (`TIMING_FIELDS`); flushed with the next record (files written before
         version 3 have no timing: nothing is written)."""
+        self.timings(phase, row, np.asarray(seconds, dtype=float)[None])
+
+    def timings(self, phase: str, first: int, rows: np.ndarray) -> None:
+        """Rows first, first + 1, ... of /<phase>/timing (rows (k, len(TIMING_FIELDS))) in one write."""
         ds = self._timing.get(phase)
         if ds is None:
             return
         try:
-            ds[row] = seconds
+            ds.write(first, rows)
         except (OSError, RuntimeError) as exc:
-            raise self._fail(exc, f"the timing of {phase} row {row}") from None
+            which = f"row {first}" if len(rows) == 1 else f"rows {first}-{first + len(rows) - 1}"
+            raise self._fail(exc, f"the timing of {phase} {which}") from None
 
     def set_iterations_done(self, n: int) -> None:
         self._opt.attrs.modify("iterations_done", n)

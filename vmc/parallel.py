@@ -7,6 +7,10 @@ single rank.
 
 Walker w of W in total is always driven by the w-th stream spawned from the root seed, whatever the
 number of ranks; rank r drives walkers [r W // K, (r + 1) W // K). K need not divide W.
+
+DMC (`vmc.dmc.Population`) reduces exact integer accumulators (`vmc.exactsum`) with their exclusive scan
+(`Comm.sum_and_exscan`) and moves copies of walkers between neighbouring ranks with point-to-point
+messages (`send`, `receive_any`); nothing per step is O(walkers) on a rank but its own walkers.
 """
 from __future__ import annotations
 
@@ -40,6 +44,9 @@ def one_thread_per_rank() -> int:
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
 
 
+SCAN_IN_ALLREDUCE = 8    # `Comm.sum_and_exscan`: up to this many ranks the exscan travels in the allreduce
+
+
 class ParallelError(RuntimeError):
     pass
 
@@ -57,29 +64,65 @@ class Comm:
         return self.rank == 0
 
     def allreduce_sum(self, local: np.ndarray) -> np.ndarray:
-        if self._comm is None:
+        if self._comm is None or self.size == 1:      # the same bits as MPI's sum of one rank, without its wait
             return local.copy()
         from mpi4py import MPI
         total = np.empty_like(local)
         self._comm.Allreduce(local, total, op=MPI.SUM)
         return total
 
-    def allgather_rows(self, local: np.ndarray, counts: list[int]) -> np.ndarray:
-        """Every rank's rows (n_r, k) stacked in rank order on every rank; `counts` = every rank's n_r."""
-        if self._comm is None:
+    def allreduce_max(self, local: np.ndarray) -> np.ndarray:
+        if self._comm is None or self.size == 1:
             return local.copy()
-        local = np.ascontiguousarray(local, dtype=np.float64)
-        width = local.shape[1]
-        out = np.empty((sum(counts), width))
-        sizes = [c * width for c in counts]
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
         from mpi4py import MPI
-        self._comm.Allgatherv(local, [out, sizes, offsets, MPI.DOUBLE])
+        local = np.ascontiguousarray(local)
+        out = np.empty_like(local)
+        self._comm.Allreduce(local, out, op=MPI.MAX)
         return out
 
-    def alltoall(self, objs: list) -> list:
-        """objs[q] goes to rank q; returns what every rank sent to this one (rank order)."""
-        return list(objs) if self._comm is None else self._comm.alltoall(objs)
+    def sum_and_exscan(self, total: np.ndarray, scan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the sum over all ranks of `total`, the sum over the ranks below this one of `scan`; zeros on
+        rank 0), integer arrays, in one collective on up to `SCAN_IN_ALLREDUCE` ranks: every rank adds its
+        `scan` into the slots of the ranks above it, so one allreduce of K more copies of `scan` carries the
+        exclusive scan (one latency, one wait); beyond, an allreduce and an exscan in flight at once."""
+        if self._comm is None or self.size == 1:
+            return total.copy(), np.zeros_like(scan)
+        from mpi4py import MPI
+        total, scan = np.ascontiguousarray(total), np.ascontiguousarray(scan)
+        if self.size <= SCAN_IN_ALLREDUCE:
+            k = scan.size
+            buf = np.zeros(total.size + self.size * k, dtype=total.dtype)
+            buf[:total.size] = total.ravel()
+            buf[total.size + (self.rank + 1) * k:] = np.tile(scan.ravel(), self.size - self.rank - 1)
+            out = np.empty_like(buf)
+            self._comm.Allreduce(buf, out, op=MPI.SUM)
+            mine = out[total.size + self.rank * k:total.size + (self.rank + 1) * k]
+            return out[:total.size].reshape(total.shape), mine.reshape(scan.shape)
+        summed, below = np.empty_like(total), np.zeros_like(scan)
+        MPI.Request.Waitall([self._comm.Iallreduce(total, summed, op=MPI.SUM),
+                             self._comm.Iexscan(scan, below, op=MPI.SUM)])
+        if self.rank == 0:
+            below[...] = 0      # MPI leaves rank 0's exclusive scan undefined
+        return summed, below
+
+    def send(self, message: np.ndarray, dest: int, tag: int):
+        """Start sending a float64 array to rank `dest` (nonblocking; `wait` for the returned request)."""
+        return self._comm.Isend(np.ascontiguousarray(message, dtype=np.float64), dest=dest, tag=tag)
+
+    def receive_any(self, tag: int) -> np.ndarray:
+        """The next float64 array sent to this rank with `tag`, from whichever rank sent one."""
+        from mpi4py import MPI
+        status = MPI.Status()
+        self._comm.Probe(source=MPI.ANY_SOURCE, tag=tag, status=status)
+        out = np.empty(status.Get_count(MPI.DOUBLE))
+        self._comm.Recv(out, source=status.Get_source(), tag=tag)
+        return out
+
+    @staticmethod
+    def wait(requests: list) -> None:
+        if requests:
+            from mpi4py import MPI
+            MPI.Request.Waitall(requests)
 
     def gather(self, obj):
         """A list of every rank's object on rank 0 (rank order), None elsewhere."""

@@ -7,8 +7,9 @@ Memory per rank (the rank with the most walkers, w = ceil(W / K) of W walkers on
 * production: one chunk of w x 1000 x 4 observables per rank, and on rank 0 the whole population's
   chunk, W x 1000 x 4, about three times (gather, concatenate, columns);
 * checkpoints: all walkers' positions and stream states on rank 0, W x (M + 6), twice;
-* DMC (dmc.steps > 0): every rank holds every DMC walker's step record (allgather) and rank 0 gathers all
-  positions for a checkpoint, about N_dmc x (3 M + 20);
+* DMC (dmc.steps > 0): every rank holds its own DMC walkers' records and positions, n x (N_COLUMNS +
+  2 M + 16) for n = ceil(N_dmc / K), and rank 0 gathers all positions, E_L and ratios for a checkpoint,
+  N_dmc x (3 M + 4);
 * the trial state's per-walker caches (`walker_cache`) for the rank's VMC and DMC walkers: inverse
   Slater matrices 2 (P/2)^2, the coordinate RBM's 3 N pre-activations, the symmetric RBM's 2 P N + P^2
   (with P = 72 determinants: 2592 doubles, 20 KiB per walker);
@@ -98,8 +99,9 @@ def memory_per_rank(cfg: dict, n_ranks: int, n_opt: int) -> tuple[int, str]:
     if d.get("steps", 0) > 0:
         from .dmc import N_COLUMNS
         n = d["walkers"]
-        dmc = 8 * (n * (N_COLUMNS + 8) + 3 * n * M + math.ceil(n / n_ranks) * M * 2)
-        parts[f"DMC: {n} walkers' records and positions (gathered on rank 0 for checkpoints)"] = dmc
+        mine = math.ceil(n / n_ranks)
+        dmc = 8 * (n * (3 * M + 4) + mine * (N_COLUMNS + 2 * M + 16))
+        parts[f"DMC: {n} walkers' positions (gathered on rank 0 for checkpoints)"] = dmc
     n_dmc = math.ceil(d["walkers"] / n_ranks) if d.get("steps", 0) > 0 else 0
     caches = 8 * walker_cache(cfg) * (w + n_dmc)
     parts[f"trial-state caches: {walker_cache(cfg)} numbers for each of {w + n_dmc} walkers"] = caches
