@@ -288,7 +288,7 @@ def walker_step(factors, terms, w, x, P, D, tau, st, spare, s, row):
     row[_CROSS] = crossings
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def step_all(factors, terms, X, P, D, tau, key0, key1, first_slot, step, rows):
     """One step of every local walker (slot first_slot + w for row w of X); rows (n, N_COLUMNS)."""
     s = scratch(X.shape[1], D)
@@ -300,7 +300,7 @@ def step_all(factors, terms, X, P, D, tau, key0, key1, first_slot, step, rows):
         walker_step(factors, terms, w, X[w], P, D, tau, st, spare, s, rows[w])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def init_walkers(factors, X, which):
     """Rebuild the caches of the walkers in `which` (local indices)."""
     for k in range(which.shape[0]):
@@ -308,7 +308,7 @@ def init_walkers(factors, X, which):
         init_all(factors, w, X[w])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def measure_all(factors, terms, X, P, D, tau, rows):
     """E_L, |v_bar|/|v| and the observables of every local walker (caches built), into rows."""
     s = scratch(X.shape[1], D)
