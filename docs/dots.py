@@ -290,8 +290,10 @@ def cell_line(key, rows: list[dict], refs: dict) -> str:
             (_pm(*_value(d)) + (" (tau -> 0)" if d["method"] == "dmc_extrapolated" else "")) if d else "not run",
             _pm(*ref) if ref else "–", _sigma(*_value(d), *ref) if d and ref else "–",
             f"{v['walkers']} x {v['steps']}, {float(v['wall_seconds']) / 60:.1f} min, {v['cores']}" if v else "",
-            f"{d['walkers']} x {d['steps']}, {float(d['time_step']):g}, {float(d['wall_seconds']) / 60:.1f} min"
-            if d else ""]
+            (f"{d['walkers']} x {d['steps']}, "
+             + ("tau = " + ", ".join(f"{t / key[2]:g}" for t in TIME_STEPS) + " -> 0"
+                if d["method"] == "dmc_extrapolated" else f"{float(d['time_step']):g}")
+             + f", {float(d['wall_seconds']) / 60:.1f} min") if d else ""]
     return "| " + " | ".join(cols) + " |"
 
 
