@@ -190,3 +190,20 @@ def test_factor_kernel_refuses_what_it_cannot_write_out():
         factor_kernel(misuse)
     with pytest.raises(TypeError, match="no keywords"):
         factor_kernel(keywords)
+
+
+def test_walker_cache_names_every_per_walker_array():
+    """`WALKER_CACHE` is a walker's whole state beside its positions (DMC's branching copies exactly these
+    arrays with the walker): every array of a factor's kernel data whose first axis is the walker is named,
+    and nothing else. 11 walkers: no other axis of these factors has that length."""
+    from vmc.factors.backflow import Backflow
+    from vmc.wavefunction import walker_caches
+    factors = [RBM(P, D, 3, 0.8), SymmetricRBM(P, D, 3, 4, 0.8, omega=1.0), PadeJastrow(P, D, fermions=True),
+               SlaterDeterminants(P, D, 1.0), Backflow(P, D, 1.0, 3)]
+    data = Product(factors, P, D).kernel_data(11)
+    for f in data:
+        per_walker = {name for name in f._fields
+                      if isinstance(getattr(f, name), np.ndarray) and getattr(f, name).ndim
+                      and getattr(f, name).shape[0] == 11}
+        assert per_walker == set(type(f).WALKER_CACHE), type(f).__name__
+    assert sum(len(type(f).WALKER_CACHE) for f in data) == len(walker_caches(data)) == 15

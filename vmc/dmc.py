@@ -60,8 +60,13 @@ ranks when the starting walkers are the same (a DMC started from a file's /wavef
 then finds the teeth of the comb that fall on its own walkers from the exactly rounded running sums of
 the weights at them (start: the exscan), and sends copies only where a slot's parent lives on another
 rank; the teeth are in slot order, so a rank's teeth are one run of slots and it talks only to the
-ranks that run overlaps, its neighbours (`Population._take`). The largest weight of a step (a record
-field only) is reduced once per chunk of steps.
+ranks that run overlaps, its neighbours (`Population._take`). A copy is the parent's whole state: its
+positions, E_L, |v_bar|/|v| and the factors' per-walker caches (`WALKER_CACHE` of every factor's kernel
+data), so no slot rebuilds a cache after the comb (a small drift of the running weights shifts runs of
+slots by one: a third of the slots change walker per step while about 1 % of the walkers die, and a
+rebuild costs a few moves at N = 12 and tens at N = 56), and a copy continues bit for bit as its parent
+would have on any rank. Every chunk of steps (`advance`) starts from rebuilt caches, as a resumed run
+does. The largest weight of a step (a record field only) is reduced once per chunk of steps.
 
 Why not sum in slot order, as before (every rank allgathered the N_COLUMNS numbers of every walker at
 every step, 88 N bytes on every rank per step, and summed the gathered array): that kept the same bits
@@ -73,8 +78,10 @@ scan inside it or 71 in the exscan) and about 5 ns per term. Why tau_eff from th
 (before: this step's moves included): the weights then need no reduction of their own, which halves
 the collectives per step (on 1024 ranks, 10 latencies instead of 20; on an oversubscribed node each
 is a time slice); tau_eff is a running ratio over all steps, so it moves by O(1/t) per step (at most
-1.4e-4 relative after 100 steps with 64 walkers, less with more). Both changes moved the numbers once
-against commit 1677ebf; energies agree within their error bars.
+1.4e-4 relative after 100 steps with 64 walkers, less with more). These changes, the carried caches
+(instead of rebuilt ones) and the weights' exponential in the compiled `weigh` (libm's, not numpy's
+vectorized one, which differs in the last bit of about 5 % of its values) moved the numbers once against
+commit 1677ebf; energies agree within their error bars.
 
 **Bias.** Besides the time-step error (extrapolated to tau -> 0 by `extrapolate`), the finite
 population gives the usual population-control bias of order 1/N (UNR section III.D); the targets
@@ -105,7 +112,7 @@ from .hamiltonian import N_OBSERVABLES, N_TERMS, OBSERVABLE_NAMES, measure
 from .parallel import walker_range
 from .samplers import limit_drift
 from .wavefunction import (accept_all, add_grad_current_all, add_grad_lap_all, add_grad_proposed_all, factor_kernel,
-                           init_all, propose_all)
+                           init_all, propose_all, walker_caches)
 
 
 class Scratch(NamedTuple):
@@ -290,7 +297,9 @@ def walker_step(factors, terms, w, x, P, D, tau, st, spare, s, row):
 
 @numba.njit(cache=True, error_model="numpy")
 def step_all(factors, terms, X, P, D, tau, key0, key1, first_slot, step, rows):
-    """One step of every local walker (slot first_slot + w for row w of X); rows (n, N_COLUMNS)."""
+    """One step of every local walker (slot first_slot + w for row w of X); rows (n, N_COLUMNS).
+    error_model="numpy" (here and in the other population kernels) for the reason given at
+    `vmc.samplers.run_chain`: without raise paths LLVM prunes the inlined factor kernels' reference counts."""
     s = scratch(X.shape[1], D)
     st = np.empty(1, dtype=np.uint64)
     spare = np.zeros(2)
@@ -390,6 +399,23 @@ def comb(weights: np.ndarray, u: float) -> np.ndarray:
 
 
 _SUMS = N_OBSERVABLES + 4  # exact sums of a step: W, sum w O_k, sum w^2, sum p dR^2, sum dR^2
+
+
+@numba.njit(cache=True, error_model="numpy")
+def weigh(rows, el, vr, weight, tau_eff, trial_energy, e_est, w, acc):
+    """The walkers' new weights w_i = weight exp(tau_eff [E_T - E_est + (S(R) + S(R')) / 2]) (module docstring;
+    `el`, `vr`: E_L and |v_bar|/|v| before the step, `rows` after it), and the step's exact sums into acc
+    (_SUMS, WIDTH): W, sum w O_k, sum w^2, sum p dR^2, sum dR^2."""
+    for i in range(w.shape[0]):
+        s_sum = (e_est - el[i]) * vr[i] + (e_est - rows[i, _EL]) * rows[i, _VR]
+        wi = weight * math.exp(tau_eff * (trial_energy - e_est + 0.5 * s_sum))
+        w[i] = wi
+        exactsum.add(acc[0], wi)
+        for k in range(N_OBSERVABLES):
+            exactsum.add(acc[1 + k], wi * rows[i, _OBS + k])
+        exactsum.add(acc[N_OBSERVABLES + 1], wi * wi)
+        exactsum.add(acc[N_OBSERVABLES + 2], rows[i, _PDR2])
+        exactsum.add(acc[N_OBSERVABLES + 3], rows[i, _DR2])
 _COUNTS = [_ACC, _PROP, _CROSS]
 _TAG = 1 << 12             # message tags of the walker exchange: _TAG + step % _TAG
 
@@ -413,6 +439,7 @@ class Population:
         self.mine = self.ranges[comm.rank]
         self.starts = np.array([r.start for r in self.ranges])
         self.factors = wf.kernel_data(len(self.mine))
+        self.caches = walker_caches(self.factors)
         self.terms = hamiltonian.kernel_terms()
         self.X = np.zeros((len(self.mine), self.M))
         self.el = np.zeros(len(self.mine))      # E_L and |v_bar|/|v| of this rank's walkers
@@ -479,15 +506,9 @@ class Population:
         tau_eff = self.tau_eff()
         e_est = c.estimate
         el_new, vr_new = rows[:, _EL].copy(), rows[:, _VR].copy()
-        s_sum = (e_est - self.el) * self.vr + (e_est - el_new) * vr_new
-        w = c.weight * np.exp(tau_eff * (c.trial_energy - e_est + 0.5 * s_sum))
-        parts = np.empty((w.size, _SUMS))                  # w, w O_k, w^2, p dR^2, dR^2
-        parts[:, 0] = w
-        parts[:, 1:N_OBSERVABLES + 1] = w[:, None] * rows[:, _OBS:_OBS + N_OBSERVABLES]
-        parts[:, N_OBSERVABLES + 1] = w * w
-        parts[:, N_OBSERVABLES + 2:] = rows[:, [_PDR2, _DR2]]
+        w = np.empty(len(self.mine))
         acc = exactsum.zeros(_SUMS)
-        exactsum.accumulate_columns(acc, parts)
+        weigh(rows, self.el, self.vr, c.weight, tau_eff, c.trial_energy, e_est, w, acc)
         counts = np.rint(rows[:, _COUNTS].sum(axis=0)).astype(np.int64)     # small integers: exact
         summed, below = comm.sum_and_exscan(np.concatenate([acc.ravel(), counts]), acc[0])
         s = exactsum.values(summed[:acc.size].reshape(acc.shape))
@@ -526,11 +547,13 @@ class Population:
         """Slots first, first + 1, ... receive copies of this rank's walkers parents[0], parents[1], ...
         (local indices; with E_L and ratio `el`, `vr` of the step). The comb's teeth are in slot order, so a
         rank's teeth are one run of slots: those among its own slots are copied in place, the others are sent
-        to their ranks (one message per rank, each parent once); a rank receives until its slots are full."""
+        to their ranks (one message per rank, each parent once); a rank receives until its slots are full.
+        A copy is the parent's whole state: positions, E_L, ratio and the factors' caches (`walker_caches`),
+        so it needs no rebuild and continues bit for bit as the parent would, whichever rank it lands on."""
         lo, hi = self.mine.start, self.mine.stop
         stop = first + parents.size
-        X, new_el, new_vr = np.empty_like(self.X), np.empty(hi - lo), np.empty(hi - lo)
-        source = np.empty(hi - lo, dtype=np.int64)          # every slot's parent slot
+        X, new_el, new_vr = self.X.copy(), self.el.copy(), self.vr.copy()
+        source = np.arange(lo, hi)                          # every slot's parent slot
         a, b = max(first, lo), min(stop, hi)
         if a < b:
             p = parents[a - first:b - first]
@@ -545,27 +568,33 @@ class Population:
                 p = parents[s - first:e - first]
                 unique = np.unique(p)
                 message = np.concatenate([[s, e - s, unique.size], p + lo, self.X[unique].ravel(), el[unique],
-                                          vr[unique]])
+                                          vr[unique]] + [c[unique].ravel() for c in self.caches])
                 requests.append(self.comm.send(message, q, tag))
+        local = np.flatnonzero(source != np.arange(lo, hi))    # slots with a copy of one of this rank's walkers
+        for c in self.caches:
+            c[local] = c[source[local] - lo]
         missing = (hi - lo) - max(0, b - a)
         self.received = missing
         while missing > 0:
             m = self.comm.receive_any(tag)
             s, count, k = int(m[0]), int(m[1]), int(m[2])
             p = m[3:3 + count].astype(np.int64)
-            at = 3 + count
-            positions = m[at:at + k * self.M].reshape(k, self.M)
             which = np.searchsorted(np.unique(p), p)
             rows = slice(s - lo, s - lo + count)
-            X[rows], source[rows] = positions[which], p
+            at = 3 + count
+            X[rows], source[rows] = m[at:at + k * self.M].reshape(k, self.M)[which], p
             at += k * self.M
             new_el[rows], new_vr[rows] = m[at:at + k][which], m[at + k:at + 2 * k][which]
+            at += 2 * k
+            for c in self.caches:
+                size = c[0].size
+                c[rows] = m[at:at + k * size].reshape((k,) + c.shape[1:])[which]
+                at += k * size
             missing -= count
         self.comm.wait(requests)
         self.X[:] = X
         self.el, self.vr = new_el, new_vr
         self.last_parents = source
-        self._init(np.flatnonzero(source != np.arange(lo, hi)))
 
 
 # ----------------------------------------------------------------------------------------------

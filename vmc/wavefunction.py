@@ -223,6 +223,12 @@ def factor_kernel(fn=None, *, inline: str = "never"):
     return stub
 
 
+def walker_caches(factors) -> list[np.ndarray]:
+    """Every factor's per-walker cache arrays (`WALKER_CACHE` of its kernel data; the walker is their first axis):
+    with the positions, a walker's whole state."""
+    return [getattr(f, name) for f in factors for name in type(f).WALKER_CACHE]
+
+
 # Entry points from Python (tests, the Python path)
 
 

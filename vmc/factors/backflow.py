@@ -113,6 +113,8 @@ class BackflowData(NamedTuple):
     K: np.ndarray          # (P, D) one row K_ji[d]
     M: np.ndarray          # (n, n)
 
+    WALKER_CACHE = ("eta", "rq", "dinv", "logdet", "sign")
+
 
 # ----------------------------------------------------------------------------------------------
 # eta and the quasi-positions

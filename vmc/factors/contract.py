@@ -34,6 +34,11 @@ factor's scratch until `accept` or the next proposal.
     add_dlog(f, w, x, out)           out[f's slots] += d ln|psi_f| / d theta for its variational parameters
 
 x is the flat coordinate vector (P*D,), particle i owning x[i*D:(i+1)*D]; xp the proposed position (D,).
+
+A kernel-data class names its per-walker cache arrays (the walker is their first axis) in the class attribute
+`WALKER_CACHE`. They are a walker's whole state beside its positions: DMC's branching copies them with the
+walker (`vmc.wavefunction.walker_caches`), so a copy continues exactly as its parent would have, on whichever
+rank it lands, without rebuilding its cache.
 """
 from __future__ import annotations
 
@@ -91,6 +96,9 @@ def implements(cls, **kernels) -> None:
     missing = {fn.__name__ for fn in CONTRACT} - set(kernels)
     if missing:
         raise TypeError(f"{cls.__name__} does not implement {sorted(missing)}")
+    cache = getattr(cls, "WALKER_CACHE", None)
+    if not isinstance(cache, tuple) or not set(cache) <= set(cls._fields):
+        raise TypeError(f"{cls.__name__}.WALKER_CACHE must be a tuple of its fields (its per-walker arrays)")
     for fn in CONTRACT:
         _IMPLEMENTATIONS[fn][cls] = kernels[fn.__name__]
 

@@ -133,6 +133,8 @@ class JastrowData(NamedTuple):
     r: np.ndarray          # (walkers, P, P) r_ij at the walker's positions
     r_new: np.ndarray      # (P,) scratch: the proposal's r'_ij
 
+    WALKER_CACHE = ("r",)
+
 
 @numba.njit(cache=True)
 def jastrow_init(f, w, x):

@@ -92,6 +92,8 @@ class RBMData(NamedTuple):
     sp_new: np.ndarray
     sg_new: np.ndarray
 
+    WALKER_CACHE = ("u", "sp", "sg")
+
 
 @numba.njit(cache=True, inline="always")
 def hidden_preactivation(x, b, W, sigma, u):

@@ -339,6 +339,8 @@ class SlaterData(NamedTuple):
     dmat: np.ndarray       # (n, n) scratch
     R: np.ndarray          # (1,) the last proposal's determinant ratio
 
+    WALKER_CACHE = ("dinv", "g_at", "l_at")
+
 
 @numba.njit(cache=True)
 def slater_init(f, w, x):

@@ -65,6 +65,8 @@ class SymmetricData(NamedTuple):
     dphi: np.ndarray       # (F,)
     ddphi: np.ndarray      # (F,)
 
+    WALKER_CACHE = ("u", "sp", "pair")
+
 
 @numba.njit(cache=True, inline="always")
 def _features(f, r):
