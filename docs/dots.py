@@ -15,6 +15,8 @@ omega = 1 sweep the DMC time step (tau = 0.005, 0.01, 0.02 at equal imaginary ti
 extrapolation. Each run is `mpiexec -n RANKS vmc run INPUT -o runs/{dots,dmc}/<cell>.h5`; a cell whose file is
 complete is skipped, an unfinished one resumed (`--resume`), so the table fills over several sittings.
 
+Backflow runs (inputs/backflow/<input>.toml -> runs/backflow/<input>.h5, `dmc_*` inputs DMC) join the CSV too,
+their `factors` ending in `+backflow`; `table` lists the cells that have them with and without backflow.
 docs/dots.csv has one row per run and method (`vmc`, `dmc`, `dmc_extrapolated`) with the columns of `COLUMNS`;
 the references (exact, DMC, published RBM + Padé-Jastrow VMC) come from docs/references.csv, with sources.
 """
@@ -38,8 +40,8 @@ CELLS = ([(2, n, w) for n in (2, 6, 12, 20) for w in OMEGAS] + [(2, n, w) for n 
          + [(3, n, w) for n in (8, 20) for w in (1.0, 0.5)])
 EXTRAPOLATED = {(2, 12, 1.0), (2, 20, 1.0)}   # cells whose DMC sweeps the time step
 TIME_STEPS = (0.005, 0.01, 0.02)              # x 1/omega
-COLUMNS = ("dimensions", "particles", "omega", "method", "factors", "energy", "error", "reference", "reference_error",
-           "walkers", "steps", "time_step", "wall_seconds", "cores", "input")
+COLUMNS = ("dimensions", "particles", "omega", "method", "factors", "energy", "error", "variance", "reference",
+           "reference_error", "walkers", "steps", "time_step", "wall_seconds", "cores", "input")
 TABLE_BEGIN, TABLE_END = "<!-- BEGIN DOT TABLE (docs/dots.py table) -->", "<!-- END DOT TABLE -->"
 
 
@@ -186,7 +188,8 @@ def run_all(kind: str, ranks: int, only: list[str]) -> int:
 def _factors(cfg: dict) -> str:
     w = cfg["wavefunction"]
     return "+".join(["rbm" if w.get("rbm", "coordinates") == "coordinates" else "symmetric_rbm"]
-                    + (["pj"] if w["jastrow"] == "pade" else []) + (["sd"] if w["slater"] else []))
+                    + (["pj"] if w["jastrow"] == "pade" else []) + (["sd"] if w["slater"] else [])
+                    + (["backflow"] if w.get("backflow", "none") != "none" else []))
 
 
 def rows_of(path: Path, kind: str) -> list[dict]:
@@ -205,12 +208,13 @@ def rows_of(path: Path, kind: str) -> list[dict]:
             ref, ref_err = reference(key)
             base = {"dimensions": key[0], "particles": key[1], "omega": key[2], "factors": _factors(cfg),
                     "reference": ref, "reference_error": ref_err, "cores": int(f.attrs.get("n_ranks", 1)),
-                    "input": f"inputs/{'dots' if kind == 'vmc' else 'dmc'}/{path.stem}.toml"}
+                    "input": f"inputs/{path.parent.name}/{path.stem}.toml"}
             r = analyze_group(g, str(path))
             if kind == "vmc":
                 summary = json.loads(g.attrs["summary"])
                 rows.append({**base, "method": "vmc", "energy": r["mean"], "error": r["error"],
-                             "walkers": cfg["sampler"]["walkers"], "steps": cfg["production"]["steps"],
+                             "variance": r["variance"], "walkers": cfg["sampler"]["walkers"],
+                             "steps": cfg["production"]["steps"],
                              "time_step": cfg["sampler"]["dt"], "wall_seconds": round(summary["wall_time"], 1)})
             elif "mean" in r.get("dmc", {}) and not r["dmc"].get("failures"):   # an untrusted DMC is no result
                 d = r["dmc"]
@@ -227,13 +231,25 @@ def rows_of(path: Path, kind: str) -> list[dict]:
 
 
 def collect() -> list[dict]:
+    """The rows of every complete run: the cells' (runs/dots, runs/dmc), then the backflow runs of
+    inputs/backflow (runs/backflow/<input>.h5; `dmc_*` inputs are DMC)."""
     rows = []
     for D, N, w in CELLS:
         for kind, folder in (("vmc", "dots"), ("dmc", "dmc")):
             path = RUNS / folder / f"{name(D, N, w)}.h5"
             if status(path) == "complete":
                 rows += rows_of(path, kind)
+    for inp in sorted((ROOT / "inputs" / "backflow").glob("*.toml")):
+        path = RUNS / "backflow" / f"{inp.stem}.h5"
+        if status(path) == "complete":
+            rows += rows_of(path, "dmc" if inp.stem.startswith("dmc_") else "vmc")
     return rows
+
+
+def row_key(r: dict) -> tuple:
+    """What tells two rows apart: cell, method, factors, time step."""
+    return (int(r["dimensions"]), int(r["particles"]), float(r["omega"]), r["method"], r["factors"],
+            float(r["time_step"]))
 
 
 def write_csv(rows: list[dict], path: Path = DOCS / "dots.csv") -> None:
@@ -278,7 +294,8 @@ def _value(r: dict) -> tuple[float, float]:
 def cell_line(key, rows: list[dict], refs: dict) -> str:
     """One line of the dot table: VMC against the published RBM, DMC (extrapolated where there is one) against
     the reference; "not run" where a run is missing."""
-    mine = [r for r in rows if (int(r["dimensions"]), int(r["particles"]), float(r["omega"])) == key]
+    mine = [r for r in rows if (int(r["dimensions"]), int(r["particles"]), float(r["omega"])) == key
+            and r["input"].startswith(("inputs/dots/", "inputs/dmc/"))]
     v = next((r for r in mine if r["method"] == "vmc"), None)
     d = next((r for r in mine if r["method"] == "dmc_extrapolated"), None) or \
         next((r for r in mine if r["method"] == "dmc"), None)
@@ -300,7 +317,8 @@ def cell_line(key, rows: list[dict], refs: dict) -> str:
 def markdown(rows: list[dict]) -> str:
     """The dot table, one line per cell (`cell_line`), with its introduction."""
     refs = references()
-    done = sum(1 for r in rows if r["method"] == "vmc")
+    done = len({(r["dimensions"], r["particles"], r["omega"]) for r in rows
+                if r["method"] == "vmc" and r["input"].startswith("inputs/dots/")})
     intro = (f"{done} of {len(CELLS)} cells have a VMC result. Made by `python docs/dots.py table` from docs/dots.csv "
              "(one row per run and method); inputs `inputs/dots/<cell>.toml` and `inputs/dmc/<cell>.toml`, run by "
              "`make dots` and `make dmc`. sigma: the combined error sqrt(error^2 + reference error^2). A VMC energy "
@@ -308,7 +326,35 @@ def markdown(rows: list[dict]) -> str:
              "of the reference.")
     lines = [cell_line(cell, rows, refs) for cell in CELLS]
     return "\n".join([TABLE_BEGIN, "## The standard table of quantum dots", "", intro, "", HEADER] + lines
-                     + ["", TABLE_END]) + "\n"
+                     + backflow_lines(rows, refs) + ["", TABLE_END]) + "\n"
+
+
+def backflow_lines(rows: list[dict], refs: dict) -> list[str]:
+    """The cells with backflow rows: VMC and DMC with and without backflow (the DMC rows at the backflow DMC's
+    time step), against the reference."""
+    cells = sorted({(int(r["dimensions"]), int(r["particles"]), float(r["omega"])) for r in rows
+                    if "backflow" in r["factors"]})
+    if not cells:
+        return []
+    out = ["", "Backflow (inputs/backflow, rows of docs/dots.csv whose factors name it): the same cells with and "
+           "without backflow; DMC at the same time step and walkers.", "",
+           "| D | N | omega | factors | VMC | variance of E_L | DMC (tau) | DMC reference | (DMC - ref.) / sigma |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for key in cells:
+        mine = [r for r in rows if (int(r["dimensions"]), int(r["particles"]), float(r["omega"])) == key]
+        ref = refs.get(key, {}).get("exact") or refs.get(key, {}).get("dmc")
+        taus = {float(r["time_step"]) for r in mine if r["method"] == "dmc" and "backflow" in r["factors"]}
+        for factors in sorted({r["factors"] for r in mine}, key=lambda f: ("backflow" in f, f)):
+            v = next((r for r in mine if r["factors"] == factors and r["method"] == "vmc"), None)
+            d = next((r for r in mine if r["factors"] == factors and r["method"] == "dmc"
+                      and (not taus or float(r["time_step"]) in taus)), None)
+            variance = f"{float(v['variance']):.5f}" if v and v.get("variance") not in (None, "") else "–"
+            out.append("| " + " | ".join([
+                f"{key[0]}", f"{key[1]}", f"{key[2]:g}", factors.replace("+", " x "),
+                _pm(*_value(v)) if v else "not run", variance,
+                f"{_pm(*_value(d))} ({float(d['time_step']):g})" if d else "not run",
+                _pm(*ref) if ref else "–", _sigma(*_value(d), *ref) if d and ref else "–"]) + " |")
+    return out
 
 
 def update_results(rows: list[dict]) -> None:
@@ -348,9 +394,8 @@ def main(argv=None) -> int:
     elif args.command == "table":
         rows = collect()
         if (DOCS / "dots.csv").exists():   # keep the rows of runs made elsewhere (their files are not here)
-            here = {(r["dimensions"], r["particles"], r["omega"], r["method"]) for r in rows}
-            rows += [r for r in read_csv() if (int(r["dimensions"]), int(r["particles"]), float(r["omega"]),
-                                               r["method"]) not in here]
+            here = {row_key(r) for r in rows}
+            rows += [r for r in read_csv() if row_key(r) not in here]
         write_csv(rows)
         update_results(read_csv())
         print(f"docs/dots.csv: {len(rows)} rows; docs/results.md updated")

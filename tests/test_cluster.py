@@ -316,7 +316,9 @@ def test_memory_limit_can_be_raised(write_input, tmp_path, capsys, monkeypatch):
 
 
 def test_file_in_use_is_refused_by_force_and_resume(write_input, tmp_path):
-    inp = write_input(case(iterations=400, steps=500, production=2000))
+    # iterations: far more than the two refused commands' time allows (400 ran out before the SIGTERM once the
+    # kernel got faster: the run had ended, and a signal after the end kills the finished process, exit 15)
+    inp = write_input(case(iterations=100000, steps=500, production=2000))
     out = tmp_path / "x.h5"
     proc = start(["run", inp, "-o", out, "--quiet"], ranks=1)
     wait_for_iterations(out, 2, proc)
