@@ -193,11 +193,15 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join([fmt(header), fmt(tuple("-" * w for w in widths)), *map(fmt, rows)])
 
 
+BASELINE_TIMEOUTS = 3
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", "-j", type=int, default=int(os.environ.get("NPROC", 2)),
                     help="mutants run in parallel (default: $NPROC or 2)")
-    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant (default 600)")
+    ap.add_argument("--timeout", type=float, default=600.0,
+                    help="seconds per mutant (default 600; the baseline: BASELINE_TIMEOUTS times that)")
     ap.add_argument("--only", nargs="+", metavar="ID", help="run only these mutants")
     ap.add_argument("--list", action="store_true", help="list the mutants and check that they apply; run nothing")
     ap.add_argument("--keep", action="store_true", help="keep the temporary copies (for debugging)")
@@ -245,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.all_failures and o.status == "killed":
                 print("\n".join(f"    - {t}" for t in failures(o.log)), flush=True)
     killing = sorted({t for o in outcomes.values() if o.status == "killed" for t in failures(o.log)})
-    base = run_baseline(killing, args.timeout) if killing and not args.no_baseline else None
+    # the baseline runs every killing test in one session (one per mutant, on one core): the per-mutant timeout
+    # times BASELINE_TIMEOUTS (it ran out once at 601 s on a machine loaded by four other jobs)
+    base = run_baseline(killing, BASELINE_TIMEOUTS * args.timeout) if killing and not args.no_baseline else None
 
     rows = [(m.id, m.file, m.description, outcomes[m.id].status, outcomes[m.id].detail,
              f"{outcomes[m.id].seconds:.0f}") for m in mutants]
