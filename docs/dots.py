@@ -331,7 +331,7 @@ def markdown(rows: list[dict]) -> str:
 
 def backflow_lines(rows: list[dict], refs: dict) -> list[str]:
     """The cells with backflow rows: VMC and DMC with and without backflow (the DMC rows with the backflow DMC's
-    time step, walkers and steps where there are such), against the reference."""
+    time step and walkers, its companion run of inputs/backflow first), against the reference."""
     cells = sorted({(int(r["dimensions"]), int(r["particles"]), float(r["omega"])) for r in rows
                     if "backflow" in r["factors"]})
     if not cells:
@@ -343,13 +343,14 @@ def backflow_lines(rows: list[dict], refs: dict) -> list[str]:
     for key in cells:
         mine = [r for r in rows if (int(r["dimensions"]), int(r["particles"]), float(r["omega"])) == key]
         ref = refs.get(key, {}).get("exact") or refs.get(key, {}).get("dmc")
-        like = [(float(r["time_step"]), int(r["walkers"]), int(r["steps"])) for r in mine
+        like = [(float(r["time_step"]), int(r["walkers"])) for r in mine
                 if r["method"] == "dmc" and "backflow" in r["factors"]]
         for factors in sorted({r["factors"] for r in mine}, key=lambda f: ("backflow" in f, f)):
             v = next((r for r in mine if r["factors"] == factors and r["method"] == "vmc"), None)
             dmc = [r for r in mine if r["factors"] == factors and r["method"] == "dmc"]
-            same = [r for r in dmc if (float(r["time_step"]), int(r["walkers"]), int(r["steps"])) in like]
-            d = (same or [r for r in dmc if float(r["time_step"]) in {t for t, _, _ in like}] or dmc or [None])[0]
+            same = [r for r in dmc if (float(r["time_step"]), int(r["walkers"])) in like]   # the companion run first
+            same.sort(key=lambda r: not r["input"].startswith("inputs/backflow/"))
+            d = (same or [r for r in dmc if float(r["time_step"]) in {t for t, _ in like}] or dmc or [None])[0]
             variance = f"{float(v['variance']):.5f}" if v and v.get("variance") not in (None, "") else "–"
             out.append("| " + " | ".join([
                 f"{key[0]}", f"{key[1]}", f"{key[2]:g}", factors.replace("+", " x "),
