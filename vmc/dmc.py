@@ -444,6 +444,7 @@ class Population:
         self.X = np.zeros((len(self.mine), self.M))
         self.el = np.zeros(len(self.mine))      # E_L and |v_bar|/|v| of this rank's walkers
         self.vr = np.ones(len(self.mine))
+        self.state = [self.X, self.el, self.vr] + self.caches   # a walker's whole state: what a copy takes
         self.c = Counters()
         self.last_parents = np.arange(self.mine.start, self.mine.stop)   # the comb's choice for this rank's slots
         self.received = 0                        # walkers this rank received from other ranks at the last step
@@ -505,10 +506,10 @@ class Population:
                  self.mine.start, c.steps, rows)
         tau_eff = self.tau_eff()
         e_est = c.estimate
-        el_new, vr_new = rows[:, _EL].copy(), rows[:, _VR].copy()
         w = np.empty(len(self.mine))
         acc = exactsum.zeros(_SUMS)
         weigh(rows, self.el, self.vr, c.weight, tau_eff, c.trial_energy, e_est, w, acc)
+        self.el[:], self.vr[:] = rows[:, _EL], rows[:, _VR]
         counts = np.rint(rows[:, _COUNTS].sum(axis=0)).astype(np.int64)     # small integers: exact
         summed, below = comm.sum_and_exscan(np.concatenate([acc.ravel(), counts]), acc[0])
         s = exactsum.values(summed[:acc.size].reshape(acc.shape))
@@ -537,28 +538,25 @@ class Population:
             first, parents = comb_teeth(cum, exactsum.value(below), total / n, u, n, comm.rank == comm.size - 1)
         else:
             first, parents = self.mine.start, np.arange(len(self.mine))
-        self._take(first, parents, el_new, vr_new, _TAG + c.steps % _TAG)
+        self._take(first, parents, _TAG + c.steps % _TAG)
         return record
 
     def _owner(self, slot: int) -> int:
         return int(np.searchsorted(self.starts, slot, side="right")) - 1
 
-    def _take(self, first: int, parents: np.ndarray, el: np.ndarray, vr: np.ndarray, tag: int) -> None:
+    def _take(self, first: int, parents: np.ndarray, tag: int) -> None:
         """Slots first, first + 1, ... receive copies of this rank's walkers parents[0], parents[1], ...
-        (local indices; with E_L and ratio `el`, `vr` of the step). The comb's teeth are in slot order, so a
-        rank's teeth are one run of slots: those among its own slots are copied in place, the others are sent
-        to their ranks (one message per rank, each parent once); a rank receives until its slots are full.
-        A copy is the parent's whole state: positions, E_L, ratio and the factors' caches (`walker_caches`),
-        so it needs no rebuild and continues bit for bit as the parent would, whichever rank it lands on."""
+        (local indices). The comb's teeth are in slot order, so a rank's teeth are one run of slots: those
+        among its own slots are copied in place, the others are sent to their ranks (one message per rank,
+        each parent once); a rank receives until its slots are full. A copy is the parent's whole state
+        (`state`: positions, E_L and ratio of the step, the factors' caches), so it needs no rebuild and
+        continues bit for bit as the parent would, whichever rank it lands on."""
         lo, hi = self.mine.start, self.mine.stop
         stop = first + parents.size
-        X, new_el, new_vr = self.X.copy(), self.el.copy(), self.vr.copy()
         source = np.arange(lo, hi)                          # every slot's parent slot
         a, b = max(first, lo), min(stop, hi)
         if a < b:
-            p = parents[a - first:b - first]
-            X[a - lo:b - lo], new_el[a - lo:b - lo], new_vr[a - lo:b - lo] = self.X[p], el[p], vr[p]
-            source[a - lo:b - lo] = p + lo
+            source[a - lo:b - lo] = parents[a - first:b - first] + lo
         requests = []
         if parents.size and (first < lo or stop > hi):
             for q in range(self._owner(first), self._owner(stop - 1) + 1):
@@ -567,12 +565,11 @@ class Population:
                     continue
                 p = parents[s - first:e - first]
                 unique = np.unique(p)
-                message = np.concatenate([[s, e - s, unique.size], p + lo, self.X[unique].ravel(), el[unique],
-                                          vr[unique]] + [c[unique].ravel() for c in self.caches])
+                message = np.concatenate([[s, e - s, unique.size], p + lo] + [v[unique].ravel() for v in self.state])
                 requests.append(self.comm.send(message, q, tag))
         local = np.flatnonzero(source != np.arange(lo, hi))    # slots with a copy of one of this rank's walkers
-        for c in self.caches:
-            c[local] = c[source[local] - lo]
+        for v in self.state:
+            v[local] = v[source[local] - lo]
         missing = (hi - lo) - max(0, b - a)
         self.received = missing
         while missing > 0:
@@ -581,19 +578,14 @@ class Population:
             p = m[3:3 + count].astype(np.int64)
             which = np.searchsorted(np.unique(p), p)
             rows = slice(s - lo, s - lo + count)
+            source[rows] = p
             at = 3 + count
-            X[rows], source[rows] = m[at:at + k * self.M].reshape(k, self.M)[which], p
-            at += k * self.M
-            new_el[rows], new_vr[rows] = m[at:at + k][which], m[at + k:at + 2 * k][which]
-            at += 2 * k
-            for c in self.caches:
-                size = c[0].size
-                c[rows] = m[at:at + k * size].reshape((k,) + c.shape[1:])[which]
+            for v in self.state:
+                size = v[0].size
+                v[rows] = m[at:at + k * size].reshape((k,) + v.shape[1:])[which]
                 at += k * size
             missing -= count
         self.comm.wait(requests)
-        self.X[:] = X
-        self.el, self.vr = new_el, new_vr
         self.last_parents = source
 
 
