@@ -125,7 +125,8 @@ def one_run(tree: Tree, name: str, ranks: int, tmp: Path) -> dict:
     out = tmp / f"{tree.name}-{name}-{ranks}.h5"
     subprocess.run(vmc_command(tree, ranks, out, CASES[name]), check=True, cwd=tree.root, capture_output=True,
                    text=True)
-    return rates(out)
+    # a tree whose driver batches the record writes (ROW_SHARE, since 1677ebf's successors) or writes a row each time
+    return {**rates(out), "batched": "ROW_SHARE" in (tree.root / "vmc" / "driver.py").read_text()}
 
 
 def two_copies(tree: Tree, name: str, tmp: Path) -> dict:
@@ -413,7 +414,7 @@ def print_vmc(rows: list[dict], trees: list[str], alpha: float, beta: float, n_o
             b = next(r for r in rows if r["tree"] == tree and r["case"] == name and r["ranks"] == 1)
             t = b["timing"]
             c = {"walkers": b["walkers"], "t_walker": (t["sampling"] + t["reduce"]) / b["walkers"],
-                 "t_update": t["update"], "t_write": t["io"], "batched": tree == "now",
+                 "t_update": t["update"], "t_write": t["io"], "batched": b.get("batched", tree == "now"),
                  "bytes": 8 * (2 * n_opt + 14)}   # sums of O and E_L O, moments, counts, control flags (+ 8 K)
             cells = [f"{vmc_model(c, alpha, beta, k, True):.2f}/{vmc_model(c, alpha, beta, k, False):.2f}" for k in KS]
             print(f"{tree:<6} {name:<8} {c['t_walker'] * 1e3:>10.3f} ms {c['t_update'] * 1e3:>6.3f} ms "

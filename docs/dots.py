@@ -4,6 +4,7 @@ they stopped, and the table (docs/dots.csv, and the markdown in docs/results.md 
     python docs/dots.py inputs                 # write inputs/dots/<cell>.toml and inputs/dmc/<cell>.toml (CELLS)
     python docs/dots.py run vmc [--ranks 2]    # `make dots`: run every missing cell, resume every unfinished one
     python docs/dots.py run dmc [--ranks 2]    # `make dmc`: the same for DMC (from the cell's optimized state)
+    python docs/dots.py run checks [--ranks 2] # the DMC checks of inputs/checks (resumable, like the cells)
     python docs/dots.py table                  # runs/ -> docs/dots.csv -> the dot table of docs/results.md
     python docs/dots.py plan                   # the cells, their inputs and what is done
 
@@ -17,6 +18,9 @@ complete is skipped, an unfinished one resumed (`--resume`), so the table fills 
 
 Backflow runs (inputs/backflow/<input>.toml -> runs/backflow/<input>.h5, `dmc_*` inputs DMC) join the CSV too,
 their `factors` ending in `+backflow`; `table` lists the cells that have them with and without backflow.
+Checks of the DMC numbers (inputs/checks/<input>.toml -> runs/checks/<input>.h5, all DMC) join it as well: the
+same nodes from another trial state (the fixed-node energy at tau -> 0 must not depend on anything but the nodes),
+and other populations; `table` puts them beside the cell's own DMC rows.
 docs/dots.csv has one row per run and method (`vmc`, `dmc`, `dmc_extrapolated`) with the columns of `COLUMNS`;
 the references (exact, DMC, published RBM + Padé-Jastrow VMC) come from docs/references.csv, with sources.
 """
@@ -151,32 +155,37 @@ def status(path: Path) -> str:
         return "unreadable"
 
 
-def run_cell(kind: str, D: int, N: int, w: float, ranks: int) -> int:
-    cell = name(D, N, w)
-    out = RUNS / ("dots" if kind == "vmc" else "dmc") / f"{cell}.h5"
-    if kind == "dmc" and status(RUNS / "dots" / f"{cell}.h5") != "complete":
-        code = run_cell("vmc", D, N, w, ranks)
-        if code:
-            return code
+def run_input(given: str, out: Path, ranks: int, label: str) -> int:
+    """Run the input `given` into `out`: nothing if complete, `--resume` if unfinished, else a new run."""
     state = status(out)
     if state == "complete":
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
-    given = f"inputs/{'dots' if kind == 'vmc' else 'dmc'}/{cell}.toml"
     args = ["--resume", str(out)] if state != "missing" else [given, "-o", str(out)]
     bin_dir = Path(sys.executable).parent
     cmd = [str(bin_dir / "mpiexec"), "-n", str(ranks), str(bin_dir / "vmc"), "run", *args, "--quiet"]
-    print(f"{kind} {cell}: {' '.join(cmd[3:])}", flush=True)
+    print(f"{label}: {' '.join(cmd[3:])}", flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
 
 
+def run_cell(kind: str, D: int, N: int, w: float, ranks: int) -> int:
+    cell = name(D, N, w)
+    if kind == "dmc" and status(RUNS / "dots" / f"{cell}.h5") != "complete":
+        code = run_cell("vmc", D, N, w, ranks)
+        if code:
+            return code
+    folder = "dots" if kind == "vmc" else "dmc"
+    return run_input(f"inputs/{folder}/{cell}.toml", RUNS / folder / f"{cell}.h5", ranks, f"{kind} {cell}")
+
+
 def run_all(kind: str, ranks: int, only: list[str]) -> int:
-    failed = []
-    for D, N, w in CELLS:
-        if only and name(D, N, w) not in only:
-            continue
-        if run_cell(kind, D, N, w, ranks) not in (0,):
-            failed.append(name(D, N, w))
+    if kind == "checks":     # after the cells whose optimized states they read (`wavefunction.from_file`)
+        jobs = [(inp.stem, lambda inp=inp: run_input(str(inp.relative_to(ROOT)), RUNS / "checks" / f"{inp.stem}.h5",
+                                                     ranks, f"check {inp.stem}"))
+                for inp in sorted((ROOT / "inputs" / "checks").glob("*.toml"))]
+    else:
+        jobs = [(name(D, N, w), lambda D=D, N=N, w=w: run_cell(kind, D, N, w, ranks)) for D, N, w in CELLS]
+    failed = [label for label, job in jobs if (not only or label in only) and job() != 0]
     if failed:
         print(f"not complete: {', '.join(failed)} (run again to resume)", file=sys.stderr)
     return 1 if failed else 0
@@ -239,17 +248,18 @@ def collect() -> list[dict]:
             path = RUNS / folder / f"{name(D, N, w)}.h5"
             if status(path) == "complete":
                 rows += rows_of(path, kind)
-    for inp in sorted((ROOT / "inputs" / "backflow").glob("*.toml")):
-        path = RUNS / "backflow" / f"{inp.stem}.h5"
-        if status(path) == "complete":
-            rows += rows_of(path, "dmc" if inp.stem.startswith("dmc_") else "vmc")
+    for folder in ("backflow", "checks"):
+        for inp in sorted((ROOT / "inputs" / folder).glob("*.toml")):
+            path = RUNS / folder / f"{inp.stem}.h5"
+            if status(path) == "complete":
+                rows += rows_of(path, "dmc" if inp.stem.startswith("dmc_") else "vmc")
     return rows
 
 
 def row_key(r: dict) -> tuple:
-    """What tells two rows apart: cell, method, factors, time step."""
+    """What tells two rows apart: cell, method, factors, time step, input."""
     return (int(r["dimensions"]), int(r["particles"]), float(r["omega"]), r["method"], r["factors"],
-            float(r["time_step"]))
+            float(r["time_step"]), r["input"])
 
 
 def write_csv(rows: list[dict], path: Path = DOCS / "dots.csv") -> None:
@@ -384,9 +394,9 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("inputs")
     r = sub.add_parser("run")
-    r.add_argument("kind", choices=("vmc", "dmc"))
+    r.add_argument("kind", choices=("vmc", "dmc", "checks"))
     r.add_argument("--ranks", type=int, default=int(os.environ.get("NPROC", 2)))
-    r.add_argument("--only", nargs="*", default=[], metavar="CELL")
+    r.add_argument("--only", nargs="*", default=[], metavar="CELL", help="cells (or checks: input names) to run")
     sub.add_parser("table")
     sub.add_parser("plan")
     args = p.parse_args(argv)

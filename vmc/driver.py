@@ -53,7 +53,7 @@ from .hamiltonian import OBSERVABLE_NAMES, Hamiltonian
 from .optimizers import Optimizer
 from .options import OPTIONS
 from .parallel import Comm, walker_range
-from .samplers import Sampler, Walkers, rng_words
+from .samplers import Sampler, Walkers
 from .wavefunction import TrialState
 
 OPTIMIZATION, PRODUCTION, DMC, DONE = 0, 1, 2, 3
@@ -252,21 +252,21 @@ class Snapshot:
     params: np.ndarray
     optimizer: dict
     positions: np.ndarray
-    rng_states: list
+    rng: np.ndarray               # the walkers' PCG64 states as words (`vmc.samplers.rng_words`)
     density_counts: np.ndarray
     dmc: tuple | None = None      # (this rank's DMC positions, and E_L and ratio of its DMC walkers)
 
 
 def snapshot(setup: Setup, state: RunState, density_counts: np.ndarray, pop: dmc.Population | None = None) -> Snapshot:
     return Snapshot(state.copy(), setup.wf.params.copy(), {k: v.copy() for k, v in setup.optimizer.state.items()},
-                    setup.walkers.positions.copy(), setup.walkers.rng_states(),
+                    setup.walkers.positions.copy(), setup.walkers.rng_state_array(),
                     density_counts.copy(),
                     (pop.X.copy(), np.stack([pop.el, pop.vr], axis=1)) if pop is not None else None)
 
 
 def write_checkpoint(comm: Comm, writer: io.RunWriter | None, snap: Snapshot) -> None:
     """Gather the walkers of `snap` on rank 0 and write them with the rest (collective)."""
-    parts = comm.gather((snap.positions, rng_words(snap.rng_states), snap.dmc))
+    parts = comm.gather((snap.positions, snap.rng, snap.dmc))
     if writer is None:
         return
     arrays = {"params": snap.params, "positions": np.concatenate([p[0] for p in parts]),

@@ -14,6 +14,7 @@ The final, publishable error bar comes from blocking the production series (`vmc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -21,8 +22,9 @@ from .hamiltonian import N_OBSERVABLES
 from .samplers import Samples
 
 
+@cache
 def layout(n_opt: int, with_s: bool) -> dict[str, slice]:
-    """Where each sum lives in the flat vector."""
+    """Where each sum lives in the flat vector (one dict per shape: do not modify it)."""
     sizes = [("count", 1), ("energy", 1), ("energy_sq", 1), ("observables", N_OBSERVABLES),
              ("walkers", 1), ("walker_mean", 1), ("walker_mean_sq", 1), ("accepted", 1),
              ("proposed", 1), ("O", n_opt), ("EO", n_opt), ("OO", n_opt * n_opt if with_s else 0)]
