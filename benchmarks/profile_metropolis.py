@@ -16,7 +16,7 @@ per particle move of CPU time:
     E_L grad/lap only      ... with the gradient and Laplacian of ln psi but without the terms
     no exp/log1p           the RBM's softplus and sigmoid replaced by arithmetic (timing only)
     inline PCG64           numpy's PCG64 stream computed inline (checked bit-identical to the Generator)
-    SplitMix64             the counter-based stream of vmc.dmc (uniform)
+    SplitMix64             the counter-based stream of vmc.streams (uniform)
     xoroshiro128+          the generator of ../shared/perf/limit.c
 """
 from __future__ import annotations
@@ -35,11 +35,12 @@ from numba.extending import intrinsic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vmc.dmc import uniform as splitmix_uniform  # noqa: E402,F401 (used by the generated kernels)
 from vmc.factors import rbm  # noqa: E402
 from vmc.factors.contract import implements  # noqa: E402
 from vmc.hamiltonian import N_OBSERVABLES, Hamiltonian, measure  # noqa: E402,F401
-from vmc.samplers import METROPOLIS, Record, Sampler, Walkers, run_chain  # noqa: E402
+from vmc.samplers import METROPOLIS, Record, Rule, Sampler, Walkers, run_chain  # noqa: E402
+from vmc.streams import CounterStream  # noqa: E402
+from vmc.streams import uniform as splitmix_uniform  # noqa: E402,F401 (used by the generated kernels)
 from vmc.wavefunction import TrialState, accept_all, add_grad_lap_all, default_sigma, init_all, propose_all  # noqa: E402,F401
 
 
@@ -208,7 +209,8 @@ def main(argv=None) -> int:
         if kind == "pcg64":
             return [pcg64_words(g) for g in gens]
         if kind == "splitmix":
-            return [np.array([0x9E3779B97F4A7C15 * (w + 1) % 2**64], dtype=np.uint64) for w in range(n_w)]
+            return [CounterStream(np.array([0x9E3779B97F4A7C15 * (w + 1) % 2**64], dtype=np.uint64), np.zeros(2))
+                    for w in range(n_w)]
         return [np.array([0x9E3779B97F4A7C15 ^ w, 0xD1B54A32D192ED03], dtype=np.uint64) for w in range(n_w)]
 
     def run(name):
@@ -217,10 +219,10 @@ def main(argv=None) -> int:
         x = walkers.positions.copy()
         out = [Record(obs[w], np.empty((0, 0)), np.zeros(0), 1.0) for w in range(n_w)]
         if name == "engine":
-            rngs = streams("numpy")
+            rngs, rule = streams("numpy"), Rule(METROPOLIS, 1.0, np.empty(0))
             t0 = time.process_time()
             for w in range(n_w):
-                run_chain(factors, terms, w, METROPOLIS, 1.0, x[w], P, D, rngs[w], 0, n, out[w], np.empty(0))
+                run_chain(factors, terms, w, rule, x[w], D, rngs[w], 0, n, out[w])
             return time.process_time() - t0, obs
         stream, _, _, _, cls = VARIANTS[name]
         if cls is not None:

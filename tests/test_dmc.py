@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import MPIEXEC, ROOT, run_cli, wait_unlocked
-from vmc import analysis, blocking, dmc, exactsum
+from vmc import analysis, blocking, dmc, exactsum, streams
 from vmc.hamiltonian import Hamiltonian
 from vmc.io import attr_text
 from vmc.parallel import Comm, walker_range
@@ -113,10 +113,10 @@ def test_comb_and_streams():
     copies = np.bincount(parents, minlength=w.size)
     expected = w.size * w / w.sum()
     assert np.all(np.abs(copies - expected) < 1.0 + 1e-12) and copies.sum() == w.size
-    u = dmc.uniforms(np.uint64(5), np.uint64(6), 3, 7, 20000)
-    assert np.array_equal(u, dmc.uniforms(np.uint64(5), np.uint64(6), 3, 7, 20000))
+    u = streams.uniforms(np.uint64(5), np.uint64(6), 3, 7, 20000)
+    assert np.array_equal(u, streams.uniforms(np.uint64(5), np.uint64(6), 3, 7, 20000))
     assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.003
-    assert not np.array_equal(u[:10], dmc.uniforms(np.uint64(5), np.uint64(6), 3, 8, 10))
+    assert not np.array_equal(u[:10], streams.uniforms(np.uint64(5), np.uint64(6), 3, 8, 10))
 
 
 def test_exact_sums_do_not_depend_on_order_or_partition():

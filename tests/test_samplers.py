@@ -6,7 +6,7 @@ from vmc.estimators import Moments, sums
 from vmc.hamiltonian import Hamiltonian
 from vmc import config
 from vmc.hamiltonian import N_OBSERVABLES
-from vmc.samplers import IMPORTANCE, METROPOLIS, Record, Sampler, Walkers, run_chain
+from vmc.samplers import IMPORTANCE, METROPOLIS, Record, Rule, Sampler, Walkers, run_chain
 from vmc.wavefunction import TrialState, default_sigma, initialize
 
 SAMPLERS = [("metropolis", {"step": 1.0}), ("importance", {"dt": 0.1}), ("gibbs", {})]
@@ -37,8 +37,8 @@ def test_incremental_updates_match_recomputation(sweep, factors):
     kernel = wf.kernel_data(1)
     out = Record(np.empty((1000, N_OBSERVABLES)), np.empty((0, 0)), np.empty(0), 1.0)
     kind, move = (IMPORTANCE, 0.3) if sweep == "importance" else (METROPOLIS, 1.0)
-    accepted = run_chain(kernel, Hamiltonian(P, D, 1.0).kernel_terms(), 0, kind, move, x, P, D, rng, 0, 1000, out,
-                         np.empty(0))
+    accepted = run_chain(kernel, Hamiltonian(P, D, 1.0).kernel_terms(), 0, Rule(kind, move, np.empty(0)), x, D, rng, 0,
+                         1000, out)
     assert 0.05 * 1000 * P < accepted < 0.98 * 1000 * P   # both accepted and rejected moves
     fresh = wf.kernel_data(1)
     initialize(fresh, 0, x)
@@ -178,6 +178,39 @@ def test_the_chain_kernel_counts_no_references_in_its_loops(rbm):
     P, D = 2, 2
     wf = TrialState(P, D, 4, sigma=0.7, optimize_sigma=True, rbm=rbm, pair_hidden=2)
     out = Record(np.zeros((5, N_OBSERVABLES)), np.zeros((5, wf.n_opt)), np.zeros(4), 3.0)
-    chain(wf.kernel_data(1), Hamiltonian(P, D, 1.0).kernel_terms(), 0, METROPOLIS, 0.5, np.linspace(0.0, 0.3, 4),
-          P, D, np.random.default_rng(1), 0, 5, out, np.empty(0))
+    chain(wf.kernel_data(1), Hamiltonian(P, D, 1.0).kernel_terms(), 0, Rule(METROPOLIS, 0.5, np.empty(0)),
+          np.linspace(0.0, 0.3, 4), D, np.random.default_rng(1), 0, 5, out)
     assert refcount_calls_in_loops(chain, chain.signatures[0]) == []
+
+
+def test_the_drift_limit_is_unrs_and_the_dmc_velocity_ratio_uses_the_same():
+    """The Langevin rule of VMC and DMC (`vmc.moves`): the limited drift v_bar = v (-1 + sqrt(1 + 2 v^2 dt)) /
+    (v^2 dt) of UNR per particle, computed here from the formula; DMC's |v_bar| / |v| over all particles from the
+    same limit; near nodes v_bar dt stays below sqrt(2 dt), far from them v_bar = v to first order."""
+    from vmc.moves import drift_force, limit_drift, velocity_ratio
+    rng = np.random.default_rng(4)
+    P, D, dt = 5, 2, 0.05
+    grad = rng.normal(0.0, 10.0, P * D)
+    grad[:D] *= 1e3                              # one particle next to a node
+    limited = np.empty(P * D)
+    for i in range(P):
+        force = np.empty(D)
+        drift_force(grad[i * D:(i + 1) * D], dt, force)
+        limited[i * D:(i + 1) * D] = force / 2.0
+        v2 = np.sum(grad[i * D:(i + 1) * D] ** 2)
+        expected = grad[i * D:(i + 1) * D] * (-1.0 + np.sqrt(1.0 + 2.0 * v2 * dt)) / (v2 * dt)
+        assert np.allclose(limited[i * D:(i + 1) * D], expected, rtol=1e-13)
+        assert np.linalg.norm(limited[i * D:(i + 1) * D]) * dt < np.sqrt(2.0 * dt)
+    assert np.isclose(velocity_ratio(grad, P, D, dt), np.linalg.norm(limited) / np.linalg.norm(grad), rtol=1e-13)
+    small = np.array([1e-3, -2e-3])
+    limit_drift(small, dt)
+    assert np.allclose(small, [1e-3, -2e-3], rtol=1e-7)
+
+
+def test_the_doctests_of_the_moves_and_the_streams():
+    import doctest
+
+    from vmc import moves, streams
+    for module in (moves, streams):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -8,9 +8,9 @@ propagates f(R, t) = psi_T(R) phi(R, t) with the short-time Green's function
 
 and f -> psi_T phi_0 (the fixed-node ground state) as t -> infinity. One *step* of a walker here:
 
-1. Drift-diffusion, one particle at a time, with exactly the move of the importance sampler
-   (`vmc.samplers.importance_sweep`): x_i' = x_i + v_i tau + sqrt(tau) xi, with the drift velocity
-   v = grad ln|psi_T| limited near nodes and cusps as in UNR (`vmc.samplers.limit_drift`), and the
+1. Drift-diffusion, one particle at a time, with the Langevin move of the importance sampler
+   (`vmc.moves`): x_i' = x_i + v_i tau + sqrt(tau) xi, with the drift velocity
+   v = grad ln|psi_T| limited near nodes and cusps as in UNR (`vmc.moves.limit_drift`), and the
    Metropolis-Hastings acceptance min(1, G(x; x') |psi(x')|^2 / (G(x'; x) |psi(x)|^2)) that makes the
    move exact for tau -> 0 and removes most of the time-step error of the diffusion.
 2. Fixed node: a proposal that changes the sign of psi_T (`propose` returns the sign of
@@ -42,7 +42,7 @@ touched. Integer branching would make the population fluctuate, need walkers to 
 varying numbers, and tie random streams to walkers that are born and die.
 
 **Random numbers.** Slots, not walkers, own the random numbers: the move of the walker in slot j at
-step t draws from a SplitMix64 stream seeded by hashing (seed, j, t) (`stream`), and the comb's u is
+step t draws from a SplitMix64 stream seeded by hashing (seed, j, t) (`vmc.streams.stream`), and the comb's u is
 drawn from the stream of a slot index N (no walker's). A counter-based rule needs no state: a
 checkpoint holds no random-generator states and a resumed run draws the same numbers.
 
@@ -109,8 +109,9 @@ import numpy as np
 
 from . import exactsum
 from .hamiltonian import N_OBSERVABLES, N_TERMS, OBSERVABLE_NAMES, measure
+from .moves import displaced, drift_force, langevin_displacement, langevin_log_ratio, velocity_ratio
 from .parallel import walker_range
-from .samplers import limit_drift
+from .streams import counter_stream, standard_normal, stream, uniform, uniforms
 from .wavefunction import (accept_all, add_grad_current_all, add_grad_lap_all, add_grad_proposed_all, factor_kernel,
                            init_all, propose_all, walker_caches)
 
@@ -141,81 +142,8 @@ _ACC, _PROP, _PDR2, _DR2, _CROSS = (N_OBSERVABLES + 2 + k for k in range(5))
 N_COLUMNS = N_OBSERVABLES + 7
 
 # ----------------------------------------------------------------------------------------------
-# Counter-based random numbers: SplitMix64 streams seeded by (key, slot, step)
-# ----------------------------------------------------------------------------------------------
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
-_TO_UNIT = 1.0 / 9007199254740992.0   # 2^-53
-
-
-@numba.njit(cache=True, inline="always")
-def _mix(z):
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
-@numba.njit(cache=True)
-def stream(key0, key1, slot, step, st):
-    """Seed the stream of (slot, step) into st (uint64[1]) and clear the cached normal (st_f[0])."""
-    h = _mix(key0 ^ _mix(np.uint64(slot) + key1))
-    st[0] = _mix(h ^ _mix(np.uint64(step) * _GOLDEN + key1))
-
-
-@numba.njit(cache=True, inline="always")
-def uniform(st):
-    """The next uniform in [0, 1) of the stream st (53 random bits)."""
-    st[0] += _GOLDEN
-    return float(_mix(st[0]) >> _S11) * _TO_UNIT
-
-
-@numba.njit(cache=True, inline="always")
-def normal(st, spare):
-    """The next standard normal (Box-Muller; spare[0] > 0 flags the cached second value spare[1])."""
-    if spare[0] > 0.0:
-        spare[0] = 0.0
-        return spare[1]
-    u1 = 1.0 - uniform(st)
-    u2 = uniform(st)
-    r = math.sqrt(-2.0 * math.log(u1))
-    spare[0] = 1.0
-    spare[1] = r * math.sin(2.0 * math.pi * u2)
-    return r * math.cos(2.0 * math.pi * u2)
-
-
-@numba.njit(cache=True)
-def uniforms(key0, key1, slot, step, n):
-    """n uniforms of the stream (slot, step) (tests, and the comb's u)."""
-    st = np.empty(1, dtype=np.uint64)
-    stream(key0, key1, slot, step, st)
-    out = np.empty(n)
-    for k in range(n):
-        out[k] = uniform(st)
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
 # Kernels
 # ----------------------------------------------------------------------------------------------
-
-
-@numba.njit(cache=True)
-def velocity_ratio(grad, P, D, tau):
-    """|v_bar| / |v| of UNR for v = grad ln|psi| with each particle's drift limited as in the moves."""
-    v2 = 0.0
-    vb2 = 0.0
-    for i in range(P):
-        s2 = 0.0
-        for d in range(D):
-            s2 += grad[i * D + d] ** 2
-        c = s2 * tau
-        scale = (-1.0 + math.sqrt(1.0 + 2.0 * c)) / c if c > 1e-12 else 1.0
-        v2 += s2
-        vb2 += scale * scale * s2
-    return math.sqrt(vb2 / v2) if v2 > 0.0 else 1.0
 
 
 @factor_kernel
@@ -234,14 +162,12 @@ def local_values(factors, terms, w, x, P, D, tau, s, out):
 
 
 @factor_kernel
-def walker_step(factors, terms, w, x, P, D, tau, st, spare, s, row):
-    """One DMC step of walker w (positions x, caches built): every particle once by the importance-
-    sampling move with fixed-node rejection, then E_L and |v_bar|/|v| at the new positions.
-    row (N_COLUMNS,) receives E_L, the ratio, the observables, accepted and proposed moves,
-    sum p dR^2, sum dR^2 and the number of proposals rejected for crossing a node. The drift force
-    2 grad_i ln|psi| is taken at x before the move and at x' after a proposal."""
+def walker_step(factors, terms, w, x, P, D, tau, rng, s, row):
+    """One DMC step of walker w (positions x, caches built): every particle once by the Langevin move of the
+    importance sampler (`vmc.moves`) with fixed-node rejection, then E_L and |v_bar|/|v| at the new positions.
+    rng: the slot's CounterStream of this step. row (N_COLUMNS,) receives E_L, the ratio, the observables,
+    accepted and proposed moves, sum p dR^2, sum dR^2 and the number of proposals rejected for crossing a node."""
     xp, dx, f_old, f_new, grad = s.xp, s.dx, s.f_old, s.f_new, s.grad
-    sqrt_tau = math.sqrt(tau)
     accepted = 0
     crossings = 0
     pdr2 = 0.0
@@ -251,15 +177,13 @@ def walker_step(factors, terms, w, x, P, D, tau, st, spare, s, row):
         for d in range(D):
             grad[d] = 0.0
         add_grad_current_all(factors, w, x, i, grad)
-        for d in range(D):
-            f_old[d] = 2.0 * grad[d]
-        limit_drift(f_old, tau)
+        drift_force(grad, tau, f_old)
         r2 = 0.0
         for d in range(D):
-            dx[d] = 0.5 * f_old[d] * tau + sqrt_tau * normal(st, spare)
-            xp[d] = x[first + d] + dx[d]
+            dx[d] = langevin_displacement(f_old[d], tau, standard_normal(rng))
             r2 += dx[d] * dx[d]
-        u = uniform(st)
+        displaced(x, first, dx, xp)
+        u = uniform(rng)
         dr2 += r2
         log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
         if log_ratio == -np.inf:
@@ -271,15 +195,8 @@ def walker_step(factors, terms, w, x, P, D, tau, st, spare, s, row):
         for d in range(D):
             grad[d] = 0.0
         add_grad_proposed_all(factors, w, x, i, xp, grad)
-        for d in range(D):
-            f_new[d] = 2.0 * grad[d]
-        limit_drift(f_new, tau)
-        log_green = 0.0
-        for d in range(D):
-            back = x[first + d] - xp[d] - 0.5 * tau * f_new[d]
-            forth = xp[d] - x[first + d] - 0.5 * tau * f_old[d]
-            log_green += forth * forth - back * back
-        log_ratio += log_green / (2.0 * tau)
+        drift_force(grad, tau, f_new)
+        log_ratio += langevin_log_ratio(x, first, xp, f_old, f_new, tau)
         p = 1.0 if log_ratio >= 0.0 else math.exp(log_ratio)
         pdr2 += p * r2
         if u < p:
@@ -301,12 +218,10 @@ def step_all(factors, terms, X, P, D, tau, key0, key1, first_slot, step, rows):
     error_model="numpy" (here and in the other population kernels) for the reason given at
     `vmc.samplers.run_chain`: without raise paths LLVM prunes the inlined factor kernels' reference counts."""
     s = scratch(X.shape[1], D)
-    st = np.empty(1, dtype=np.uint64)
-    spare = np.zeros(2)
+    rng = counter_stream()
     for w in range(X.shape[0]):
-        stream(key0, key1, first_slot + w, step, st)
-        spare[0] = 0.0
-        walker_step(factors, terms, w, X[w], P, D, tau, st, spare, s, rows[w])
+        stream(key0, key1, first_slot + w, step, rng)
+        walker_step(factors, terms, w, X[w], P, D, tau, rng, s, rows[w])
 
 
 @numba.njit(cache=True, error_model="numpy")

@@ -8,15 +8,17 @@ Gibbs sampling, where a sweep is one full update of the hidden and then the visi
 * Importance sampling (Langevin / Fokker-Planck): x_i' = x_i + D F_i(x) dt + sqrt(dt) xi, D = 1/2,
   F = 2 grad ln|psi| (the drift "force"), xi ~ N(0, 1); accepted with
   min(1, G(x; x') |psi(x')|^2 / (G(x'; x) |psi(x)|^2)), G(y; x) = exp(-(y - x - D dt F(x))^2 / (4 D dt)).
-  The drift is limited where it diverges (nodes of determinants, cusps; see `limit_drift`), which keeps
-  the sampling exact.
+  The drift is limited where it diverges (nodes of determinants, cusps; `vmc.moves.limit_drift`), which
+  keeps the sampling exact.
 * Gibbs: h_j | x ~ Bernoulli(sigmoid(u_j)), then x | h ~ Normal(a + W h, sigma^2). This samples the
   RBM joint distribution whose x-marginal is F(x); it samples |psi|^2 = F^(2g) only for g = 1/2 and an
   RBM alone (`vmc.options.RULES`).
 
-The trial state enters only through the factor contract (`vmc.factors.contract`, summed by
-`vmc.wavefunction`): the kernels take the tuple of factors' kernel data and never know which factors
-they hold. Here, and only here, the factor 2 of |psi|^2 and of the drift F = 2 grad ln|psi| is applied.
+The proposals are the transition rules of `vmc.moves` (the Langevin one is DMC's drift-diffusion too). The
+trial state enters only through the factor contract (`vmc.factors.contract`, summed by `vmc.wavefunction`;
+Gibbs asks it for the conditional draws of a factor that has them): the kernels take the tuple of factors'
+kernel data and never know which factors they hold. The contract speaks of ln|psi|; the factor 2 of |psi|^2
+is applied here (and in `vmc.dmc`), the one of the drift F = 2 grad ln|psi| in `vmc.moves.drift_force`.
 
 Every walker has its own `numpy.random.Generator` (spawned from one `SeedSequence`) passed into the
 kernel, so a run is reproducible from (seed, number of walkers) whatever the order of work.
@@ -32,13 +34,14 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba.extending import overload
 
 from .factors.contract import REFRESH_EVERY
-from .factors.rbm import RBMData, gibbs_sweep
 from .hamiltonian import N_OBSERVABLES, N_TERMS, Hamiltonian, measure
+from .moves import displaced, drift_force, langevin_displacement, langevin_log_ratio, metropolis_displacement
+from .streams import rng_state, rng_words, standard_normal, uniform
 from .wavefunction import (Product, accept_all, add_dlog_all, add_grad_current_all, add_grad_lap_all,
-                           add_grad_proposed_all, factor_kernel, init_all, propose_all, refresh_all)
+                           add_grad_proposed_all, factor_kernel, gibbs_sweep_all, init_all, propose_all,
+                           refresh_all)
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 KINDS = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
@@ -57,22 +60,12 @@ class Record(NamedTuple):
 # ----------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, inline="always")
-def limit_drift(force, dt):
-    """Scale the quantum force F = 2 v so that the drift step v dt stays below ~sqrt(2 dt) near nodes
-    and cusps (Umrigar, Nightingale, Runge, J. Chem. Phys. 99, 2865 (1993), with a = 1):
-        v -> v (-1 + sqrt(1 + 2 v^2 dt)) / (v^2 dt).
-    Unchanged to first order for small v dt; the Green's function uses the same limited drift both
-    ways, so detailed balance stays exact. Without it a walker next to a node of the determinants is
-    thrown far away by the ~1/d drift, the reverse move is never accepted and the walker freezes."""
-    v2 = 0.0
-    for d in range(force.shape[0]):
-        v2 += 0.25 * force[d] * force[d]
-    c = v2 * dt
-    if c > 1e-12:
-        scale = (-1.0 + math.sqrt(1.0 + 2.0 * c)) / c
-        for d in range(force.shape[0]):
-            force[d] *= scale
+class Rule(NamedTuple):
+    """A chain's transition rule: `kind` (METROPOLIS, IMPORTANCE, GIBBS), its move size (the Metropolis step or
+    the Langevin time step; none for Gibbs) and Gibbs's hidden units (scratch, (N,) or (0,))."""
+    kind: int
+    size: float
+    hidden: np.ndarray
 
 
 @numba.njit(cache=True, inline="always")
@@ -87,26 +80,9 @@ def radial_histogram(x, P, D, r_max, hist):
             hist[k] += 1.0
 
 
-def gibbs_sweep_rbm(factors, w, x, rng, h):
-    """A Gibbs sweep (`vmc.factors.rbm.gibbs_sweep`) of a trial state that is an RBM alone; numba only."""
-    raise NotImplementedError("numba only")
-
-
-@overload(gibbs_sweep_rbm, inline="always")
-def _gibbs_sweep_rbm(factors, w, x, rng, h):
-    if len(factors.types) == 1 and getattr(factors.types[0], "instance_class", None) is RBMData:
-        def impl(factors, w, x, rng, h):
-            gibbs_sweep(factors[0], w, x, rng, h)
-    else:
-        def impl(factors, w, x, rng, h):
-            raise ValueError("Gibbs sampling needs a trial state that is an RBM alone")
-    return impl
-
-
 @factor_kernel
-def chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
-    """Advance walker w (positions x) n_burn + n_steps Metropolis (kind METROPOLIS, move = step),
-    importance-sampling (IMPORTANCE, move = dt) or Gibbs (GIBBS; h holds the hidden units) sweeps,
+def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
+    """Advance walker w (positions x) n_burn + n_steps sweeps of the transition rule (`Rule`, `vmc.moves`),
     recording the terms and observables (and d ln psi / d theta, the histogram; see `Record`) after each
     of the last n_steps. Returns the number of accepted moves during the measured sweeps.
 
@@ -123,53 +99,41 @@ def chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
     argument alive to their end on all branches for the same reason (`vmc.factors.rbm.rbm_add_dlog`);
     tests/test_samplers.py::test_the_chain_kernel_counts_no_references_in_its_loops checks it."""
     M = x.shape[0]
+    P = M // D
+    kind, dt = rule.kind, rule.size
     xp, dx, f_old, f_new = np.empty(D), np.empty(D), np.empty(D), np.empty(D)
     grad, lap = np.empty(M), np.empty(M)
     init_all(factors, w, x)
-    dt = move
-    sqrt_dt = math.sqrt(dt)
     accepted = 0
     for sweep in range(n_burn + n_steps):
         if kind == GIBBS:
-            gibbs_sweep_rbm(factors, w, x, rng, h)
+            gibbs_sweep_all(factors, w, x, rng, rule.hidden)
             if sweep >= n_burn:
                 accepted += P
         for i in range(P if kind != GIBBS else 0):
             first = i * D
             if kind == METROPOLIS:
                 for d in range(D):
-                    dx[d] = move * (rng.random() - 0.5)
-                    xp[d] = x[first + d] + dx[d]
+                    dx[d] = metropolis_displacement(rule.size, uniform(rng))
             else:
-                # drift F = 2 grad_i ln|psi| at x, limited; Langevin step; F at x' and the Green's functions
                 for d in range(D):
                     grad[d] = 0.0
                 add_grad_current_all(factors, w, x, i, grad)
+                drift_force(grad, dt, f_old)
                 for d in range(D):
-                    f_old[d] = 2.0 * grad[d]
-                limit_drift(f_old, dt)
-                for d in range(D):
-                    dx[d] = 0.5 * f_old[d] * dt + sqrt_dt * rng.standard_normal()
-                    xp[d] = x[first + d] + dx[d]
+                    dx[d] = langevin_displacement(f_old[d], dt, standard_normal(rng))
+            displaced(x, first, dx, xp)
             log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
-            log_ratio = 2.0 * log_ratio
+            log_ratio = 2.0 * log_ratio          # |psi|^2
             if kind != METROPOLIS:
                 if log_ratio == -np.inf:
                     continue
                 for d in range(D):
                     grad[d] = 0.0
                 add_grad_proposed_all(factors, w, x, i, xp, grad)
-                for d in range(D):
-                    f_new[d] = 2.0 * grad[d]
-                limit_drift(f_new, dt)
-                # ln G(x; x') - ln G(x'; x), with 4 D dt = 2 dt
-                log_green = 0.0
-                for d in range(D):
-                    back = x[first + d] - xp[d] - 0.5 * dt * f_new[d]
-                    forth = xp[d] - x[first + d] - 0.5 * dt * f_old[d]
-                    log_green += forth * forth - back * back
-                log_ratio += log_green / (2.0 * dt)
-            if log_ratio >= 0.0 or rng.random() < math.exp(log_ratio):
+                drift_force(grad, dt, f_new)
+                log_ratio += langevin_log_ratio(x, first, xp, f_old, f_new, dt)
+            if log_ratio >= 0.0 or uniform(rng) < math.exp(log_ratio):
                 accept_all(factors, w, x, i, xp)
                 if sweep >= n_burn:
                     accepted += 1
@@ -193,10 +157,10 @@ def chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def run_chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h):
+def run_chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
     """`chain`, compiled for this tuple of factors (the entry point from Python); `chain` inherits the
     error model (see its docstring)."""
-    return chain(factors, terms, w, kind, move, x, P, D, rng, n_burn, n_steps, out, h)
+    return chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,30 +197,6 @@ class Walkers:
     def set_rng_state_array(self, words: np.ndarray) -> None:
         for r, row in zip(self.rngs, np.asarray(words, dtype=np.uint64)):
             r.bit_generator.state = rng_state(row)
-
-
-_MASK64 = (1 << 64) - 1
-
-
-def rng_words(states: list[dict]) -> np.ndarray:
-    """PCG64 states as uint64 words (n, 6): state and increment (128 bits each, high word first),
-    has_uint32, uinteger; `rng_state` inverts it.
-
-    >>> g = np.random.Generator(np.random.PCG64(7))
-    >>> rng_state(rng_words([g.bit_generator.state])[0]) == g.bit_generator.state
-    True
-    """
-    out = np.empty((len(states), 6), dtype=np.uint64)
-    for w, st in enumerate(states):
-        s, inc = st["state"]["state"], st["state"]["inc"]
-        out[w] = (s >> 64, s & _MASK64, inc >> 64, inc & _MASK64, st["has_uint32"], st["uinteger"])
-    return out
-
-
-def rng_state(words) -> dict:
-    hi, lo, ihi, ilo, has, uint = (int(v) for v in words)
-    return {"bit_generator": "PCG64", "state": {"state": (hi << 64) | lo, "inc": (ihi << 64) | ilo},
-            "has_uint32": has, "uinteger": uint}
 
 
 @dataclass
@@ -300,9 +240,9 @@ class Sampler:
         factors = wf.kernel_data(n_w)
         terms = hamiltonian.kernel_terms()
         accepted = 0
-        hidden = np.empty(wf.hidden if self.kind == "gibbs" else 0)
+        rule = Rule(KINDS[self.kind], self.move, np.empty(wf.hidden if self.kind == "gibbs" else 0))
         for w in range(n_w):
             out = Record(obs[w], grads[w] if record_grad else no_grad, hist, float(density_rmax))
-            accepted += run_chain(factors, terms, w, KINDS[self.kind], self.move, walkers.positions[w], P, D,
-                                  walkers.rngs[w], n_burn, n_steps, out, hidden)
+            accepted += run_chain(factors, terms, w, rule, walkers.positions[w], D, walkers.rngs[w], n_burn,
+                                  n_steps, out)
         return Samples(obs, grads, accepted, n_w * n_steps * P, hist if density_bins else None)

@@ -33,6 +33,12 @@ factor's scratch until `accept` or the next proposal.
     add_grad_lap(f, w, x, grad, lap) grad_k += d_k ln|psi_f|, lap_k += d_k^2 ln|psi_f| for all coordinates
     add_dlog(f, w, x, out)           out[f's slots] += d ln|psi_f| / d theta for its variational parameters
 
+and, optional (`OPTIONAL`), for a factor that has a joint distribution with hidden units to sample:
+
+    gibbs_sweep(f, w, x, rng, h)     one Gibbs update of that joint distribution: h | x, then x | h (x and
+                                     walker w's cache updated); a Gibbs sampler asks it of a trial state that
+                                     is this factor alone (`vmc.wavefunction.gibbs_sweep_all`)
+
 x is the flat coordinate vector (P*D,), particle i owning x[i*D:(i+1)*D]; xp the proposed position (D,).
 
 A kernel-data class names its per-walker cache arrays (the walker is their first axis) in the class attribute
@@ -84,23 +90,38 @@ def add_dlog(f, w, x, out):
     raise NotImplementedError("numba only")
 
 
+def gibbs_sweep(f, w, x, rng, h):
+    raise NotImplementedError("numba only")
+
+
 REFRESH_EVERY = 100   # sweeps between `refresh` calls; the drift it bounds: benchmarks/README.md (bench_determinants)
 
 CONTRACT = (init, refresh, log_value, propose, add_grad_current, add_grad_proposed, accept, add_grad_lap, add_dlog)
-_IMPLEMENTATIONS: dict = {fn: {} for fn in CONTRACT}
+OPTIONAL = (gibbs_sweep,)
+_IMPLEMENTATIONS: dict = {fn: {} for fn in CONTRACT + OPTIONAL}
 
 
 def implements(cls, **kernels) -> None:
     """Register the numba implementations of the contract for the kernel-data class `cls`:
-    implements(RBMData, init=rbm_init, propose=rbm_propose, ...) with every name of `CONTRACT`."""
+    implements(RBMData, init=rbm_init, propose=rbm_propose, ...) with every name of `CONTRACT` (and any of
+    `OPTIONAL`)."""
     missing = {fn.__name__ for fn in CONTRACT} - set(kernels)
     if missing:
         raise TypeError(f"{cls.__name__} does not implement {sorted(missing)}")
+    unknown = set(kernels) - {fn.__name__ for fn in CONTRACT + OPTIONAL}
+    if unknown:
+        raise TypeError(f"{cls.__name__}: {sorted(unknown)} are not operations of the contract")
     cache = getattr(cls, "WALKER_CACHE", None)
     if not isinstance(cache, tuple) or not set(cache) <= set(cls._fields):
         raise TypeError(f"{cls.__name__}.WALKER_CACHE must be a tuple of its fields (its per-walker arrays)")
-    for fn in CONTRACT:
-        _IMPLEMENTATIONS[fn][cls] = kernels[fn.__name__]
+    for fn in CONTRACT + OPTIONAL:
+        if fn.__name__ in kernels:
+            _IMPLEMENTATIONS[fn][cls] = kernels[fn.__name__]
+
+
+def implemented(fn, cls) -> bool:
+    """Whether the kernel-data class `cls` implements the contract operation `fn` (for the optional ones)."""
+    return cls in _IMPLEMENTATIONS[fn]
 
 
 # Called once per particle move or measured sweep: inlined into the sweeps (numba IR inlining lets the
@@ -108,7 +129,7 @@ def implements(cls, **kernels) -> None:
 # error_model="numpy", and an inlined kernel does not let its array arguments die at different points on
 # the two sides of a branch; see `vmc.samplers.run_chain`). The others run once per pass or less and
 # are compiled once per factor, which keeps the compile time of a combination of factors down.
-HOT = {"propose", "accept", "add_grad_current", "add_grad_proposed", "add_grad_lap", "add_dlog"}
+HOT = {"propose", "accept", "add_grad_current", "add_grad_proposed", "add_grad_lap", "add_dlog", "gibbs_sweep"}
 
 
 def _dispatch(fn):
@@ -123,6 +144,6 @@ def _dispatch(fn):
     overload(fn, inline="always" if fn.__name__ in HOT else "never")(typer)
 
 
-for _fn in CONTRACT:
+for _fn in CONTRACT + OPTIONAL:
     _dispatch(_fn)
 

@@ -244,13 +244,8 @@ def rbm_add_dlog(f, w, x, out):
             out[off + k * N + j] += g * x[k] * s * inv_s2
 
 
-implements(RBMData, init=rbm_init, refresh=rbm_refresh, log_value=rbm_log_value, propose=rbm_propose,
-           add_grad_current=rbm_add_grad_current, add_grad_proposed=rbm_add_grad_proposed, accept=rbm_accept,
-           add_grad_lap=rbm_add_grad_lap, add_dlog=rbm_add_dlog)
-
-
 @numba.njit(cache=True, inline="always")
-def gibbs_sweep(f, w, x, rng, h):
+def rbm_gibbs_sweep(f, w, x, rng, h):
     """One Gibbs update of the RBM joint distribution: h_j | x ~ Bernoulli(s(u_j)), then
     x | h ~ Normal(a + W h, sigma^2); the cache is recomputed for the new x. Samples F(x) (= |psi|^2
     for g = 1/2), so only for a trial state that is this factor alone with g = 1/2."""
@@ -265,6 +260,11 @@ def gibbs_sweep(f, w, x, rng, h):
         x[k] = mean + sigma * rng.standard_normal()
     hidden_preactivation(x, f.b, f.W, sigma, f.u[w])
     _cache_hidden(f, w)
+
+
+implements(RBMData, init=rbm_init, refresh=rbm_refresh, log_value=rbm_log_value, propose=rbm_propose,
+           add_grad_current=rbm_add_grad_current, add_grad_proposed=rbm_add_grad_proposed, accept=rbm_accept,
+           add_grad_lap=rbm_add_grad_lap, add_dlog=rbm_add_dlog, gibbs_sweep=rbm_gibbs_sweep)
 
 
 class RBM:
