@@ -77,14 +77,6 @@ def accumulate_into(acc, values):
 
 
 @numba.njit(cache=True)
-def accumulate_columns(acc, values):
-    """acc[k] += the column k of `values` (n, q) exactly, for every k (acc: (q, WIDTH))."""
-    for i in range(values.shape[0]):
-        for k in range(values.shape[1]):
-            add(acc[k], values[i, k])
-
-
-@numba.njit(cache=True)
 def _round(acc, a):
     """The exact value of acc rounded to the nearest double (ties to even); `a` (LIMBS,) is scratch."""
     if acc[NAN] > 0 or (acc[POS_INF] > 0 and acc[NEG_INF] > 0):
