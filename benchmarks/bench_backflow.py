@@ -1,5 +1,5 @@
 """Cost of one sweep with and without backflow: RBM x Padé-Jastrow x determinants, the determinants plain
-(`vmc.factors.slater`, O(N) ratios, O(N^2) updates) or at backflow quasi-positions (`vmc.factors.backflow`,
+(`vmc.model.factors.slater`, O(N) ratios, O(N^2) updates) or at backflow quasi-positions (`vmc.model.factors.backflow`,
 both determinants rebuilt per move: O(N^3) per move, O(N^4) per sweep), for P = 2, 6, 12, 20 in 2D, with
 the fitted exponents t ~ P^k. A sweep is P importance-sampling moves plus E_L and d ln psi / d theta.
 
@@ -19,9 +19,9 @@ import time
 import numba
 import numpy as np
 
-from vmc.hamiltonian import Hamiltonian
-from vmc.samplers import Sampler, Walkers
-from vmc.wavefunction import TrialState, default_sigma
+from vmc.mc.samplers import Sampler, Walkers
+from vmc.model.hamiltonian import Hamiltonian
+from vmc.model.wavefunction import TrialState, default_sigma
 
 PARTICLES = (2, 6, 12, 20)
 

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from vmc.factors.slater import fresh_inverses, free_walk, orbitals, quantum_numbers_for, slater_matrix
+from vmc.model.factors.slater import free_walk, fresh_inverses, orbitals, quantum_numbers_for, slater_matrix
 
 CASES = ((12, 2), (20, 2), (30, 2), (42, 2), (56, 2), (72, 2), (20, 3), (40, 3), (70, 3))
 OMEGA = 1.0

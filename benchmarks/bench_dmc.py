@@ -1,4 +1,4 @@
-"""DMC throughput, one core: electron moves per CPU second of fixed-node DMC (`vmc.dmc.Population.advance`:
+"""DMC throughput, one core: electron moves per CPU second of fixed-node DMC (`vmc.mc.dmc.Population.advance`:
 every electron moved once per step by the drift-diffusion move, E_L every step, branching and the comb), for 2D
 closed shells, and where a walker-step's time goes.
 
@@ -24,14 +24,23 @@ import platform
 
 import numba
 import numpy as np
-
 from bench_size import hidden, timed
-from vmc.dmc import N_COLUMNS, Population, measure_all, step_all
-from vmc.hamiltonian import Hamiltonian
+
+from vmc.mc.dmc import N_COLUMNS, Population, measure_all, step_all
+from vmc.mc.samplers import Sampler, Walkers
+from vmc.model.hamiltonian import Hamiltonian
+from vmc.model.wavefunction import (
+    TrialState,
+    accept_all,
+    add_grad_current_all,
+    add_grad_lap_all,
+    add_grad_proposed_all,
+    default_sigma,
+    factor_kernel,
+    init_all,
+    propose_all,
+)
 from vmc.parallel import Comm
-from vmc.samplers import Sampler, Walkers
-from vmc.wavefunction import (TrialState, accept_all, add_grad_current_all, add_grad_lap_all, add_grad_proposed_all,
-                              default_sigma, factor_kernel, init_all, propose_all)
 
 TAU = 0.01
 

@@ -1,5 +1,5 @@
 """Do DMC error bars cover? Many independent short DMC runs of one fixed trial state, analysed exactly as
-`vmc analyze` analyses a run file (`vmc.analysis.analyze_dmc`), against the spread of their energies.
+`vmc analyze` analyses a run file (`vmc.analysis.results.analyze_dmc`), against the spread of their energies.
 
 Two interacting electrons in 2D (omega = 1) with a fixed trial state: the Gaussian times the Pade-Jastrow
 factor with its cusp (RBM weights zero; no optimization, so every run samples the same fixed-node
@@ -22,12 +22,11 @@ import time
 import h5py
 import numpy as np
 
-from vmc import dmc
-from vmc.analysis import analyze_dmc
-from vmc.hamiltonian import Hamiltonian
+from vmc.analysis.results import analyze_dmc
+from vmc.mc import dmc
+from vmc.model.hamiltonian import Hamiltonian
+from vmc.model.wavefunction import TrialState
 from vmc.parallel import Comm
-from vmc.wavefunction import TrialState
-
 
 SYSTEM = {"particles": 2, "dimensions": 2, "omega": 1.0, "interaction": True, "statistics": "fermion"}
 

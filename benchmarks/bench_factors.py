@@ -14,9 +14,9 @@ import time
 import numba
 import numpy as np
 
-from vmc.hamiltonian import Hamiltonian
-from vmc.samplers import Sampler, Walkers
-from vmc.wavefunction import TrialState, default_sigma
+from vmc.mc.samplers import Sampler, Walkers
+from vmc.model.hamiltonian import Hamiltonian
+from vmc.model.wavefunction import TrialState, default_sigma
 
 COMBINATIONS = {"rbm": (False, False), "rbm+jastrow": (True, False), "rbm+slater": (False, True),
                 "rbm+jastrow+slater": (True, True)}

@@ -44,9 +44,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from vmc.hamiltonian import Hamiltonian  # noqa: E402
-from vmc.samplers import Sampler, Walkers  # noqa: E402
-from vmc.wavefunction import TrialState, default_sigma  # noqa: E402
+from vmc.mc.samplers import Sampler, Walkers  # noqa: E402
+from vmc.model.hamiltonian import Hamiltonian  # noqa: E402
+from vmc.model.wavefunction import TrialState, default_sigma  # noqa: E402
 
 CASES = [(2, 2, 2), (2, 2, 4), (6, 2, 12), (2, 3, 4)]
 SAMPLERS = [("metropolis", dict(step=1.0)), ("importance", dict(dt=0.05)), ("gibbs", {})]

@@ -171,10 +171,10 @@ def measure_vmc(trees: list[Tree], name: str, tmp: Path, repeats: int) -> list[d
 DMC_RUN = r"""
 import json, math, sys, time
 import numpy as np
-from vmc import dmc
-from vmc.hamiltonian import Hamiltonian
+from vmc.mc import dmc
+from vmc.model.hamiltonian import Hamiltonian
 from vmc.parallel import world
-from vmc.wavefunction import TrialState, default_sigma
+from vmc.model.wavefunction import TrialState, default_sigma
 P, per_rank, steps, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 comm = world()
 wf = TrialState(P, 2, {2: 4, 6: 12, 12: 12}.get(P, 6), default_sigma(1.0, 0.5), jastrow=True, slater=P > 2)
@@ -337,7 +337,7 @@ def stages(K: int) -> int:
     return math.ceil(math.log2(K)) if K > 1 else 0
 
 
-ROW_SHARE = 0.02      # vmc.driver.ROW_SHARE: rank 0's record writes take at most this share of its time
+ROW_SHARE = 0.02      # vmc.drivers.driver.ROW_SHARE: rank 0's record writes take at most this share of its time
 
 
 def vmc_model(c: dict, alpha, beta, K, weak) -> float:
@@ -526,7 +526,8 @@ def report(data: dict, latency: str) -> None:
     if data["kind"] == "dmc":
         print_dmc(data["rounds"], trees, lat)
     else:
-        from vmc import config, driver
+        from vmc.input import config
+        from vmc.drivers import driver
         n_opt = driver.trial_state(config.load(ROOT / "inputs" / "default.toml").to_dict()).n_opt
         print_vmc(data["rows"], trees, alpha, beta, n_opt, data["cases"])
 

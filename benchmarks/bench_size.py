@@ -19,11 +19,11 @@ import time
 import numba
 import numpy as np
 
-from vmc.dmc import Population
-from vmc.hamiltonian import Hamiltonian
+from vmc.mc.dmc import Population
+from vmc.mc.samplers import Sampler, Walkers
+from vmc.model.hamiltonian import Hamiltonian
+from vmc.model.wavefunction import TrialState, default_sigma
 from vmc.parallel import Comm
-from vmc.samplers import Sampler, Walkers
-from vmc.wavefunction import TrialState, default_sigma
 
 
 def hidden(N: int) -> int:

@@ -8,7 +8,7 @@ Same set-up as bench_sampling.py (interacting trap, omega = 1, RBM g = 1/2, a, b
 step 1.0, E_L after every sweep); the variants run in interleaved rounds, best of --rounds, nanoseconds
 per particle move of CPU time:
 
-    engine                 vmc.samplers.run_chain (all samplers in one function)
+    engine                 vmc.mc.samplers.run_chain (all samplers in one function)
     copy                   the Metropolis loop of run_chain alone, error_model="numpy" as run_chain
     python error model     the copy with error_model="python": every division has a raise path, and
                            LLVM prunes none of the reference counts of the inlined factor kernels
@@ -16,7 +16,7 @@ per particle move of CPU time:
     E_L grad/lap only      ... with the gradient and Laplacian of ln psi but without the terms
     no exp/log1p           the RBM's softplus and sigmoid replaced by arithmetic (timing only)
     inline PCG64           numpy's PCG64 stream computed inline (checked bit-identical to the Generator)
-    SplitMix64             the counter-based stream of vmc.streams (uniform)
+    SplitMix64             the counter-based stream of vmc.mc.streams (uniform)
     xoroshiro128+          the generator of ../shared/perf/limit.c
 """
 from __future__ import annotations
@@ -35,14 +35,13 @@ from numba.extending import intrinsic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vmc.factors import rbm  # noqa: E402
-from vmc.factors.contract import implements  # noqa: E402
-from vmc.hamiltonian import N_OBSERVABLES, Hamiltonian, measure  # noqa: E402,F401
-from vmc.samplers import METROPOLIS, Record, Rule, Sampler, Walkers, run_chain  # noqa: E402
-from vmc.streams import CounterStream  # noqa: E402
-from vmc.streams import uniform as splitmix_uniform  # noqa: E402,F401 (used by the generated kernels)
-from vmc.wavefunction import TrialState, accept_all, add_grad_lap_all, default_sigma, init_all, propose_all  # noqa: E402,F401
-
+from vmc.mc.samplers import METROPOLIS, Record, Rule, Sampler, Walkers, run_chain  # noqa: E402
+from vmc.mc.streams import CounterStream  # noqa: E402
+from vmc.mc.streams import uniform as splitmix_uniform  # noqa: E402,F401 (used by the generated kernels)
+from vmc.model.factors import rbm  # noqa: E402
+from vmc.model.factors.contract import implements  # noqa: E402
+from vmc.model.hamiltonian import N_OBSERVABLES, Hamiltonian, measure  # noqa: E402,F401
+from vmc.model.wavefunction import TrialState, accept_all, add_grad_lap_all, default_sigma, init_all, propose_all  # noqa: E402,F401
 
 # ---- random streams ------------------------------------------------------------------------------------
 

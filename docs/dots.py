@@ -96,7 +96,7 @@ def dmc_input(D: int, N: int, omega: float) -> dict:
 
 
 def toml(cfg: dict, header: str) -> str:
-    from vmc.schema import fmt
+    from vmc.input.schema import fmt
     lines = [f"# {line}" for line in header.splitlines()]
     lines += [f"{k} = {fmt(v)}" for k, v in cfg.items() if not isinstance(v, dict)]
     for section, table in cfg.items():
@@ -147,7 +147,7 @@ def status(path: Path) -> str:
         return "missing"
     import h5py
 
-    from vmc.io import attr_text
+    from vmc.output.io import attr_text
     try:
         with h5py.File(path, "r", locking=False) as f:
             return attr_text(f, "status", "?")
@@ -206,8 +206,8 @@ def rows_of(path: Path, kind: str) -> list[dict]:
     extrapolated row)."""
     import h5py
 
-    from vmc.analysis import analyze_group, run_groups
-    from vmc.dmc import extrapolate
+    from vmc.analysis.results import analyze_group, run_groups
+    from vmc.mc.dmc import extrapolate
     rows = []
     with h5py.File(path, "r", locking=False) as f:
         for _, g in run_groups(f):

@@ -9,7 +9,7 @@ import h5py
 import numba
 import pytest
 
-from vmc.wavefunction import add_grad_current_all, add_grad_proposed_all, initialize, propose_all
+from vmc.model.wavefunction import add_grad_current_all, add_grad_proposed_all, initialize, propose_all
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -90,9 +90,10 @@ _names = itertools.count()
 
 
 def run_in_memory(cfg: dict):
-    """`vmc.driver.run` into an in-memory HDF5 file on one rank; returns (summary, file)."""
-    from vmc import driver, io
+    """`vmc.drivers.driver.run` into an in-memory HDF5 file on one rank; returns (summary, file)."""
+    from vmc.output import io
     from vmc.parallel import Comm
+    from vmc.drivers import driver
     f = h5py.File(f"in-memory-{next(_names)}.h5", "w", driver="core", backing_store=False)
     io.create_run(f, {"config": json.dumps(cfg)}, driver.run_shape(cfg), cfg["sampler"]["kind"],
                   driver.wavefunction_attrs(driver.trial_state(cfg)))

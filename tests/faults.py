@@ -19,7 +19,8 @@ import time
 
 import h5py
 
-from vmc import cli, io
+from vmc import cli
+from vmc.output import io
 
 
 def stamp() -> None:

@@ -6,9 +6,9 @@ import tomllib
 import h5py
 import numpy as np
 import pytest
+from conftest import ROOT, small_input, vmc_main
 
 import vmc
-from conftest import ROOT, small_input, vmc_main
 
 SMALL = small_input(seed=5, iterations=5, production=1000)
 

@@ -1,18 +1,17 @@
-"""The backflow factor (`vmc.factors.backflow`): derivatives against finite differences, the plain
+"""The backflow factor (`vmc.model.factors.backflow`): derivatives against finite differences, the plain
 determinants at v = 0, exchange, the per-walker cache under one-particle moves, fixed-node DMC, options."""
 import math
 
 import numba
 import numpy as np
 import pytest
-
 from conftest import assert_derivatives_match_finite_differences, propose_with_drifts
-from vmc.factors.backflow import Backflow
-from vmc.factors.jastrow import PadeJastrow
-from vmc.factors.rbm import RBM
-from vmc.factors.slater import SlaterDeterminants
-from vmc.wavefunction import (Product, accept_all, initialize,
-                              propose_all)
+
+from vmc.model.factors.backflow import Backflow
+from vmc.model.factors.jastrow import PadeJastrow
+from vmc.model.factors.rbm import RBM
+from vmc.model.factors.slater import SlaterDeterminants
+from vmc.model.wavefunction import Product, accept_all, initialize, propose_all
 
 
 def backflow_state(P, D, seed, v_scale=0.3, others=(), hidden=3):
@@ -164,10 +163,10 @@ def test_accepted_moves_keep_the_cache_equal_to_a_fresh_init():
 def test_fixed_node_dmc_with_backflow_never_accepts_a_sign_change():
     """Six interacting electrons with backflow on (v != 0) at a large time step: moves that would change
     the sign of psi are proposed and rejected; no walker's sign differs from its parent's before the step."""
-    from vmc import dmc
-    from vmc.hamiltonian import Hamiltonian
+    from vmc.mc import dmc
+    from vmc.model.hamiltonian import Hamiltonian
+    from vmc.model.wavefunction import TrialState
     from vmc.parallel import Comm
-    from vmc.wavefunction import TrialState
     wf = TrialState(6, 2, 2, sigma=math.sqrt(0.5), jastrow=True, slater=True, backflow="rbm", backflow_hidden=3)
     rng = np.random.default_rng(3)
     wf.randomize(rng, 0.3)
@@ -201,7 +200,7 @@ def dot_input(wavefunction: str = "") -> str:
     ('[wavefunction]\nbackflow = "pade"\n', 'wavefunction.backflow = "pade"'),
 ])
 def test_backflow_option_rules_give_one_line_errors(text, needle):
-    from vmc import config
+    from vmc.input import config
     with pytest.raises(config.ConfigError) as info:
         config.from_text(text, "in.toml")
     assert "\n" not in str(info.value) and needle in str(info.value)
@@ -214,7 +213,10 @@ def test_warm_start_from_a_plain_slater_jastrow_rbm_file(tmp_path):
     import json
 
     import h5py
-    from vmc import config, driver, io
+
+    from vmc.input import config
+    from vmc.output import io
+    from vmc.drivers import driver
     plain_cfg = config.from_text(dot_input()).to_dict()
     plain = driver.trial_state(plain_cfg)
     plain.randomize(np.random.default_rng(1), 0.3)
@@ -247,13 +249,16 @@ def test_warm_start_from_a_plain_slater_jastrow_rbm_file(tmp_path):
 
 
 def test_a_run_warm_started_with_backflow_optimizes_eta(tmp_path):
-    """The whole run (`vmc.driver.run`): from a plain file, two SR iterations move v away from 0; the file
+    """The whole run (`vmc.drivers.driver.run`): from a plain file, two SR iterations move v away from 0; the file
     holds the backflow parameters in their shapes."""
     import json
 
     import h5py
     from conftest import run_in_memory
-    from vmc import config, driver, io
+
+    from vmc.input import config
+    from vmc.output import io
+    from vmc.drivers import driver
     plain_cfg = config.from_text(dot_input()).to_dict()
     plain = driver.trial_state(plain_cfg)
     plain.randomize(np.random.default_rng(1), 0.1)

@@ -1,4 +1,4 @@
-"""Blocking error analysis (vmc.blocking) against exact AR(1) results and independent references.
+"""Blocking error analysis (vmc.analysis.blocking) against exact AR(1) results and independent references.
 
 AR(1): x_t = phi x_{t-1} + e_t, e_t ~ N(0, 1), stationary start x_0 ~ N(0, 1/(1-phi^2)).  The
 exact variance of the mean of n samples is
@@ -15,9 +15,19 @@ import numba
 import numpy as np
 import pytest
 
-from vmc import blocking
-from vmc.blocking import (CHI2_99, MIN_SAMPLES, analyze, block, blocking_levels, combine,
-                          equilibration_check, jonsson_level, split_rhat, wolff_lee_level)
+from vmc.analysis import blocking
+from vmc.analysis.blocking import (
+    CHI2_99,
+    MIN_SAMPLES,
+    analyze,
+    block,
+    blocking_levels,
+    combine,
+    equilibration_check,
+    jonsson_level,
+    split_rhat,
+    wolff_lee_level,
+)
 
 N_REPLICATES = 100
 

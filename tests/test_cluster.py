@@ -12,7 +12,6 @@ import time
 import h5py
 import numpy as np
 import pytest
-
 from conftest import MPIEXEC, ROOT, run_cli, vmc_main, wait_unlocked
 
 FAULTS = ROOT / "tests" / "faults.py"
@@ -253,7 +252,7 @@ def test_divergence_stops_and_a_smaller_step_recovers(kind, lr, write_input, tmp
     assert "--resume" in p.stderr
     with h5py.File(out, "r") as f:
         assert f.attrs["status"].decode() == "failed"
-        from vmc.io import read_checkpoint
+        from vmc.output.io import read_checkpoint
         ck = read_checkpoint(f)
         good = int(ck.state["iteration"])
         energy = f["optimization/energy"][:f["optimization"].attrs["iterations_done"]]

@@ -1,4 +1,4 @@
-"""Input options (`vmc.config`): defaults, validation, error messages, sweeps, the README reference."""
+"""Input options (`vmc.input.config`): defaults, validation, error messages, sweeps, the README reference."""
 from __future__ import annotations
 
 import copy
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vmc import config
-from vmc.config import ConfigError
+from vmc.input import config
+from vmc.input.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUT_FILES = sorted(ROOT.glob("inputs/**/*.toml"))
@@ -374,7 +374,7 @@ def test_resolved_sigma():
 
 
 def test_resolved_sigma_matches_wavefunction_default():
-    wavefunction = pytest.importorskip("vmc.wavefunction")
+    wavefunction = pytest.importorskip("vmc.model.wavefunction")
     for g in (0.5, 1.0):
         cfg = config.from_text(f"[system]\nomega = 2.5\n[wavefunction]\ng = {g}\n")
         assert config.resolved_sigma(cfg) == pytest.approx(wavefunction.default_sigma(2.5, g))
@@ -480,10 +480,12 @@ def test_override_fixes_a_swept_key():
 def test_readme_reference_is_generated():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert config.readme_section(text) == config.reference_markdown(), \
-        "README input reference is stale: run `python -m vmc.config --update-readme README.md`"
-    from vmc import io
+        "README input reference is stale: run `python -m vmc.input.config --update-readme README.md`"
+    from vmc.output import io
     assert config.readme_section(text, "HDF5 LAYOUT") == io.layout_markdown(), \
-        "README HDF5 layout is stale: run `python -m vmc.config --update-readme README.md`"
+        "README HDF5 layout is stale: run `python -m vmc.input.config --update-readme README.md`"
+    assert config.readme_section(text, "CODE LAYOUT") == config.code_layout_markdown(), \
+        "README code layout is stale: run `python -m vmc.input.config --update-readme README.md`"
 
 
 def test_reference_lists_every_option():
@@ -494,7 +496,7 @@ def test_reference_lists_every_option():
 
 
 def test_markdown_command_prints_reference():
-    out = subprocess.run([sys.executable, "-m", "vmc.config", "--markdown"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "vmc.input.config", "--markdown"], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout
     assert out == config.reference_markdown()
 
@@ -509,7 +511,7 @@ def test_check_command(tmp_path):
     good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
     good.write_text("seed = 1\n")
     bad.write_text("[sampler]\nstep = -1\n")
-    run = subprocess.run([sys.executable, "-m", "vmc.config", "--check", str(good), str(bad)],
+    run = subprocess.run([sys.executable, "-m", "vmc.input.config", "--check", str(good), str(bad)],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 2
     assert "good.toml: ok" in run.stdout
@@ -540,8 +542,8 @@ def test_every_closed_shell_up_to_the_bound_is_accepted(P, D):
 
 def test_closed_shell_message_lists_closed_shell_numbers():
     """The rule's message and README text are generated from `closed_shell_numbers` (not hand-written)."""
-    from vmc.factors.shells import closed_shell_numbers
-    from vmc.options import MAX_PARTICLES
+    from vmc.input.options import MAX_PARTICLES
+    from vmc.model.factors.shells import closed_shell_numbers
     assert closed_shell_numbers(2, MAX_PARTICLES) == [2, 6, 12, 20, 30, 42, 56, 72]
     assert closed_shell_numbers(3, MAX_PARTICLES) == [2, 8, 20, 40, 70]
     msg = error_of("[system]\nparticles = 58\n[wavefunction]\nslater = true\n", "f.toml")

@@ -6,15 +6,22 @@ import itertools
 import numba
 import numpy as np
 import pytest
-
 from conftest import assert_derivatives_match_finite_differences, propose_with_drifts
 
-from vmc.factors.jastrow import PadeJastrow
-from vmc.factors.rbm import RBM
-from vmc.factors.slater import SlaterDeterminants
-from vmc.factors.symmetric import SymmetricRBM
-from vmc.wavefunction import (Product, TrialState, accept_all, add_grad_current_all, add_grad_lap_all, factor_kernel,
-                              init_all, propose_all)
+from vmc.model.factors.jastrow import PadeJastrow
+from vmc.model.factors.rbm import RBM
+from vmc.model.factors.slater import SlaterDeterminants
+from vmc.model.factors.symmetric import SymmetricRBM
+from vmc.model.wavefunction import (
+    Product,
+    TrialState,
+    accept_all,
+    add_grad_current_all,
+    add_grad_lap_all,
+    factor_kernel,
+    init_all,
+    propose_all,
+)
 
 P, D = 6, 2
 
@@ -32,7 +39,7 @@ def make(names, seed, P=P):
     return wf, rng.normal(0.0, 1.0, P * D)
 
 
-# Every factor alone, and the sums over two and three factors (`vmc.wavefunction` generates one per tuple
+# Every factor alone, and the sums over two and three factors (`vmc.model.wavefunction` generates one per tuple
 # length) with each RBM: every kernel and every generated sum is checked; further combinations would only
 # re-check the same code (and each costs ~30 s of numba compilation on a cold cache).
 ALONE = [("rbm",), ("symmetric",), ("jastrow",), ("slater",)]
@@ -109,7 +116,7 @@ def test_symmetric_rbm_with_determinants_is_antisymmetric_in_same_spin_pairs():
 
 def test_symmetric_pair_factor_leaves_the_cusp_to_the_jastrow_factor():
     """G(r) is even in r: as two electrons meet, E_L of symmetric RBM x Padé-Jastrow stays bounded."""
-    from vmc.hamiltonian import Hamiltonian
+    from vmc.model.hamiltonian import Hamiltonian
     wf = TrialState(2, 2, 3, 0.7, jastrow=True, rbm="symmetric", pair_hidden=4, beta=0.5)
     wf.randomize(np.random.default_rng(2), 0.5)
     ham = Hamiltonian(2, 2, 1.0)
@@ -196,8 +203,8 @@ def test_walker_cache_names_every_per_walker_array():
     """`WALKER_CACHE` is a walker's whole state beside its positions (DMC's branching copies exactly these
     arrays with the walker): every array of a factor's kernel data whose first axis is the walker is named,
     and nothing else. 11 walkers: no other axis of these factors has that length."""
-    from vmc.factors.backflow import Backflow
-    from vmc.wavefunction import walker_caches
+    from vmc.model.factors.backflow import Backflow
+    from vmc.model.wavefunction import walker_caches
     factors = [RBM(P, D, 3, 0.8), SymmetricRBM(P, D, 3, 4, 0.8, omega=1.0), PadeJastrow(P, D, fermions=True),
                SlaterDeterminants(P, D, 1.0), Backflow(P, D, 1.0, 3)]
     data = Product(factors, P, D).kernel_data(11)

@@ -1,4 +1,4 @@
-"""Fixed-node diffusion Monte Carlo (`vmc.dmc`): physics on one rank, then the application (MPI
+"""Fixed-node diffusion Monte Carlo (`vmc.mc.dmc`): physics on one rank, then the application (MPI
 reproducibility, resume after SIGKILL, bad input). Tolerances are multiples of the blocked error bars."""
 import doctest
 import json
@@ -12,14 +12,16 @@ import time
 import h5py
 import numpy as np
 import pytest
-
 from conftest import MPIEXEC, ROOT, run_cli, wait_unlocked
-from vmc import analysis, blocking, dmc, exactsum, streams
-from vmc.hamiltonian import Hamiltonian
-from vmc.io import attr_text
+
+from vmc.analysis import blocking
+from vmc.analysis import results as analysis
+from vmc.mc import dmc, exactsum, streams
+from vmc.mc.samplers import Sampler, Walkers
+from vmc.model.hamiltonian import Hamiltonian
+from vmc.model.wavefunction import TrialState, _log_value
+from vmc.output.io import attr_text
 from vmc.parallel import Comm, walker_range
-from vmc.samplers import Sampler, Walkers
-from vmc.wavefunction import TrialState, _log_value
 
 
 def population(wf, ham, n, tau, seed=1, feedback=10.0):
@@ -120,7 +122,7 @@ def test_comb_and_streams():
 
 
 def test_exact_sums_do_not_depend_on_order_or_partition():
-    """`vmc.exactsum`: the sum of any split of the terms (per-rank accumulators added as integers) is the
+    """`vmc.mc.exactsum`: the sum of any split of the terms (per-rank accumulators added as integers) is the
     exactly rounded sum (checked against rational arithmetic), also for cancellations, subnormals, sums
     beyond the largest double and infinite terms; the running sums are exactly rounded too."""
     from fractions import Fraction
@@ -172,11 +174,12 @@ def test_comb_split_between_ranks_is_the_one_rank_comb(ranks):
 
 POPULATION = """
 import sys, math, numpy as np
-from vmc import dmc, parallel
+from vmc import parallel
+from vmc.mc import dmc
 from vmc.parallel import world
 parallel.SCAN_IN_ALLREDUCE = int(sys.argv[2])
-from vmc.hamiltonian import Hamiltonian
-from vmc.wavefunction import TrialState
+from vmc.model.hamiltonian import Hamiltonian
+from vmc.model.wavefunction import TrialState
 comm = world()
 wf = TrialState(6, 2, 2, sigma=math.sqrt(0.5), slater=True, fermions=True)
 wf.params[:wf.n_opt] += np.random.default_rng(3).normal(0, 0.05, wf.n_opt)
@@ -308,7 +311,7 @@ def _dmc_result(path):
 
 def test_dmc_mpi_reproducible_and_resumable(trial_file):
     """From a file's /wavefunction: -n 1 and -n 2 agree bit for bit (the walkers start from the same
-    streams and every population sum is exact, `vmc.exactsum`); two -n 2 runs are bit-identical; a run
+    streams and every population sum is exact, `vmc.mc.exactsum`); two -n 2 runs are bit-identical; a run
     killed (SIGKILL) during DMC and resumed ends on the same numbers bit for bit."""
     d = trial_file
     inp = _dmc_input(d, "dmc.toml")

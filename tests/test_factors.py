@@ -1,13 +1,13 @@
 """The trial state as a product of factors: RBM x Padé-Jastrow x Slater determinants."""
 import numpy as np
 import pytest
-
 from conftest import assert_derivatives_match_finite_differences, run_in_memory
-from vmc import config
-from vmc.hamiltonian import Hamiltonian
-from vmc.samplers import Sampler, Walkers
-from vmc.factors.slater import closed_shell_energy
-from vmc.wavefunction import TrialState, default_sigma
+
+from vmc.input import config
+from vmc.mc.samplers import Sampler, Walkers
+from vmc.model.factors.slater import closed_shell_energy
+from vmc.model.hamiltonian import Hamiltonian
+from vmc.model.wavefunction import TrialState, default_sigma
 
 CLOSED_SHELLS = [(2, 2), (6, 2), (12, 2), (20, 2), (2, 3), (8, 3), (20, 3)]
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import vmc_main
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -2,7 +2,7 @@
 fresh virtual environment with its pinned dependencies, run from another directory under mpiexec.
 
 An editable install (what `make` does for development) reads the source tree and hides files the wheel
-lacks: a wheel once shipped without `vmc/factors/` and every run ended in ModuleNotFoundError.
+lacks: a wheel once shipped without `vmc/model/factors/` and every run ended in ModuleNotFoundError.
 """
 import json
 import os
@@ -60,7 +60,8 @@ def test_wheel_from_clean_tree_installs_and_runs(tmp_path):
 
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = subprocess.run([str(env / "bin" / "python"), "-c", "import vmc.factors.slater as m; print(m.__file__)"],
+    where = subprocess.run([str(env / "bin" / "python"), "-c",
+                            "import vmc.model.factors.slater as m; print(m.__file__)"],
                            cwd=work, capture_output=True, text=True, check=True, env=clean).stdout.strip()
     assert Path(where).is_relative_to(env), f"vmc imported from {where}, not from the installed wheel"
     (work / "tiny.toml").write_text(

@@ -1,5 +1,5 @@
-"""Damaged output files are reported, never analysed: Fletcher32 checksums on every dataset (`vmc.io.verify`)
-and the physical consistency of the production and DMC series (`vmc.analysis.check_production`,
+"""Damaged output files are reported, never analysed: Fletcher32 checksums on every dataset (`vmc.output.io.verify`)
+and the physical consistency of the production and DMC series (`vmc.analysis.results.check_production`,
 `check_dmc`). Every reader (`vmc info`, `analyze`, `report`, `vmc.load`, `--resume`,
 `wavefunction.from_file`) answers a damaged file with one line naming the dataset, exit code 2."""
 import json
@@ -8,10 +8,12 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+from conftest import small_input, vmc_main
 
 import vmc
-from conftest import small_input, vmc_main
-from vmc import analysis, driver, io
+from vmc.analysis import results as analysis
+from vmc.output import io
+from vmc.drivers import driver
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +188,7 @@ def test_checksummed_writes_overwrite_in_place(tmp_path):
     """With Fletcher32 the layout is still complete at creation: rows (one at a time and in batches),
     production chunks, density and checkpoints written afterwards change neither the file size nor any
     chunk's address."""
-    from vmc import config
+    from vmc.input import config
     path = tmp_path / "layout.h5"
     (tmp_path / "c.toml").write_text(small_input(seed=1, iterations=6, production=2000))
     cfg = config.load(str(tmp_path / "c.toml")).to_dict()
@@ -211,7 +213,7 @@ def test_checksummed_writes_overwrite_in_place(tmp_path):
         for t in range(2):
             w.iteration(t, rows[t], params[t])
             w.timing("optimization", t, timing[t])
-        w.iterations(2, rows[2:], params[2:])           # rank 0's batches (`vmc.driver.Iterations`)
+        w.iterations(2, rows[2:], params[2:])           # rank 0's batches (`vmc.drivers.driver.Iterations`)
         w.timings("optimization", 2, timing[2:])
         assert f["optimization"].attrs["iterations_done"] == 6
         for k in io.ITERATION_FIELDS:

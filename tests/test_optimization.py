@@ -2,11 +2,11 @@
 two-electron energy obeys the variational principle; optimizers and estimators in isolation."""
 import numpy as np
 import pytest
-
 from conftest import run_in_memory
-from vmc import config
-from vmc.optimizers import Optimizer, learning_rate
-from vmc.wavefunction import TrialState
+
+from vmc.input import config
+from vmc.mc.optimizers import Optimizer, learning_rate
+from vmc.model.wavefunction import TrialState
 
 NONINTERACTING = """
 seed = 4

@@ -11,7 +11,6 @@ import time
 import h5py
 import numpy as np
 import pytest
-
 from conftest import ROOT, run_cli, small_input, vmc_main
 
 FAULTS = ROOT / "tests" / "faults.py"
@@ -189,7 +188,7 @@ def test_a_damaged_counter_is_refused_alike_by_analyze_and_load(tmp_path, tiny, 
 
 
 def test_rules_apply_only_to_the_stages_that_run():
-    from vmc import config
+    from vmc.input import config
     assert config.from_text("[system]\nomega = 1000.0\n").get("system.omega") == 1000.0   # DMC off
     with pytest.raises(config.ConfigError, match="DMC time step"):
         config.from_text("[system]\nomega = 1000.0\n[dmc]\nsteps = 100\n")

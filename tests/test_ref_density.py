@@ -16,12 +16,13 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import run_in_memory
-from vmc import config, io
-from vmc.hamiltonian import Hamiltonian
-from vmc.samplers import Sampler, Walkers
-from vmc.wavefunction import TrialState, default_sigma
+
+from vmc.input import config
+from vmc.mc.samplers import Sampler, Walkers
+from vmc.model.hamiltonian import Hamiltonian
+from vmc.model.wavefunction import TrialState, default_sigma
+from vmc.output import io
 
 P, D, OMEGA = 6, 2, 1.0
 R_MAX, BINS = 4.0, 32

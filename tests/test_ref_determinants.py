@@ -15,9 +15,9 @@ import math
 import numpy as np
 import pytest
 
-from vmc.hamiltonian import N_TERMS, OBSERVABLE_NAMES, Hamiltonian
-from vmc.samplers import Sampler, Walkers
-from vmc.wavefunction import TrialState, default_sigma
+from vmc.mc.samplers import Sampler, Walkers
+from vmc.model.hamiltonian import N_TERMS, OBSERVABLE_NAMES, Hamiltonian
+from vmc.model.wavefunction import TrialState, default_sigma
 
 
 def own_closed_shell_energy(P, D, omega):

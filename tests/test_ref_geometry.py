@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from vmc.hamiltonian import OBSERVABLE_NAMES, Hamiltonian
-from vmc.samplers import Sampler, Walkers
-from vmc.wavefunction import TrialState, default_sigma
+from vmc.mc.samplers import Sampler, Walkers
+from vmc.model.hamiltonian import OBSERVABLE_NAMES, Hamiltonian
+from vmc.model.wavefunction import TrialState, default_sigma
 
 SQ2, SQ3 = math.sqrt(2.0), math.sqrt(3.0)
 KINETIC, TRAP, INTERACTION, PAIR = (OBSERVABLE_NAMES.index(n) for n in ("kinetic", "trap", "interaction",

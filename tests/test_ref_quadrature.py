@@ -20,10 +20,10 @@ import math
 import numpy as np
 import pytest
 
-from vmc.estimators import Moments, sums
-from vmc.hamiltonian import OBSERVABLE_NAMES, Hamiltonian
-from vmc.samplers import Sampler, Walkers
-from vmc.wavefunction import TrialState, default_sigma
+from vmc.mc.estimators import Moments, sums
+from vmc.mc.samplers import Sampler, Walkers
+from vmc.model.hamiltonian import OBSERVABLE_NAMES, Hamiltonian
+from vmc.model.wavefunction import TrialState, default_sigma
 
 OMEGA = 1.0
 N_SIGMA = 4.0

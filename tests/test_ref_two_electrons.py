@@ -1,4 +1,4 @@
-"""The two-electron reference table (`vmc.analysis.TWO_ELECTRONS_2D`) against the relative-motion
+"""The two-electron reference table (`vmc.analysis.results.TWO_ELECTRONS_2D`) against the relative-motion
 equation solved here.
 
 Two electrons in a 2D trap: with R = (r_1 + r_2)/2 and r = r_1 - r_2,
@@ -21,7 +21,7 @@ import numba
 import numpy as np
 import pytest
 
-from vmc.analysis import TWO_ELECTRONS_2D, reference_energy
+from vmc.analysis.results import TWO_ELECTRONS_2D, reference_energy
 
 
 @numba.njit(cache=False)

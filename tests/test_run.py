@@ -10,7 +10,6 @@ import time
 import h5py
 import numpy as np
 import pytest
-
 from conftest import MPIEXEC, ROOT, run_cli, wait_unlocked
 
 SMALL = """

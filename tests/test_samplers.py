@@ -2,12 +2,11 @@
 import numpy as np
 import pytest
 
-from vmc.estimators import Moments, sums
-from vmc.hamiltonian import Hamiltonian
-from vmc import config
-from vmc.hamiltonian import N_OBSERVABLES
-from vmc.samplers import IMPORTANCE, METROPOLIS, Record, Rule, Sampler, Walkers, run_chain
-from vmc.wavefunction import TrialState, default_sigma, initialize
+from vmc.input import config
+from vmc.mc.estimators import Moments, sums
+from vmc.mc.samplers import IMPORTANCE, METROPOLIS, Record, Rule, Sampler, Walkers, run_chain
+from vmc.model.hamiltonian import N_OBSERVABLES, Hamiltonian
+from vmc.model.wavefunction import TrialState, default_sigma, initialize
 
 SAMPLERS = [("metropolis", {"step": 1.0}), ("importance", {"dt": 0.1}), ("gibbs", {})]
 
@@ -171,7 +170,8 @@ def test_the_chain_kernel_counts_no_references_in_its_loops(rbm):
     d ln psi / d theta and the histogram) no reference count is left in a loop but around the call of
     `refresh` (once per REFRESH_EVERY sweeps)."""
     import numba
-    from vmc.samplers import run_chain
+
+    from vmc.mc.samplers import run_chain
     options = {k: v for k, v in run_chain.targetoptions.items() if k not in ("nopython", "cache", "boundscheck")}
     assert options.get("error_model") == "numpy"
     chain = numba.njit(**options)(run_chain.py_func)      # uncached: inspect_llvm needs the compiled IR
@@ -184,10 +184,10 @@ def test_the_chain_kernel_counts_no_references_in_its_loops(rbm):
 
 
 def test_the_drift_limit_is_unrs_and_the_dmc_velocity_ratio_uses_the_same():
-    """The Langevin rule of VMC and DMC (`vmc.moves`): the limited drift v_bar = v (-1 + sqrt(1 + 2 v^2 dt)) /
+    """The Langevin rule of VMC and DMC (`vmc.mc.moves`): the limited drift v_bar = v (-1 + sqrt(1 + 2 v^2 dt)) /
     (v^2 dt) of UNR per particle, computed here from the formula; DMC's |v_bar| / |v| over all particles from the
     same limit; near nodes v_bar dt stays below sqrt(2 dt), far from them v_bar = v to first order."""
-    from vmc.moves import drift_force, limit_drift, velocity_ratio
+    from vmc.mc.moves import drift_force, limit_drift, velocity_ratio
     rng = np.random.default_rng(4)
     P, D, dt = 5, 2, 0.05
     grad = rng.normal(0.0, 10.0, P * D)
@@ -206,11 +206,3 @@ def test_the_drift_limit_is_unrs_and_the_dmc_velocity_ratio_uses_the_same():
     limit_drift(small, dt)
     assert np.allclose(small, [1e-3, -2e-3], rtol=1e-7)
 
-
-def test_the_doctests_of_the_moves_and_the_streams():
-    import doctest
-
-    from vmc import moves, streams
-    for module in (moves, streams):
-        result = doctest.testmod(module)
-        assert result.attempted > 0 and result.failed == 0, module.__name__

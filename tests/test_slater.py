@@ -5,10 +5,19 @@ import numba
 import numpy as np
 import pytest
 
-from vmc.factors.shells import closed_shell_numbers
-from vmc.factors.slater import (SlaterDeterminants, closed_shell_energy, free_walk, fresh_inverses, grad_lap_log_det,
-                                orbitals, quantum_numbers, quantum_numbers_for, slater_inverse)
-from vmc.wavefunction import Product, accept_all, add_grad_proposed_all, initialize, propose_all
+from vmc.model.factors.shells import closed_shell_numbers
+from vmc.model.factors.slater import (
+    SlaterDeterminants,
+    closed_shell_energy,
+    free_walk,
+    fresh_inverses,
+    grad_lap_log_det,
+    orbitals,
+    quantum_numbers,
+    quantum_numbers_for,
+    slater_inverse,
+)
+from vmc.model.wavefunction import Product, accept_all, add_grad_proposed_all, initialize, propose_all
 
 
 @numba.njit

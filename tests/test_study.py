@@ -9,7 +9,6 @@ import time
 
 import h5py
 import numpy as np
-
 from conftest import MPIEXEC, ROOT, run_cli, wait_unlocked
 
 

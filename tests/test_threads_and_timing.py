@@ -2,9 +2,10 @@
 and the per-iteration phase timings that show where a run's time goes."""
 import h5py
 import numpy as np
-
 from conftest import run_cli, run_in_memory, small_input
-from vmc import config, io
+
+from vmc.input import config
+from vmc.output import io
 from vmc.parallel import THREAD_VARIABLES
 
 SMALL = small_input(seed=3, iterations=6, production=2500)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vmc.wavefunction import TrialState, default_sigma, sigmoid, softplus
+from vmc.model.wavefunction import TrialState, default_sigma, sigmoid, softplus
 
 CASES = [(g, P, D, N) for g in (0.5, 1.0) for (P, D, N) in
          [(1, 1, 1), (2, 1, 3), (1, 2, 2), (2, 2, 4), (3, 2, 2), (2, 3, 5), (3, 3, 1)]]

@@ -8,7 +8,7 @@
     >>> points = vmc.load("runs/studies/omega.h5")   # a study: one Run per point       # doctest: +SKIP
     >>> [(p.swept["system.omega"], p.energy) for p in points]                           # doctest: +SKIP
 
-`vmc.run` is `vmc run` (the front door `vmc.job`: `plan`, then `execute`): the same planning and checks
+`vmc.run` is `vmc run` (the front door `vmc.drivers.job`: `plan`, then `execute`): the same planning and checks
 before any work, the same file,
 the same numbers for the same seed and ranks; under `mpiexec` the ranks cooperate exactly as the CLI's
 do. It never exits the interpreter: bad input raises `vmc.InputError` with the CLI's one-line message, a
@@ -40,8 +40,8 @@ def run(input: str | os.PathLike | Mapping | None = None, *, output: str | os.Pa
     unfinished (or interrupted) output file to continue instead of `input`; force: overwrite `output`;
     progress: progress bars (default: only when stderr is a terminal or a notebook).
     """
-    from . import config as config_mod
-    from . import job
+    from .input import config as config_mod
+    from .drivers import job
 
     output, resume = _path_argument("output", output), _path_argument("resume", resume)
     if overrides is not None and not isinstance(overrides, Mapping):
@@ -110,7 +110,7 @@ class _NoSignals:
 def _signals():
     import threading
 
-    from .job import StopSignals
+    from .drivers.job import StopSignals
     return StopSignals() if threading.current_thread() is threading.main_thread() else _NoSignals()
 
 
@@ -120,7 +120,7 @@ class Run:
 
     energy, error: the production energy and its automated-blocking error; variance, acceptance;
     parts: {"kinetic": (mean, error), "trap": ..., "interaction": ..., "pair_distance": ...};
-    history: the optimization record per iteration (`vmc.io.ITERATION_FIELDS`, e.g. history["energy"]);
+    history: the optimization record per iteration (`vmc.output.io.ITERATION_FIELDS`, e.g. history["energy"]);
     params: the final flat parameter vector, named: each factor's parameters in their shapes
     ("rbm.a", "rbm.W", "jastrow.beta", ...); density: (r, n(r)), the radial one-body density;
     reference: (value, "exact" | "DMC") where known; config: the resolved input; label and swept: the
@@ -129,7 +129,7 @@ class Run:
     path: str
     config: dict
     status: str
-    analysis: dict | None               # `vmc.analysis.analyze_group` of the production run, None before it
+    analysis: dict | None               # `vmc.analysis.results.analyze_group` of the production run, None before it
     history: dict
     params: np.ndarray
     named: dict
@@ -160,13 +160,13 @@ class Run:
 
     @property
     def parts(self) -> dict:
-        from .hamiltonian import OBSERVABLE_NAMES
+        from .model.hamiltonian import OBSERVABLE_NAMES
         a = self.analysis or {}
         return {k: (a[k]["mean"], a[k]["error"]) for k in OBSERVABLE_NAMES if k in a}
 
     @property
     def reference(self) -> tuple | None:
-        from .analysis import reference_energy
+        from .analysis.results import reference_energy
         return reference_energy(self.config)
 
     @property
@@ -176,7 +176,7 @@ class Run:
     def series(self, name: str = "local_energy") -> np.ndarray:
         """A production series (walkers, steps) read from the file: local_energy or an observable; bytes
         damaged since `load` (a failing checksum) raise InputError, one line."""
-        from .io import OutputError, done, open_for_reading
+        from .output.io import OutputError, done, open_for_reading
         try:
             with open_for_reading(self.path) as f:
                 prod = f[self.group]["production"]
@@ -193,7 +193,7 @@ class Run:
 
     def summary(self) -> str:
         """The block `vmc run` printed at the end of this run."""
-        from .analysis import summary_text
+        from .analysis.results import summary_text
         if self.analysis is None:
             return f"{self.path}: status {self.status}, no production result yet"
         return summary_text({**self.analysis, **self.stored_summary}, self.config, self.path).strip("\n")
@@ -207,8 +207,8 @@ class Run:
 
 def load(path: str | os.PathLike) -> "Run | list[Run]":
     """A run file as a `Run`, a study file as a list of `Run` (one per point, with `label` and `swept`)."""
-    from . import analysis as analysis_mod
-    from .io import FORMAT, STUDY_FORMAT, OutputError, open_for_reading, verify
+    from .analysis import results as analysis_mod
+    from .output.io import FORMAT, STUDY_FORMAT, OutputError, open_for_reading, verify
     if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"vmc.load: path must be a file path (str or os.PathLike), got {type(path).__name__}")
     path = os.fspath(path)
@@ -255,8 +255,8 @@ def _lookup(cfg: dict, key: str):
 
 
 def _read_run(path: str, g, name: str, swept_keys) -> Run:
-    from .analysis import analyze_group
-    from .io import ITERATION_FIELDS, attr_text, done, history
+    from .analysis.results import analyze_group
+    from .output.io import ITERATION_FIELDS, attr_text, done, history
     cfg = json.loads(g.attrs["config"])
     status = attr_text(g, "status")
     prod = g["production"]
@@ -281,7 +281,7 @@ def analyze(data, *, name: str = "local_energy") -> dict | list:
     (energy and parts with errors, acceptance, virial ratio, efficiency), a list for a study; for a `Run`
     its series `name`.
     """
-    from . import analysis as analysis_mod
+    from .analysis import results as analysis_mod
     try:
         if isinstance(data, Run):
             return data.analyze(name)

@@ -1,7 +1,7 @@
 """Command line: `vmc run`, `vmc analyze`, `vmc report`, `vmc info` (also `python -m vmc ...`).
 
-The command line parses argv, hands `vmc run` to the run front door (`vmc.job`: the same `plan` and
-`execute` as the Python API) and prints; the exit codes are `vmc.job`'s (the README lists them):
+The command line parses argv, hands `vmc run` to the run front door (`vmc.drivers.job`: the same `plan` and
+`execute` as the Python API) and prints; the exit codes are `vmc.drivers.job`'s (the README lists them):
 0 success, 1 the run failed, 2 bad input found before any work, 3 stopped by a signal after a checkpoint.
 
 Every error is one line on stderr. Under MPI no rank waits for a failed one: an error that only one
@@ -17,9 +17,9 @@ import time
 import tomllib
 import traceback
 
-from . import job
 from .errors import InputError, Interrupted
-from .job import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, JobError, StopSignals
+from .drivers import job
+from .drivers.job import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, JobError, StopSignals
 from .version import __version__
 
 ABORT_GRACE = 0.5   # seconds between printing a lone rank's error and aborting the job (see `_fail`)
@@ -53,7 +53,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from . import io
+    from .output import io
     try:
         print(io.describe(args.file))
     except io.OutputError as exc:
@@ -62,7 +62,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from . import analysis
+    from .analysis import results as analysis
     try:
         result = analysis.analyze_path(args.file)
     except analysis.AnalysisError as exc:
@@ -79,7 +79,8 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from . import analysis, report
+    from .analysis import report
+    from .analysis import results as analysis
     try:
         md = report.write_report(args.file, args.output)
     except analysis.AnalysisError as exc:
@@ -158,7 +159,7 @@ def main(argv=None) -> int:
         sys.stderr.close()
         return EXIT_OK
     except Exception as exc:
-        from .io import OutputError
+        from .output.io import OutputError
         if isinstance(exc, OutputError):
             return _fail(f"vmc: error: {exc}", EXIT_FAILED)
         if os.environ.get("VMC_DEBUG"):

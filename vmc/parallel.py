@@ -8,7 +8,7 @@ single rank.
 Walker w of W in total is always driven by the w-th stream spawned from the root seed, whatever the
 number of ranks; rank r drives walkers [r W // K, (r + 1) W // K). K need not divide W.
 
-DMC (`vmc.dmc.Population`) reduces exact integer accumulators (`vmc.exactsum`) with their exclusive scan
+DMC (`vmc.mc.dmc.Population`) reduces exact integer accumulators (`vmc.mc.exactsum`) with their exclusive scan
 (`Comm.sum_and_exscan`) and moves copies of walkers between neighbouring ranks with point-to-point
 messages (`send`, `receive_any`); nothing per step is O(walkers) on a rank but its own walkers.
 """

@@ -14,10 +14,9 @@ import warnings
 
 import numpy as np
 
+from ..model.hamiltonian import OBSERVABLE_NAMES, TERM_NAMES
+from ..output.paths import not_regular
 from . import blocking
-
-from .hamiltonian import OBSERVABLE_NAMES, TERM_NAMES
-from .paths import not_regular
 
 PARTS = TERM_NAMES   # the energy parts, analysed like E_L
 PC_SPAN = 1000   # DMC steps over which the population-control factors are undone (UNR's T_p)
@@ -66,7 +65,7 @@ def reference_energy(cfg: dict) -> tuple[float, str] | None:
     fermions = s.get("statistics", "fermion") == "fermion"
     if not s["interaction"] or P == 1:
         if fermions and P > 2:
-            from .factors.slater import closed_shell_energy
+            from ..model.factors.slater import closed_shell_energy
             return closed_shell_energy(P, D, omega), "exact"
         return 0.5 * P * D * omega, "exact"
     if fermions and P == 2 and D == 2 and omega in TWO_ELECTRONS_2D:
@@ -112,7 +111,7 @@ def analyze_group(group, name: str | None = None) -> dict:
     name = name or group.file.filename
     if "production" not in group or "local_energy" not in group["production"]:
         raise AnalysisError(f"{name}: no /production/local_energy dataset (is this a vmc run file?)")
-    from .io import done as steps_done
+    from ..output.io import done as steps_done
     prod = group["production"]
     done = steps_done(group, "production")
     if done < 2:
@@ -193,7 +192,7 @@ def check_dmc(d, done: int, name: str) -> None:
 
 def analyze_dmc(group, name: str = "") -> dict:
     """The DMC energy of a run group's /dmc series: the steps before `equilibration`, and any further
-    equilibration the MSER rule detects (`vmc.dmc.mser`), are discarded; the rest (one correlated series of
+    equilibration the MSER rule detects (`vmc.mc.dmc.mser`), are discarded; the rest (one correlated series of
     mixed estimates per step) gets the error of Wolff's autocorrelation (Gamma) method, `blocking.gamma_method`:
     a DMC series is only 30-50 correlation times long, too short for blocking's plateau, whose error
     (`blocked_error`, kept for comparison) was measured 23 % low there (benchmarks/bench_dmc_coverage.py).
@@ -201,8 +200,8 @@ def analyze_dmc(group, name: str = "") -> dict:
     estimates, same method), the mean trial energy, population and tau_eff, the acceptance, and the reference
     with the deviation.
     "failures" lists what makes the energy untrustworthy (`dmc_verdict`; empty when it passes)."""
-    from .dmc import mser, population_control_weights
-    from .io import done as steps_done
+    from ..mc.dmc import mser, population_control_weights
+    from ..output.io import done as steps_done
     d = group["dmc"]
     done, eq = steps_done(group, "dmc"), int(d.attrs.get("equilibration", 0))
     out = {"steps_done": done, "equilibration": eq, "time_step": float(d.attrs.get("time_step", math.nan)),
@@ -302,7 +301,7 @@ def dmc_verdict(d: dict) -> list[str]:
 
 def run_groups(f) -> list[tuple[str, object]]:
     """(label, group) of every run in an output file: the root of a run file, each point of a study."""
-    from .io import FORMAT, STUDY_FORMAT
+    from ..output.io import FORMAT, STUDY_FORMAT
     kind = f.attrs.get("format")
     if kind == STUDY_FORMAT:
         points = f.get("points", {})
@@ -324,7 +323,7 @@ def analyze_path(path: str) -> dict:
         raise AnalysisError(problem)
     ext = os.path.splitext(path)[1].lower()
     if ext in (".h5", ".hdf5", ".hdf"):
-        from .io import OutputError, attr_text, open_for_reading, unfinished, verify
+        from ..output.io import OutputError, attr_text, open_for_reading, unfinished, verify
         try:
             with open_for_reading(path) as f:
                 verify(f, path)
@@ -436,7 +435,7 @@ def failure_lines(d: dict) -> list[str]:
 
 def summary_text(summary: dict, cfg: dict, path: str) -> str:
     """The block `vmc run` prints at the end of a run."""
-    from .hamiltonian import SYMBOLS
+    from ..model.hamiltonian import SYMBOLS
     ref = reference_energy(cfg)
     lines = [
         "",

@@ -1,6 +1,6 @@
 r"""Closed shells of the D-dimensional harmonic oscillator: which particle numbers the determinants accept.
 
-Pure Python (no numba), so that `vmc.options` can list the closed shells in its messages without loading
+Pure Python (no numba), so that `vmc.input.options` can list the closed shells in its messages without loading
 the kernels. Shell s = sum_d n_d holds binom(s + D - 1, D - 1) orbitals per spin.
 """
 from __future__ import annotations

@@ -14,8 +14,8 @@ One loop per phase, top to bottom (`run` -> `optimize` -> `produce` -> `finish`)
 3. `produce`: sampling at fixed parameters in chunks of `io.PRODUCTION_CHUNK` sweeps, each stored as it
    completes (one allreduce per chunk);
 4. `diffuse` (only with `dmc.steps > 0`): fixed-node diffusion Monte Carlo from the production's final
-   walkers (`vmc.dmc`), in chunks of `vmc.dmc.CHUNK` steps, each stored as it completes;
-5. `finish`: the blocked error of the production energy (`vmc.blocking`) is the number the run reports,
+   walkers (`vmc.mc.dmc`), in chunks of `vmc.mc.dmc.CHUNK` steps, each stored as it completes;
+5. `finish`: the blocked error of the production energy (`vmc.analysis.blocking`) is the number the run reports,
    with warnings (acceptance near 0 or 1) kept in the file, and the DMC energy when there is one.
 
 With `wavefunction.from_file` the parameters start from an earlier run's `/wavefunction/params`
@@ -44,17 +44,18 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import dmc, io
-from .analysis import energy_lower_bound
-from .errors import Interrupted, NumericalError, RunError  # noqa: F401 (re-exported)
-from .config import check_ranks, resolved_density_rmax, resolved_sigma
-from .estimators import Moments, sums
-from .hamiltonian import OBSERVABLE_NAMES, Hamiltonian
-from .optimizers import Optimizer
-from .options import OPTIONS
-from .parallel import Comm, walker_range
-from .samplers import Sampler, Walkers
-from .wavefunction import TrialState
+from ..analysis.results import energy_lower_bound
+from ..errors import Interrupted, NumericalError, RunError
+from ..input.config import check_ranks, resolved_density_rmax, resolved_sigma
+from ..input.options import OPTIONS
+from ..mc import dmc
+from ..mc.estimators import Moments, sums
+from ..mc.optimizers import Optimizer
+from ..mc.samplers import Sampler, Walkers
+from ..model.hamiltonian import OBSERVABLE_NAMES, Hamiltonian
+from ..model.wavefunction import TrialState
+from ..output import io
+from ..parallel import Comm, walker_range
 
 OPTIMIZATION, PRODUCTION, DMC, DONE = 0, 1, 2, 3
 
@@ -62,7 +63,7 @@ OPTIMIZATION, PRODUCTION, DMC, DONE = 0, 1, 2, 3
 @dataclass
 class RunState:
     """The counters a checkpoint stores beside the arrays: the run's own, then the DMC population's
-    (`vmc.dmc.Counters`, stored as dmc_<name>) and the DMC times; `names` gives the stored order."""
+    (`vmc.mc.dmc.Counters`, stored as dmc_<name>) and the DMC times; `names` gives the stored order."""
     iteration: int = 0                 # optimization iterations completed
     phase: int = OPTIMIZATION
     production_steps: int = 0          # production sweeps completed
@@ -131,7 +132,7 @@ def trial_state(cfg: dict) -> TrialState:
 
 
 def run_shape(cfg: dict) -> io.RunShape:
-    """The layout of a run's output file (see `vmc.io.create_run`)."""
+    """The layout of a run's output file (see `vmc.output.io.create_run`)."""
     wf = trial_state(cfg)
     d = cfg["dmc"]
     on = d["steps"] > 0
@@ -223,7 +224,7 @@ def wavefunction_attrs(wf: TrialState) -> dict:
 
 
 def build(cfg: dict, comm: Comm) -> Setup:
-    """Objects of a run from the resolved configuration (nested dict, see `vmc.config`)."""
+    """Objects of a run from the resolved configuration (nested dict, see `vmc.input.config`)."""
     s, w, smp, o = cfg["system"], cfg["wavefunction"], cfg["sampler"], cfg["optimizer"]
     check_ranks(cfg, comm.size)
     param_seq, walker_seq = np.random.SeedSequence(cfg["seed"]).spawn(2)
@@ -252,7 +253,7 @@ class Snapshot:
     params: np.ndarray
     optimizer: dict
     positions: np.ndarray
-    rng: np.ndarray               # the walkers' PCG64 states as words (`vmc.samplers.rng_words`)
+    rng: np.ndarray               # the walkers' PCG64 states as words (`vmc.mc.streams.rng_words`)
     density_counts: np.ndarray
     dmc: tuple | None = None      # (this rank's DMC positions, and E_L and ratio of its DMC walkers)
 
@@ -296,7 +297,7 @@ def restore(comm: Comm, group, setup: Setup) -> tuple[RunState, np.ndarray, dict
 
 
 class PhaseTimer:
-    """Seconds spent in each phase of one iteration or production chunk (`vmc.io.TIMING_FIELDS`). Every rank
+    """Seconds spent in each phase of one iteration or production chunk (`vmc.output.io.TIMING_FIELDS`). Every rank
     puts its own sampling time into the allreduce (`own_sampling`), so the slowest and the fastest rank
     are known without another collective."""
 
@@ -638,7 +639,7 @@ def produce(r: Run) -> None:
 
 
 def diffuse(r: Run, saved: dict | None) -> None:
-    """Fixed-node DMC (`vmc.dmc`) from the production's final walkers (walker j % W starts DMC walker j),
+    """Fixed-node DMC (`vmc.mc.dmc`) from the production's final walkers (walker j % W starts DMC walker j),
     or from the checkpoint's population (`saved`); chunks of `dmc.CHUNK` steps, each written as it ends."""
     d, setup, state, comm = r.cfg["dmc"], r.setup, r.state, r.comm
     if d["steps"] == 0 or state.phase != DMC:
@@ -695,7 +696,7 @@ def finish(cfg, setup: Setup, state: RunState, writer, comm: Comm, wall: float) 
     summary = {"iterations": state.iteration, "wall_time": wall}
     if writer is None:
         return summary
-    from .analysis import analyze_group
+    from ..analysis.results import analyze_group
     writer.production_times(state.wall_seconds, state.cpu_seconds)
     result = analyze_group(writer.group)
     summary.update(result)

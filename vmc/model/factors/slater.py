@@ -41,7 +41,7 @@ and after accepting the move the Sherman-Morrison update (rank one, row i replac
 
 Kernels are `numba.njit` functions over plain arrays; the per-move ones (`orbitals`, `ratio`,
 `sherman_morrison`, `grad_lap_log_det`) allocate nothing: the caller passes scratch arrays val (n,),
-g_orb (n, D), l_orb (n, D) and scratch (n,). `SlaterDeterminants` is the factor (`vmc.factors.contract`).
+g_orb (n, D), l_orb (n, D) and scratch (n,). `SlaterDeterminants` is the factor (`vmc.model.factors.contract`).
 """
 from __future__ import annotations
 

@@ -4,12 +4,12 @@ The trial state is a product of factors, psi = prod_f psi_f, so ln|psi| = sum_f 
 quantity below is a sum over factors. Every factor is a `typing.NamedTuple` subclass (its *kernel
 data*: views of its parameters in the flat vector theta, constants, and per-walker cache arrays
 indexed by the walker w) plus an implementation of each function below, registered with
-`implements`. The sums over a tuple of factors (`vmc.wavefunction`) recurse over the tuple at compile
+`implements`. The sums over a tuple of factors (`vmc.model.wavefunction`) recurse over the tuple at compile
 time and inline every call, so numba compiles one kernel per combination of factors, a factor that is
 off costs nothing, and no call boundary is left in the hot loop. (Iterating with
 `numba.literal_unroll` instead would be simpler, but numba 0.68 miscompiles inlined overloads inside
 it: writes to the factors' arrays are lost.) The hot loops themselves (the DMC step, the VMC chain) are
-`vmc.wavefunction.factor_kernel`s: their sums are written out factor by factor in their own bodies, because
+`vmc.model.wavefunction.factor_kernel`s: their sums are written out factor by factor in their own bodies, because
 through one more inlined layer that takes the whole tuple numba leaves reference counts of every factor's
 arrays at every call (benchmarks/README.md, bench_dmc.py).
 
@@ -37,13 +37,13 @@ and, optional (`OPTIONAL`), for a factor that has a joint distribution with hidd
 
     gibbs_sweep(f, w, x, rng, h)     one Gibbs update of that joint distribution: h | x, then x | h (x and
                                      walker w's cache updated); a Gibbs sampler asks it of a trial state that
-                                     is this factor alone (`vmc.wavefunction.gibbs_sweep_all`)
+                                     is this factor alone (`vmc.model.wavefunction.gibbs_sweep_all`)
 
 x is the flat coordinate vector (P*D,), particle i owning x[i*D:(i+1)*D]; xp the proposed position (D,).
 
 A kernel-data class names its per-walker cache arrays (the walker is their first axis) in the class attribute
 `WALKER_CACHE`. They are a walker's whole state beside its positions: DMC's branching copies them with the
-walker (`vmc.wavefunction.walker_caches`), so a copy continues exactly as its parent would have, on whichever
+walker (`vmc.model.wavefunction.walker_caches`), so a copy continues exactly as its parent would have, on whichever
 rank it lands, without rebuilding its cache.
 """
 from __future__ import annotations
@@ -127,7 +127,7 @@ def implemented(fn, cls) -> bool:
 # Called once per particle move or measured sweep: inlined into the sweeps (numba IR inlining lets the
 # reference-count operations on the factors' arrays be pruned, provided the caller has no raise paths,
 # error_model="numpy", and an inlined kernel does not let its array arguments die at different points on
-# the two sides of a branch; see `vmc.samplers.run_chain`). The others run once per pass or less and
+# the two sides of a branch; see `vmc.mc.samplers.run_chain`). The others run once per pass or less and
 # are compiled once per factor, which keeps the compile time of a combination of factors down.
 HOT = {"propose", "accept", "add_grad_current", "add_grad_proposed", "add_grad_lap", "add_dlog", "gibbs_sweep"}
 

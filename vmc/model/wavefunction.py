@@ -1,7 +1,7 @@
 r"""The trial state: a product of factors, psi = prod_f psi_f, with all parameters in one flat vector.
 
-Every factor (`vmc.factors`: the RBM, the Padé-Jastrow factor, the Slater determinants, the
-exchange-symmetric RBM) implements the same numba kernels (`vmc.factors.contract`); the functions
+Every factor (`vmc.model.factors`: the RBM, the Padé-Jastrow factor, the Slater determinants, the
+exchange-symmetric RBM) implements the same numba kernels (`vmc.model.factors.contract`); the functions
 below sum them over a tuple of factors, and both the samplers and the Python-level methods of
 `Product` (`log_psi`, `grad_lap_log_psi`, `log_psi_grad_params`) call them, so there is one code path.
 
@@ -281,7 +281,7 @@ def _dlog(factors, x, out):
 
 class Product:
     """psi = prod of `factors` (objects with `parameters`, `initial`, `randomize`, `constrain`, `named` and
-    `kernel_data`, see `vmc.factors`), parameters in one flat vector (see the module docstring)."""
+    `kernel_data`, see `vmc.model.factors`), parameters in one flat vector (see the module docstring)."""
 
     def __init__(self, factors: list, particles: int, dimensions: int, params: np.ndarray | None = None):
         self.factors = list(factors)
@@ -361,7 +361,7 @@ class Product:
 class TrialState(Product):
     """psi = psi_RBM x [J] x [det D_up det D_down]: an RBM (over the coordinates, or exchange-symmetric)
     times optional Padé-Jastrow and Slater-determinant factors (with ``backflow = "rbm"`` the determinants
-    at backflow quasi-particle coordinates, `vmc.factors.backflow`). ``fermions`` sets the Jastrow cusp values
+    at backflow quasi-particle coordinates, `vmc.model.factors.backflow`). ``fermions`` sets the Jastrow cusp values
     (spin up = particles 0..P/2-1); the determinants use orbitals at the trap's ``omega`` (for a closed
     shell any other frequency gives the same determinant up to a constant factor).
 

@@ -1,4 +1,4 @@
-r"""Transition rules of one particle, shared by the VMC chain (`vmc.samplers`) and the DMC step (`vmc.dmc`).
+r"""Transition rules of one particle, shared by the VMC chain (`vmc.mc.samplers`) and the DMC step (`vmc.mc.dmc`).
 
 A rule proposes x_i' from x_i and says what its proposal density contributes to the acceptance; the callers
 add |psi(x')/psi(x)|^2 (from the factor contract) and decide. The functions take plain arrays and a random
@@ -11,7 +11,7 @@ stream, never the factors: the drift F = 2 grad_i ln|psi| is summed over the fac
   densities G(y; x) = exp(-(y - x - D dt F(x))^2 / (4 D dt)) in the acceptance:
       ln G(x; x') - ln G(x'; x) = [(x' - x - dt F(x)/2)^2 - (x - x' - dt F(x')/2)^2] / (2 dt).
 
-The displacements are per coordinate and take the random numbers drawn by the caller (`vmc.streams`:
+The displacements are per coordinate and take the random numbers drawn by the caller (`vmc.mc.streams`:
 `uniform`, `standard_normal` of a walker's numpy Generator in VMC, of a slot's counter-based stream in DMC).
 Why not the stream itself: an inlined function that takes the stream (or the positions) and calls into numba's
 Generator binds it anew across a call with a raise path, and the reference counts of that binding are then
@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import numba
-
 
 
 @numba.njit(cache=True, inline="always")

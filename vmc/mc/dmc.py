@@ -9,8 +9,8 @@ propagates f(R, t) = psi_T(R) phi(R, t) with the short-time Green's function
 and f -> psi_T phi_0 (the fixed-node ground state) as t -> infinity. One *step* of a walker here:
 
 1. Drift-diffusion, one particle at a time, with the Langevin move of the importance sampler
-   (`vmc.moves`): x_i' = x_i + v_i tau + sqrt(tau) xi, with the drift velocity
-   v = grad ln|psi_T| limited near nodes and cusps as in UNR (`vmc.moves.limit_drift`), and the
+   (`vmc.mc.moves`): x_i' = x_i + v_i tau + sqrt(tau) xi, with the drift velocity
+   v = grad ln|psi_T| limited near nodes and cusps as in UNR (`vmc.mc.moves.limit_drift`), and the
    Metropolis-Hastings acceptance min(1, G(x; x') |psi(x')|^2 / (G(x'; x) |psi(x)|^2)) that makes the
    move exact for tau -> 0 and removes most of the time-step error of the diffusion.
 2. Fixed node: a proposal that changes the sign of psi_T (`propose` returns the sign of
@@ -42,7 +42,7 @@ touched. Integer branching would make the population fluctuate, need walkers to 
 varying numbers, and tie random streams to walkers that are born and die.
 
 **Random numbers.** Slots, not walkers, own the random numbers: the move of the walker in slot j at
-step t draws from a SplitMix64 stream seeded by hashing (seed, j, t) (`vmc.streams.stream`), and the comb's u is
+step t draws from a SplitMix64 stream seeded by hashing (seed, j, t) (`vmc.mc.streams.stream`), and the comb's u is
 drawn from the stream of a slot index N (no walker's). A counter-based rule needs no state: a
 checkpoint holds no random-generator states and a resumed run draws the same numbers.
 
@@ -52,7 +52,7 @@ state after the last step) and contributes per step sums of fixed size, whatever
 sum w^2, sum p dR^2, sum dR^2 and the accepted, proposed and node-crossing counts, in one allreduce,
 with the exclusive scan of W over the ranks below beside it (`vmc.parallel.Comm.sum_and_exscan`: one
 allreduce that carries the scan too on up to 8 ranks, an allreduce and an exscan in flight at once
-beyond). Every floating-point sum is *exact* (`vmc.exactsum`: a fixed-point accumulator over the whole
+beyond). Every floating-point sum is *exact* (`vmc.mc.exactsum`: a fixed-point accumulator over the whole
 double range, combined across ranks by an integer MPI_SUM, rounded once at the end), so the sums, the
 trial energy, tau_eff and the comb are bit-identical on every rank and do not depend on how the slots
 are split between ranks: a run is reproducible bit for bit from (input, seed), even across numbers of
@@ -90,7 +90,7 @@ the factors (inverse Slater matrices updated by Sherman-Morrison) are rebuilt fr
 start of every chunk of `CHUNK` steps and for every slot that received a copy, so the caches are a
 function of the slot's history only: a resumed run (checkpoints at chunk ends) is bit-identical.
 
-**Guard.** A DMC energy is reported as a failure (`vmc.analysis.dmc_verdict`: a FAILED line in the summary
+**Guard.** A DMC energy is reported as a failure (`vmc.analysis.results.dmc_verdict`: a FAILED line in the summary
 and in `vmc analyze`, "DMC FAILED: ..." in the stored summary's warnings, exit code 1 of `vmc run`; the file
 keeps the data) when its measured steps span less than 5 / omega of imaginary time (n tau_eff omega < 5:
 the centre of mass alone decorrelates on 1/omega, so blocking cannot see the correlation and the error
@@ -107,13 +107,21 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from ..model.hamiltonian import N_OBSERVABLES, N_TERMS, OBSERVABLE_NAMES, measure
+from ..model.wavefunction import (
+    accept_all,
+    add_grad_current_all,
+    add_grad_lap_all,
+    add_grad_proposed_all,
+    factor_kernel,
+    init_all,
+    propose_all,
+    walker_caches,
+)
+from ..parallel import walker_range
 from . import exactsum
-from .hamiltonian import N_OBSERVABLES, N_TERMS, OBSERVABLE_NAMES, measure
 from .moves import displaced, drift_force, langevin_displacement, langevin_log_ratio, velocity_ratio
-from .parallel import walker_range
 from .streams import counter_stream, standard_normal, stream, uniform, uniforms
-from .wavefunction import (accept_all, add_grad_current_all, add_grad_lap_all, add_grad_proposed_all, factor_kernel,
-                           init_all, propose_all, walker_caches)
 
 
 class Scratch(NamedTuple):
@@ -164,7 +172,7 @@ def local_values(factors, terms, w, x, P, D, tau, s, out):
 @factor_kernel
 def walker_step(factors, terms, w, x, P, D, tau, rng, s, row):
     """One DMC step of walker w (positions x, caches built): every particle once by the Langevin move of the
-    importance sampler (`vmc.moves`) with fixed-node rejection, then E_L and |v_bar|/|v| at the new positions.
+    importance sampler (`vmc.mc.moves`) with fixed-node rejection, then E_L and |v_bar|/|v| at the new positions.
     rng: the slot's CounterStream of this step. row (N_COLUMNS,) receives E_L, the ratio, the observables,
     accepted and proposed moves, sum p dR^2, sum dR^2 and the number of proposals rejected for crossing a node."""
     xp, dx, f_old, f_new, grad = s.xp, s.dx, s.f_old, s.f_new, s.grad
@@ -216,7 +224,7 @@ def walker_step(factors, terms, w, x, P, D, tau, rng, s, row):
 def step_all(factors, terms, X, P, D, tau, key0, key1, first_slot, step, rows):
     """One step of every local walker (slot first_slot + w for row w of X); rows (n, N_COLUMNS).
     error_model="numpy" (here and in the other population kernels) for the reason given at
-    `vmc.samplers.run_chain`: without raise paths LLVM prunes the inlined factor kernels' reference counts."""
+    `vmc.mc.samplers.run_chain`: without raise paths LLVM prunes the inlined factor kernels' reference counts."""
     s = scratch(X.shape[1], D)
     rng = counter_stream()
     for w in range(X.shape[0]):
@@ -249,7 +257,7 @@ def measure_all(factors, terms, X, P, D, tau, rows):
 
 @dataclass
 class Counters:
-    """The population's global state (identical on every rank); `vmc.driver.RunState` stores it as dmc_*."""
+    """The population's global state (identical on every rank); `vmc.drivers.driver.RunState` stores it as dmc_*."""
     steps: int = 0                 # steps done (equilibration and measured)
     trial_energy: float = math.nan
     estimate: float = math.nan     # E_est
@@ -283,7 +291,7 @@ def _first_tooth_at(x, u, d, lo, n):
 @numba.njit(cache=True)
 def comb_teeth(cum, before, d, u, n, last):
     """The teeth of the comb that fall on one rank's walkers. `cum`: the running sums of the population's
-    weights in slot order at this rank's walkers (exactly rounded, `vmc.exactsum.prefix`), `before`: the
+    weights in slot order at this rank's walkers (exactly rounded, `vmc.mc.exactsum.prefix`), `before`: the
     running sum before its first walker (0 on the first rank), d = W / N, `last`: the rank holds slot N - 1
     (it also takes the teeth at or past W, which rounding can leave there). Tooth k falls on the first
     walker i with cum[i] > (u + k) d. Returns (k_first, parents): teeth k_first, k_first + 1, ... fall on
@@ -414,7 +422,7 @@ class Population:
         this rank's, `advance` takes the maximum over the ranks). One reduction of fixed size whatever N: the
         weights' and the moves' sums with the exclusive scan of the weights (the comb). The weights need only
         this rank's walkers and the population's state after the last step (tau_eff from the moves of the
-        steps before this one); every sum is exact (`vmc.exactsum`), so every rank sees the same bits and they
+        steps before this one); every sum is exact (`vmc.mc.exactsum`), so every rank sees the same bits and they
         do not depend on the number of ranks."""
         c, n, comm = self.c, self.n, self.comm
         step_all(self.factors, self.terms, self.X, self.P, self.D, self.tau, self.key0, self.key1,

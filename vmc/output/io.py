@@ -14,7 +14,7 @@ final summary, a resume that extends a run) change the file's structure.
 
 Damage. Every dataset carries Fletcher32 checksums (`_early`; size-neutral, so the above holds), and
 `verify` reads a whole file before its numbers are used: bytes changed on disk become one line naming
-the dataset instead of different numbers. The analysis adds the free physical checks (`vmc.analysis`).
+the dataset instead of different numbers. The analysis adds the free physical checks (`vmc.analysis.results`).
 Measured cost for the output of inputs/default.toml (300 iterations, 32 x 20000 production, checkpoints):
 writing 0.30 s instead of 0.28 s in all, `verify` 0.05 s; wall times of runs unchanged within noise.
 
@@ -36,9 +36,9 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from .dmc import STEP_FIELDS as DMC_FIELDS
-from .errors import InputError
-from .hamiltonian import N_TERMS, OBSERVABLE_NAMES
+from ..errors import InputError
+from ..mc.dmc import STEP_FIELDS as DMC_FIELDS
+from ..model.hamiltonian import N_TERMS, OBSERVABLE_NAMES
 from .paths import not_regular
 
 FORMAT = "vmc-run"
@@ -51,7 +51,7 @@ PRODUCTION_CHUNK = 1000   # production sweeps per write; also the HDF5 chunk wid
 # Seconds per optimization iteration or production chunk: rank 0's sampling, the slowest and fastest rank's
 # sampling, the allreduce (including waiting for the slowest rank), the update, output and checkpoints.
 TIMING_FIELDS = ("sampling", "sampling_max", "sampling_min", "reduce", "update", "io")
-RNG_WORDS = 6             # a PCG64 state as uint64 words (see vmc.samplers.Walkers.rng_state_array)
+RNG_WORDS = 6             # a PCG64 state as uint64 words (see vmc.mc.samplers.Walkers.rng_state_array)
 PHASES = ("optimization", "production", "dmc", "done")
 DMC_WALKER_FIELDS = ("local_energy", "velocity_ratio")   # per DMC walker in a checkpoint (dmc_walkers)
 
@@ -151,8 +151,8 @@ LAYOUT: tuple[Entry, ...] = (
           "from `format_version` 4 on, every dataset is chunked (a fixed-size one as one chunk of its whole "
           "shape) with HDF5's Fletcher32 checksum filter, so any HDF5 reader verifies what it reads; `vmc info`, "
           "`analyze`, `report`, `vmc.load`, `--resume` and `wavefunction.from_file` first read the whole file "
-          "(`vmc.io.verify`; the checkpoint slot that is not current is skipped) and report a dataset that fails "
-          "as damage (one line, exit code 2); files without checksums are read unverified"),
+          "(`vmc.output.io.verify`; the checkpoint slot that is not current is skipped) and report a dataset that "
+          "fails as damage (one line, exit code 2); files without checksums are read unverified"),
     Entry("study files", "",
           "root attributes `format` = \"vmc-study\", `n_points`, `config` (with the sweep), ...; one run group "
           "with the layout above per point under `/points/000`, `/points/001`, ..., all created when the "

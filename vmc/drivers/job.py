@@ -11,7 +11,7 @@ Exit codes (the CLI's; `Outcome.status`):
 
     0  success; also `--resume` of a run that is already complete (nothing is changed)
     1  the run failed: divergence or a non-finite energy, implausible sampling (acceptance 0 or 1), a
-       DMC energy that cannot be trusted (`vmc.analysis.dmc_verdict`; its summary is stored), a
+       DMC energy that cannot be trusted (`vmc.analysis.results.dmc_verdict`; its summary is stored), a
        write error such as a full disk, ranks out of step, or an internal error. The file keeps every
        completed iteration and production chunk and a checkpoint to `--resume` from.
     2  bad input, found before any work: configuration, files, `--resume` overrides, memory or disk
@@ -30,9 +30,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .errors import InputError, Interrupted, NumericalError, RunError
-from .parallel import Comm, one_thread_per_rank
-from .version import __version__
+from ..errors import InputError, Interrupted, NumericalError, RunError
+from ..parallel import Comm, one_thread_per_rank
+from ..version import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 3
 
@@ -47,7 +47,7 @@ class JobError(RunError):
 
 def world() -> Comm:
     """The job's communicator (`vmc.parallel.world`); a launcher without mpi4py is bad input."""
-    from . import parallel
+    from .. import parallel
     try:
         return parallel.world()
     except parallel.ParallelError as exc:
@@ -58,7 +58,7 @@ def on_root(comm, fn, share: bool = True):
     """Run fn on rank 0 and share its result (`share`; else the result stays on rank 0 and the others get
     None); if it raised InputError (or an output error), every rank raises the same error, so no rank
     waits for another."""
-    from .io import OutputError
+    from ..output.io import OutputError
     from .resources import ResourceError
     result = outcome = None
     if comm.is_root:
@@ -122,7 +122,7 @@ class StopSignals:
 
 @dataclass(frozen=True)
 class Request:
-    """What a job is asked to do: an input (a TOML path, or a parsed `vmc.config.Config`), or `resume` an
+    """What a job is asked to do: an input (a TOML path, or a parsed `vmc.input.config.Config`), or `resume` an
     output file; where to write (default: the input's `output` option, else runs/<input name>.h5); option
     overrides by dotted key (on a resume only run-length options); `force` to replace an existing output."""
     input: str | None = None
@@ -166,8 +166,8 @@ def _output_path(request: Request, config) -> str:
 
 def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
     """(config, input text, progress of each run group) of an output file, read without modifying it."""
-    from . import config as config_mod
-    from . import io
+    from ..input import config as config_mod
+    from ..output import io
     try:
         with io.open_for_reading(path) as f:
             kind = f.attrs.get("format")
@@ -198,7 +198,7 @@ def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
 def _check_resume_overrides(path: str, overrides: dict, progress: list[dict]) -> None:
     """Refuse, before anything is written, overrides that would change the physics or the stored state,
     or that could no longer take effect."""
-    from .config import OPTION_BY_KEY, suggest
+    from ..input.config import OPTION_BY_KEY, suggest
     allowed = sorted(k for k, o in OPTION_BY_KEY.items() if o.on_resume)
     for key in overrides:
         if key not in OPTION_BY_KEY:
@@ -237,7 +237,7 @@ def _check_request(request: Request) -> None:
 
 def _points(config, n_ranks: int, progress: list[dict] | None) -> list[Point]:
     """One point per sweep point, with what is left to do of it ("new", "resume" or "complete")."""
-    from . import config as config_mod
+    from ..input import config as config_mod
     points = []
     for index, (label, point) in enumerate(config.sweep_points()):
         config_mod.check_ranks(point, n_ranks)
@@ -264,7 +264,7 @@ def _check_points(points: list[Point], source: str, n_ranks: int, ranks_on_node:
 
 def _claim_new(path: str, points: list[Point], force: bool) -> int:
     """The output of a new job: not a file it reads, claimed (`io.claim_output`), with room on the disk."""
-    from . import io
+    from ..output import io
     from .driver import run_shape
     from .resources import check_disk
     _refuse_reading_own_output(path, points)
@@ -279,9 +279,9 @@ def _claim_new(path: str, points: list[Point], force: bool) -> int:
 
 
 def _plan(request: Request, n_ranks: int, ranks_on_node: int) -> Plan:
-    from . import config as config_mod
+    from ..input import config as config_mod
+    from ..output.io import OutputError, lock
     from .driver import run_shape
-    from .io import OutputError, lock
     from .resources import check_disk
 
     _check_request(request)
@@ -360,7 +360,8 @@ def _open_output(plan: Plan, n_ranks: int):
     """Rank 0: create the output file with every run group at full size, or open it for a resume."""
     import h5py
 
-    from . import driver, io
+    from ..output import io
+    from . import driver
     try:
         if plan.resume:
             f = h5py.File(plan.path, "r+", locking=False)
@@ -423,7 +424,8 @@ def execute(plan: Plan, comm: Comm, stop: StopSignals, progress: bool = True, ec
     """Create or open the planned output file and run every point that is not complete (collective).
     Failures of a run are recorded in the file and returned in the `Outcome`; `echo`: print the summary
     and the failure lines (the command line) or not (the Python API)."""
-    from . import driver, io
+    from ..output import io
+    from . import driver
 
     if plan.nothing_to_do:
         if comm.is_root and echo:
@@ -479,8 +481,8 @@ def execute(plan: Plan, comm: Comm, stop: StopSignals, progress: bool = True, ec
 def _record(writer, summary: dict, p: Point, path: str, echo: bool) -> RunError | None:
     """Rank 0: store a finished point's summary and status, print it; a DMC energy that fails the guard
     (`analysis.dmc_verdict`) keeps its summary and data but makes the point failed (returned as the error)."""
-    from . import io
-    from .analysis import summary_text
+    from ..analysis.results import summary_text
+    from ..output import io
     if writer is None:
         return None
     untrusted = summary.get("dmc", {}).get("failures", [])

@@ -23,9 +23,9 @@ phi_m'' = (-2 omega / s_m + 4 omega^2 r^2 / s_m^2) phi_m; h = G'/r is finite at 
                       + sum_{j != i} [ h + (G'' - h) Delta_d^2 / r^2 ]
     G'(r) = sum_k s(v_k) sum_m V_mk phi_m',  G'' = sum_k [ s'(v_k) (sum_m V_mk phi_m')^2 + s(v_k) sum_m V_mk phi_m'' ]
     d/dc_k = sum_{i<j} s(v_ijk),  d/dV_mk = sum_{i<j} s(v_ijk) phi_m(r_ij),  and the one-body
-    derivatives as for the coordinate RBM summed over particles (see `vmc.factors.rbm`).
+    derivatives as for the coordinate RBM summed over particles (see `vmc.model.factors.rbm`).
 
-This module is written only against `vmc.factors.contract`; the trial state selects it with
+This module is written only against `vmc.model.factors.contract`; the trial state selects it with
 `wavefunction.rbm = "symmetric"` (`wavefunction.pair_hidden` pair units).
 """
 from __future__ import annotations

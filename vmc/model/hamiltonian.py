@@ -153,7 +153,7 @@ N_TERMS, N_OBSERVABLES = len(TERM_NAMES), len(OBSERVABLE_NAMES)
 
 def measure(terms, x, grad, lap, out):
     """out[k] = the k-th term or observable of the tuple `terms` (see `Hamiltonian.kernel_terms`); numba
-    only, unrolled at compile time like the sums over factors in `vmc.wavefunction`."""
+    only, unrolled at compile time like the sums over factors in `vmc.model.wavefunction`."""
     raise NotImplementedError("numba only")
 
 

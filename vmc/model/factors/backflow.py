@@ -7,10 +7,10 @@ the determinants of harmonic-oscillator orbitals and fixed-node DMC cannot do be
     psi_BF(x) = det[phi_n(r_i')]_up det[phi_n(r_i')]_down,
     r_i' = r_i + sum_{j != i} eta_{s_ij}(r_ij^2) (r_i - r_j),
 
-with the same Hermite orbitals phi_n as `vmc.factors.slater` (in sqrt(omega) x, without their
+with the same Hermite orbitals phi_n as `vmc.model.factors.slater` (in sqrt(omega) x, without their
 Gaussian, which stays with the RBM at the true coordinates) and s_ij = 0 for parallel, 1 for
 antiparallel spins. eta is a small neural network in RBM form over the pair features of
-`vmc.factors.symmetric` (neural backflow: Luo & Clark, PRL 122, 226401 (2019)); with q = r^2
+`vmc.model.factors.symmetric` (neural backflow: Luo & Clark, PRL 122, 226401 (2019)); with q = r^2
 
     eta_s(q) = E(q) sum_k v_{s,k} sigmoid(z_{s,k}(q)),   z_{s,k} = c_{s,k} + sum_m U_{s,m,k} phi_m(q),
     phi_m(q) = exp(-omega q / s_m) (s_m = 1/4, 1, 4),    E(q) = exp(-omega q / s_E), s_E = 16.
@@ -52,7 +52,7 @@ both determinants at x' (Gauss-Jordan with the sign, `invert_slogdet`: O(N^3) pe
 scratch, and `accept` copies them in; the cache per walker is eta of every pair (so a move evaluates only
 the pairs of the moved particle), r' and both inverses, and stays equal to a fresh `init` (no
 incremental update drifts). The local energy costs O(N^3) (the Laplacian sums above, the orbitals'
-Hessians at the N quasi-positions). `Backflow` is the factor (`vmc.factors.contract`); it replaces
+Hessians at the N quasi-positions). `Backflow` is the factor (`vmc.model.factors.contract`); it replaces
 `SlaterDeterminants` in the trial state when `wavefunction.backflow = "rbm"`.
 """
 from __future__ import annotations
@@ -239,7 +239,7 @@ def orbital_hessians(xp, omega, qn, herm, val, grad, hess):
         d_d d_e phi_n = H'_{n_d} H'_{n_e} prod_{f != d, e} H_{n_f}      (d != e)
         d_d^2 phi_n   = H''_{n_d} prod_{f != d} H_{n_f}
 
-    with H, H', H'' the Hermite factor and its x-derivatives (`vmc.factors.slater.orbitals`). herm (D, 3)
+    with H, H', H'' the Hermite factor and its x-derivatives (`vmc.model.factors.slater.orbitals`). herm (D, 3)
     is scratch."""
     n, D = qn.shape
     sw = math.sqrt(omega)

@@ -11,7 +11,7 @@ with the deviation in error bars.
 Runs with DMC (`dmc.steps > 0`) add a DMC table (energy with blocked error, discarded equilibration, mixed
 estimates of the parts, population, tau_eff, wall time), a figure of the energy, trial energy and population
 per DMC step, and -- when `dmc.time_step` is swept -- the fit of E(tau) (linear, or quadratic where the
-data need it, `vmc.dmc.extrapolate`) with the extrapolated tau -> 0 energy and its error.
+data need it, `vmc.mc.dmc.extrapolate`) with the extrapolated tau -> 0 energy and its error.
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ import platform
 
 import numpy as np
 
-from .version import __version__
-from .analysis import AnalysisError, analyze_group, run_groups
-from .hamiltonian import SYMBOLS, TERM_NAMES
-from .io import OutputError, attr_text, done, history, open_for_reading, verify
+from ..model.hamiltonian import SYMBOLS, TERM_NAMES
+from ..output.io import OutputError, attr_text, done, history, open_for_reading, verify
+from ..version import __version__
+from .results import AnalysisError, analyze_group, run_groups
 
 ACCEPTANCE_KEYS = ("sampler.step", "sampler.dt")
 UNITS = {"system.omega": "omega (Hartree)", "sampler.dt": "time step dt", "dmc.time_step": "DMC time step tau",
@@ -267,7 +267,7 @@ def figure_dmc(points, out):
 
 def time_step_fit(points) -> dict | None:
     """The tau -> 0 extrapolation of the DMC energies of the points (None without two time steps)."""
-    from .dmc import extrapolate
+    from ..mc.dmc import extrapolate
     pts = [p for p in points if "mean" in p["result"].get("dmc", {})]
     taus = sorted({p["result"]["dmc"]["time_step"] for p in pts})
     if len(taus) < 2 or len(taus) != len(pts):

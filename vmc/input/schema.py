@@ -1,7 +1,7 @@
 """Building blocks of the input schema: an `Option` (key, default, type, meaning, allowed values), the
 constraints on one value (`gt`, `ge`, `between`, `interval`, `one_of`, ...) and `Rule`s between options.
 
-The tables themselves live in `vmc.options`; `vmc.config` reads and validates input files with them.
+The tables themselves live in `vmc.input.options`; `vmc.input.config` reads and validates input files with them.
 
     >>> between(1, 64).text, interval(0, 10).text
     ('between 1 and 64', 'in (0, 10]')
@@ -14,6 +14,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+
 
 class ConfigError(Exception):
     """A problem with the input; str() is one line for the user (the CLI prints it and exits with 2).
@@ -164,7 +165,7 @@ class Option:
 
 
 class Invalid(Exception):
-    """Why a value is not allowed (`Option.validate`; `vmc.config` adds the file, key and value)."""
+    """Why a value is not allowed (`Option.validate`; `vmc.input.config` adds the file, key and value)."""
 
 
 def kind_of(value: Any) -> str:

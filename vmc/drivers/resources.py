@@ -16,7 +16,7 @@ Memory per rank (the rank with the most walkers, w = ceil(W / K) of W walkers on
 
 plus `BASELINE` bytes for Python, numpy, numba and MPI. The limit per rank is `VMC_MEMORY_LIMIT`
 (bytes, or with a suffix: 500M, 8G) or, by default, half of this node's memory shared by the ranks on
-the node. The output file is allocated in full when a run starts (`vmc.io`), so its size
+the node. The output file is allocated in full when a run starts (`vmc.output.io`), so its size
 (`io.RunShape.file_bytes`) must fit in the free space of the output directory.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 
-from . import io
+from ..output import io
 
 BASELINE = 200 * 2**20
 PRODUCTION_OBSERVABLES = 4
@@ -97,7 +97,7 @@ def memory_per_rank(cfg: dict, n_ranks: int, n_opt: int) -> tuple[int, str]:
     d = cfg.get("dmc", {})
     dmc = 0
     if d.get("steps", 0) > 0:
-        from .dmc import N_COLUMNS
+        from ..mc.dmc import N_COLUMNS
         n = d["walkers"]
         mine = math.ceil(n / n_ranks)
         dmc = 8 * (n * (3 * M + 4) + mine * (N_COLUMNS + 2 * M + 16))

@@ -1,8 +1,8 @@
 r"""Reading and validating input: TOML files, dotted-key overrides and `[sweep]` tables into a `Config`.
 
 One TOML file describes a run. The options and the rules between them are declarative tables in
-`vmc.options` (built from `vmc.schema`); validation, defaults, the
-README's input reference (`reference_markdown`, printed by ``python -m vmc.config --markdown``) and a
+`vmc.input.options` (built from `vmc.input.schema`); validation, defaults, the
+README's input reference (`reference_markdown`, printed by ``python -m vmc.input.config --markdown``) and a
 complete input template (``--template``) are all derived from it, so they cannot disagree.
 
     >>> cfg = from_text("[sampler]\nstep = 2")
@@ -23,7 +23,7 @@ line naming the file, the key, the value and what is allowed, e.g.
 An optional ``[sweep]`` table maps option keys to lists of values (a parameter study);
 `Config.sweep_points` expands it into one resolved `Config` per point.
 
-Removed options (`vmc.options.REMOVED`: key -> old default, reason) keep older output files readable:
+Removed options (`vmc.input.options.REMOVED`: key -> old default, reason) keep older output files readable:
 a stored configuration that still has such a key at its old default loads as if it were absent (the
 key is dropped silently); any other value, and the key anywhere else (`--set`, `[sweep]`), is an
 error that names the key and why it was removed.
@@ -39,11 +39,14 @@ import os
 import re
 import sys
 import tomllib
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from ..output.paths import not_regular
 from .options import OPTIONS, REMOVED, RULES
-from .paths import not_regular
-from .schema import ConfigError, Invalid, Option, Rule, fmt as _fmt, kind_of as _kind
+from .schema import ConfigError, Invalid, Option, Rule
+from .schema import fmt as _fmt
+from .schema import kind_of as _kind
 
 __all__ = [
     "ConfigError", "Option", "Rule", "OPTIONS", "OPTION_BY_KEY", "SECTIONS", "RULES", "MAX_SWEEP_POINTS",
@@ -253,7 +256,7 @@ class Config:
     __slots__ = ("_flat", "_sweep", "_zip", "source", "text")
 
     def __init__(self, *args, **kwargs):
-        raise TypeError("build a Config with vmc.config.load, from_text or from_dict")
+        raise TypeError("build a Config with vmc.input.config.load, from_text or from_dict")
 
     @classmethod
     def _make(cls, flat: dict, sweep, zip_: bool, source: str, text: str, check_source: str | None = None):
@@ -366,7 +369,7 @@ class Config:
 def from_dict(d: Mapping, source: str = "<dict>", text: str = "") -> Config:
     """Validate a nested mapping (as parsed from TOML, or as returned by `Config.to_dict`).
 
-    A removed option (`vmc.options.REMOVED`, e.g. `wavefunction.orbital_omega` in the stored
+    A removed option (`vmc.input.options.REMOVED`, e.g. `wavefunction.orbital_omega` in the stored
     configuration of an older output file) is dropped silently at its old default and is an input error
     naming the key and the reason at any other value.
     """
@@ -475,8 +478,38 @@ README_END = "<!-- END INPUT REFERENCE -->"
 
 def _generated_sections() -> dict:
     """README sections made from code: marker name -> text."""
-    from .io import layout_markdown
-    return {"INPUT REFERENCE": reference_markdown(), "HDF5 LAYOUT": layout_markdown()}
+    from ..output.io import layout_markdown
+    return {"INPUT REFERENCE": reference_markdown(), "HDF5 LAYOUT": layout_markdown(),
+            "CODE LAYOUT": code_layout_markdown()}
+
+
+# the layer folders of the package, from the top (the run) down (the model); a module imports only from its own
+# layer, the layers below it, and the shared modules of vmc/ (tests/test_docs.py::test_imports_point_down_the_layers)
+LAYERS = ("drivers", "analysis", "input", "output", "mc", "model")
+SHARED = ("errors", "version", "parallel")
+
+
+def _summary(path: Path) -> str:
+    """The first paragraph of a module's docstring, on one line."""
+    import ast
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def code_layout_markdown() -> str:
+    """The README's "Layout of the code": every folder of the package (its `__init__` docstring) and module (the
+    first paragraph of its docstring), entry points and shared modules first, then the layers from the top."""
+    root = Path(__file__).resolve().parent.parent
+    lines = ["| module | holds |", "|---|---|"]
+    for path in sorted(root.glob("*.py"), key=lambda p: (p.stem in SHARED, p.name)):
+        if path.stem not in ("__init__", "__main__"):
+            lines.append(f"| `vmc/{path.name}` | {_md(_summary(path))} |")
+    for layer in LAYERS:
+        lines.append(f"| **`vmc/{layer}/`** | **{_md(_summary(root / layer / '__init__.py'))}** |")
+        for path in sorted((root / layer).rglob("*.py")):
+            if path.name != "__init__.py":
+                lines.append(f"| `{path.relative_to(root.parent).as_posix()}` | {_md(_summary(path))} |")
+    return "\n".join(lines) + "\n"
 
 
 def _md(text: str) -> str:
@@ -498,8 +531,8 @@ def reference_markdown() -> str:
         "accepted where a number is expected, but a boolean is never accepted as a number and a "
         "number with a decimal point (`2.0`) is not accepted as an integer. Options are named by dotted keys "
         "(`sampler.step` is `step` in `[sampler]`), in error messages, in `vmc run --set KEY=VALUE` and in "
-        "`[sweep]`. `python -m vmc.config --check FILE...` checks input files; "
-        "`python -m vmc.config --template` prints a complete input with every default.",
+        "`[sweep]`. `python -m vmc.input.config --check FILE...` checks input files; "
+        "`python -m vmc.input.config --template` prints a complete input with every default.",
         "",
     ]
     for section in ("",) + SECTIONS:
@@ -558,7 +591,7 @@ def reference_markdown() -> str:
 
 def template_toml() -> str:
     """A complete input file with every option at its default and its meaning as a comment."""
-    out = ["# vmc input with every option at its default (python -m vmc.config --template)."]
+    out = ["# vmc input with every option at its default (python -m vmc.input.config --template)."]
     for section in ("",) + SECTIONS:
         if section:
             out.append("")
@@ -593,7 +626,7 @@ def readme_section(text: str, name: str = "INPUT REFERENCE") -> str:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vmc.config", description="vmc input options.")
+    p = argparse.ArgumentParser(prog="python -m vmc.input.config", description="vmc input options.")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--markdown", action="store_true", help="print the input reference (README section)")
     g.add_argument("--template", action="store_true", help="print an input file with every default")

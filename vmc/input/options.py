@@ -1,9 +1,9 @@
 r"""Every input option and every rule between options: the tables a physicist edits.
 
-Each `Option` carries its key, default, type, meaning and allowed values; `vmc.config` derives the
+Each `Option` carries its key, default, type, meaning and allowed values; `vmc.input.config` derives the
 validation, the README's input reference and the input template from these tables, so they cannot
 disagree. Upper bounds keep a run sane on a cluster node (memory and disk are estimated per
-configuration before any work, `vmc.resources`); lengths and times that depend on the trap are
+configuration before any work, `vmc.drivers.resources`); lengths and times that depend on the trap are
 bounded in units of the trap length 1/sqrt(omega) and the trap period 1/omega (`RULES`), each only where the
 stage that uses it runs (the Metropolis step only for Metropolis sampling, the DMC time step only with DMC on).
 `on_resume = True` marks the options that `vmc run --resume FILE --set KEY=VALUE` may change (run
@@ -11,7 +11,7 @@ length and optimizer settings); every other option fixes the physics or the shap
 """
 from __future__ import annotations
 
-from .factors.shells import closed_shell_numbers
+from ..model.factors.shells import closed_shell_numbers
 from .schema import Option, Rule, between, ge, half_open, interval, one_of
 
 MAX_SEED = 2**63 - 1
@@ -47,7 +47,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("wavefunction.rbm", "coordinates", str, "coordinates: the RBM's visible units are all P*D "
            "coordinates (hidden units couple coordinates by index, so psi is not symmetric under particle "
            "exchange); symmetric: one-body hidden units shared by all particles times pair hidden units fed "
-           "by the distances r_ij (`vmc/factors/symmetric.py`), symmetric under every exchange.",
+           "by the distances r_ij (`vmc/model/factors/symmetric.py`), symmetric under every exchange.",
            one_of("coordinates", "symmetric")),
     Option("wavefunction.hidden", 2, int, "Number of hidden units N of the RBM (with rbm = \"symmetric\": "
            "its one-body hidden units).", between(1, 100_000)),
@@ -71,7 +71,7 @@ OPTIONS: tuple[Option, ...] = (
            f"filling closed shells: P = {closed_shells_text()}."),
     Option("wavefunction.backflow", "none", str, "none, or rbm: evaluate the determinants at quasi-particle "
            "coordinates r_i' = r_i + sum_{j != i} eta(r_ij) (r_i - r_j), eta a small network in RBM form over "
-           "Gaussians of r_ij^2 per spin channel (`vmc/factors/backflow.py`), so that the nodes are "
+           "Gaussians of r_ij^2 per spin channel (`vmc/model/factors/backflow.py`), so that the nodes are "
            "variational; starts at eta = 0 (the plain determinants). Needs `wavefunction.slater`; O(N^3) per "
            "move.", one_of("none", "rbm")),
     Option("wavefunction.backflow_hidden", 4, int, "Hidden units of the backflow network per spin channel "
@@ -135,7 +135,7 @@ OPTIONS: tuple[Option, ...] = (
            ge(0)),
     # ---- [dmc]
     Option("dmc.steps", 0, int, "Measured steps of fixed-node diffusion Monte Carlo after the VMC production "
-           "(`vmc/dmc.py`); 0: no DMC. At least 16 when on.", between(0, 10**9)),
+           "(`vmc/mc/dmc.py`); 0: no DMC. At least 16 when on.", between(0, 10**9)),
     Option("dmc.equilibration", 1000, int, "DMC steps before the measured ones (recorded, discarded by the "
            "analysis together with any further equilibration it detects).", between(0, 10**9)),
     Option("dmc.time_step", 0.01, float, "DMC time step tau (drift-diffusion move of every particle, then "
@@ -149,7 +149,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-# Options that no longer exist: key -> (its old default, why it went). `vmc.config` drops a removed key at
+# Options that no longer exist: key -> (its old default, why it went). `vmc.input.config` drops a removed key at
 # its old default (stored configurations of older output files, read by `--resume`, stay readable) and
 # refuses any other value with this reason.
 REMOVED: dict[str, tuple[object, str]] = {

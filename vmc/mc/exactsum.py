@@ -1,5 +1,5 @@
 r"""Exact sums of doubles, independent of the order of the additions and of how the terms are split
-between MPI ranks (the DMC population's reductions, `vmc.dmc.Population.step`).
+between MPI ranks (the DMC population's reductions, `vmc.mc.dmc.Population.step`).
 
 A floating-point sum depends on the order of its additions: per-rank partial sums combined across ranks
 give other last bits than one sum in slot order, and other bits again on another number of ranks. Here

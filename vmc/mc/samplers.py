@@ -8,22 +8,22 @@ Gibbs sampling, where a sweep is one full update of the hidden and then the visi
 * Importance sampling (Langevin / Fokker-Planck): x_i' = x_i + D F_i(x) dt + sqrt(dt) xi, D = 1/2,
   F = 2 grad ln|psi| (the drift "force"), xi ~ N(0, 1); accepted with
   min(1, G(x; x') |psi(x')|^2 / (G(x'; x) |psi(x)|^2)), G(y; x) = exp(-(y - x - D dt F(x))^2 / (4 D dt)).
-  The drift is limited where it diverges (nodes of determinants, cusps; `vmc.moves.limit_drift`), which
+  The drift is limited where it diverges (nodes of determinants, cusps; `vmc.mc.moves.limit_drift`), which
   keeps the sampling exact.
 * Gibbs: h_j | x ~ Bernoulli(sigmoid(u_j)), then x | h ~ Normal(a + W h, sigma^2). This samples the
   RBM joint distribution whose x-marginal is F(x); it samples |psi|^2 = F^(2g) only for g = 1/2 and an
-  RBM alone (`vmc.options.RULES`).
+  RBM alone (`vmc.input.options.RULES`).
 
-The proposals are the transition rules of `vmc.moves` (the Langevin one is DMC's drift-diffusion too). The
-trial state enters only through the factor contract (`vmc.factors.contract`, summed by `vmc.wavefunction`;
+The proposals are the transition rules of `vmc.mc.moves` (the Langevin one is DMC's drift-diffusion too). The
+trial state enters only through the factor contract (`vmc.model.factors.contract`, summed by `vmc.model.wavefunction`;
 Gibbs asks it for the conditional draws of a factor that has them): the kernels take the tuple of factors'
 kernel data and never know which factors they hold. The contract speaks of ln|psi|; the factor 2 of |psi|^2
-is applied here (and in `vmc.dmc`), the one of the drift F = 2 grad ln|psi| in `vmc.moves.drift_force`.
+is applied here (and in `vmc.mc.dmc`), the one of the drift F = 2 grad ln|psi| in `vmc.mc.moves.drift_force`.
 
 Every walker has its own `numpy.random.Generator` (spawned from one `SeedSequence`) passed into the
 kernel, so a run is reproducible from (seed, number of walkers) whatever the order of work.
 After each measured sweep the kernel records the Hamiltonian's terms and observables
-(`vmc.hamiltonian.OBSERVABLE_NAMES`), optionally d ln psi / d theta, and optionally a histogram of the
+(`vmc.model.hamiltonian.OBSERVABLE_NAMES`), optionally d ln psi / d theta, and optionally a histogram of the
 particles' radial distances.
 """
 from __future__ import annotations
@@ -35,13 +35,23 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from .factors.contract import REFRESH_EVERY
-from .hamiltonian import N_OBSERVABLES, N_TERMS, Hamiltonian, measure
+from ..model.factors.contract import REFRESH_EVERY
+from ..model.hamiltonian import N_OBSERVABLES, N_TERMS, Hamiltonian, measure
+from ..model.wavefunction import (
+    Product,
+    accept_all,
+    add_dlog_all,
+    add_grad_current_all,
+    add_grad_lap_all,
+    add_grad_proposed_all,
+    factor_kernel,
+    gibbs_sweep_all,
+    init_all,
+    propose_all,
+    refresh_all,
+)
 from .moves import displaced, drift_force, langevin_displacement, langevin_log_ratio, metropolis_displacement
 from .streams import rng_state, rng_words, standard_normal, uniform
-from .wavefunction import (Product, accept_all, add_dlog_all, add_grad_current_all, add_grad_lap_all,
-                           add_grad_proposed_all, factor_kernel, gibbs_sweep_all, init_all, propose_all,
-                           refresh_all)
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 KINDS = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
@@ -82,7 +92,7 @@ def radial_histogram(x, P, D, r_max, hist):
 
 @factor_kernel
 def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
-    """Advance walker w (positions x) n_burn + n_steps sweeps of the transition rule (`Rule`, `vmc.moves`),
+    """Advance walker w (positions x) n_burn + n_steps sweeps of the transition rule (`Rule`, `vmc.mc.moves`),
     recording the terms and observables (and d ln psi / d theta, the histogram; see `Record`) after each
     of the last n_steps. Returns the number of accepted moves during the measured sweeps.
 
@@ -96,7 +106,7 @@ def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
     increments and decrements (an atomic add each, 13 per call), and LLVM prunes those pairs only where no
     raise path leaves the loop between them. With the Python error model every division had one, and the
     atomics took half the time of a move (benchmarks/README.md). Kernels inlined here keep every array
-    argument alive to their end on all branches for the same reason (`vmc.factors.rbm.rbm_add_dlog`);
+    argument alive to their end on all branches for the same reason (`vmc.model.factors.rbm.rbm_add_dlog`);
     tests/test_samplers.py::test_the_chain_kernel_counts_no_references_in_its_loops checks it."""
     M = x.shape[0]
     P = M // D
@@ -203,7 +213,7 @@ class Walkers:
 class Samples:
     """What a sampling pass produced for this process's walkers.
 
-    observables: (n_walkers, n_steps, N_OBSERVABLES), columns `vmc.hamiltonian.OBSERVABLE_NAMES`;
+    observables: (n_walkers, n_steps, N_OBSERVABLES), columns `vmc.model.hamiltonian.OBSERVABLE_NAMES`;
     grad_log_psi: (n_walkers, n_steps, n_opt) or None; density_counts: radial histogram or None.
     """
     observables: np.ndarray

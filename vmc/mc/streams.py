@@ -4,10 +4,10 @@ r"""Random streams: one per VMC walker (a numpy PCG64 Generator), one per DMC sl
   chain; a checkpoint stores its state as six uint64 words (`rng_words`, `rng_state`).
 * DMC: slots, not walkers, own the random numbers, and they need no state: the move of the walker in slot j
   at step t draws from a SplitMix64 stream seeded by hashing (key, j, t) (`stream`), so a checkpoint holds no
-  generator states and a resumed run draws the same numbers (`vmc.dmc`, "Random numbers").
+  generator states and a resumed run draws the same numbers (`vmc.mc.dmc`, "Random numbers").
 
 `standard_normal(rng)` and `uniform(rng)` draw from either (`CounterStream` for DMC), so a transition rule
-(`vmc.moves`) is written once for both.
+(`vmc.mc.moves`) is written once for both.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ O = d ln psi / d theta:
 The error bar of <E> during optimization comes from the spread of the per-walker means
 (walkers are independent chains): err^2 = Var_w(mean_w) / n_walkers. It includes the
 autocorrelation within a chain as long as each chain is much longer than its correlation time.
-The final, publishable error bar comes from blocking the production series (`vmc.blocking`).
+The final, publishable error bar comes from blocking the production series (`vmc.analysis.blocking`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from functools import cache
 
 import numpy as np
 
-from .hamiltonian import N_OBSERVABLES
+from ..model.hamiltonian import N_OBSERVABLES
 from .samplers import Samples
 
 

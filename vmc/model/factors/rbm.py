@@ -24,7 +24,7 @@ convex term (softplus) to ln psi, so they cannot narrow a too-wide envelope: the
 with s the logistic sigmoid. The per-walker cache holds u, softplus(u) and s(u), so a one-particle move
 costs O(N D) plus N exponentials (softplus and sigmoid of the proposal share one), and the gradients at
 x and x' (the drift) and the local energy cost none. Note that W couples coordinates by index: this factor is not
-symmetric under particle exchange (`vmc.factors.symmetric` is).
+symmetric under particle exchange (`vmc.model.factors.symmetric` is).
 """
 from __future__ import annotations
 
@@ -221,7 +221,7 @@ def rbm_add_dlog(f, w, x, out):
     g = f.g
     # sigma first (and its sums only when it is variational): were this branch last, x, f and out would die
     # at different points on its two sides, and the reference counts of the inlined call would stay
-    # (atomics in the sweep; see vmc.samplers.run_chain). The sums and the result are unchanged bit for bit.
+    # (atomics in the sweep; see vmc.mc.samplers.run_chain). The sums and the result are unchanged bit for bit.
     if f.sigma_slot >= 0:
         d2 = 0.0
         for k in range(M):

@@ -1,0 +1,1 @@
+"""Analysis: blocking, the analysis of run files, and reports of studies."""

@@ -1,0 +1,1 @@
+"""Input: the option table, its validation, and the configuration of a run or study."""

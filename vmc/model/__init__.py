@@ -1,0 +1,1 @@
+"""The model: the trial state's factors, their product, and the Hamiltonian."""
