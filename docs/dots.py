@@ -336,7 +336,7 @@ def markdown(rows: list[dict]) -> str:
              "of the reference.")
     lines = [cell_line(cell, rows, refs) for cell in CELLS]
     return "\n".join([TABLE_BEGIN, "## The standard table of quantum dots", "", intro, "", HEADER] + lines
-                     + backflow_lines(rows, refs) + ["", TABLE_END]) + "\n"
+                     + backflow_lines(rows, refs) + checks_lines(rows, refs) + ["", TABLE_END]) + "\n"
 
 
 def backflow_lines(rows: list[dict], refs: dict) -> list[str]:
@@ -367,6 +367,33 @@ def backflow_lines(rows: list[dict], refs: dict) -> list[str]:
                 _pm(*_value(v)) if v else "not run", variance,
                 f"{_pm(*_value(d))} ({float(d['time_step']):g})" if d else "not run",
                 _pm(*ref) if ref else "–", _sigma(*_value(d), *ref) if d and ref else "–"]) + " |")
+    return out
+
+
+def checks_lines(rows: list[dict], refs: dict) -> list[str]:
+    """The cells with DMC checks (inputs/checks): every DMC row of the cell's own input and of its checks (each time
+    step, and tau -> 0 where there is a series), against the reference."""
+    cells = sorted({(int(r["dimensions"]), int(r["particles"]), float(r["omega"])) for r in rows
+                    if r["input"].startswith("inputs/checks/")})
+    if not cells:
+        return []
+    out = ["", "Checks of the DMC numbers (inputs/checks, `python docs/dots.py run checks`): the same nodes from "
+           "another trial state, time-step series, other populations; beside the cell's own DMC rows.", "",
+           "| D | N | omega | input | factors | walkers | tau | DMC | DMC reference | (DMC - ref.) / sigma |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for key in cells:
+        ref = refs.get(key, {}).get("exact") or refs.get(key, {}).get("dmc")
+        mine = [r for r in rows if (int(r["dimensions"]), int(r["particles"]), float(r["omega"])) == key
+                and r["method"] in ("dmc", "dmc_extrapolated")
+                and r["input"].startswith(("inputs/dmc/", "inputs/checks/"))]
+        mine.sort(key=lambda r: (not r["input"].startswith("inputs/dmc/"), r["input"], r["method"] != "dmc",
+                                 float(r["time_step"])))
+        for r in mine:
+            tau = "-> 0" if r["method"] == "dmc_extrapolated" else f"{float(r['time_step']):g}"
+            out.append("| " + " | ".join([
+                f"{key[0]}", f"{key[1]}", f"{key[2]:g}", f"`{r['input']}`", r["factors"].replace("+", " x "),
+                f"{r['walkers']}", tau, _pm(*_value(r)), _pm(*ref) if ref else "–",
+                _sigma(*_value(r), *ref) if ref else "–"]) + " |")
     return out
 
 
