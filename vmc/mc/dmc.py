@@ -120,7 +120,7 @@ from ..model.wavefunction import (
 )
 from ..parallel import walker_range
 from . import exactsum
-from .moves import displaced, drift_force, langevin_displacement, langevin_log_ratio, velocity_ratio
+from .moves import drift_force, langevin_displacement, langevin_log_ratio, velocity_ratio
 from .streams import counter_stream, standard_normal, stream, uniform, uniforms
 
 
@@ -189,8 +189,8 @@ def walker_step(factors, terms, w, x, P, D, tau, rng, s, row):
         r2 = 0.0
         for d in range(D):
             dx[d] = langevin_displacement(f_old[d], tau, standard_normal(rng))
+            xp[d] = x[first + d] + dx[d]
             r2 += dx[d] * dx[d]
-        displaced(x, first, dx, xp)
         u = uniform(rng)
         dr2 += r2
         log_ratio, sign = propose_all(factors, w, x, i, xp, dx)

@@ -16,6 +16,8 @@ The displacements are per coordinate and take the random numbers drawn by the ca
 Why not the stream itself: an inlined function that takes the stream (or the positions) and calls into numba's
 Generator binds it anew across a call with a raise path, and the reference counts of that binding are then
 left in the caller's loop (tests/test_samplers.py::test_the_chain_kernel_counts_no_references_in_its_loops).
+The caller also forms x' = x_i + dx in the same loop over the coordinates: in a loop of its own, LLVM versioned
+and vectorized the displacement loop of DMC's step (three copies of Box-Muller, 10-25 % slower at N = 12).
 """
 from __future__ import annotations
 
@@ -71,13 +73,6 @@ def langevin_displacement(force, dt, xi):
     """One coordinate of the Langevin displacement, F dt / 2 + sqrt(dt) xi, from the limited drift force F at x
     and a standard normal xi."""
     return 0.5 * force * dt + math.sqrt(dt) * xi
-
-
-@numba.njit(cache=True, inline="always")
-def displaced(x, first, dx, xp):
-    """xp = x_i + dx for the particle whose coordinates start at x[first]."""
-    for d in range(dx.shape[0]):
-        xp[d] = x[first + d] + dx[d]
 
 
 @numba.njit(cache=True, inline="always")

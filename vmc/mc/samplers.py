@@ -50,7 +50,7 @@ from ..model.wavefunction import (
     propose_all,
     refresh_all,
 )
-from .moves import displaced, drift_force, langevin_displacement, langevin_log_ratio, metropolis_displacement
+from .moves import drift_force, langevin_displacement, langevin_log_ratio, metropolis_displacement
 from .streams import rng_state, rng_words, standard_normal, uniform
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
@@ -125,6 +125,7 @@ def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
             if kind == METROPOLIS:
                 for d in range(D):
                     dx[d] = metropolis_displacement(rule.size, uniform(rng))
+                    xp[d] = x[first + d] + dx[d]
             else:
                 for d in range(D):
                     grad[d] = 0.0
@@ -132,7 +133,7 @@ def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
                 drift_force(grad, dt, f_old)
                 for d in range(D):
                     dx[d] = langevin_displacement(f_old[d], dt, standard_normal(rng))
-            displaced(x, first, dx, xp)
+                    xp[d] = x[first + d] + dx[d]
             log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
             log_ratio = 2.0 * log_ratio          # |psi|^2
             if kind != METROPOLIS:
