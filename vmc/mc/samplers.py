@@ -199,11 +199,9 @@ class Walkers:
     def n_walkers(self) -> int:
         return self.positions.shape[0]
 
-    def rng_states(self) -> list[dict]:
-        return [r.bit_generator.state for r in self.rngs]
-
     def rng_state_array(self) -> np.ndarray:
-        return rng_words(self.rng_states())
+        """The walkers' PCG64 states as the words a checkpoint stores (`vmc.mc.streams.rng_words`)."""
+        return rng_words([r.bit_generator.state for r in self.rngs])
 
     def set_rng_state_array(self, words: np.ndarray) -> None:
         for r, row in zip(self.rngs, np.asarray(words, dtype=np.uint64)):
