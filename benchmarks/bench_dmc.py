@@ -179,7 +179,7 @@ def step_split(N: int, n_walkers: int, seconds: float) -> dict:
 
     def kernel(k):
         for _ in range(k):
-            step_all(pop.factors, pop.terms, pop.X, pop.P, pop.D, pop.tau, pop.key0, pop.key1, 0, 7, rows)
+            step_all(pop.factors, pop.terms, pop.X, pop.D, pop.tau, pop.key0, pop.key1, 0, 7, rows)
     kernel(1)
     spent, n = timed(kernel, seconds)
     kern = spent / (n * n_walkers)

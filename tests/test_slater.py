@@ -11,7 +11,6 @@ from vmc.model.factors.slater import (
     closed_shell_energy,
     free_walk,
     fresh_inverses,
-    grad_lap_log_det,
     orbitals,
     quantum_numbers,
     quantum_numbers_for,
@@ -286,16 +285,10 @@ def test_updated_inverse_after_ten_thousand_sweeps(P, D, step):
 def test_exact_noninteracting_local_energy(P, D, omega):
     rng = np.random.default_rng(P * 31 + D)
     E = closed_shell_energy(P, D, omega)
-    n = P // 2
-    qn = quantum_numbers(n, D)
-    Dmat, Dinv = np.empty((n, n)), np.empty((n, n))
-    val, g_orb, l_orb = np.empty(n), np.empty((n, D)), np.empty((n, D))
     for _ in range(10):
         x = random_config(P, D, omega, rng)
-        grad = -omega * x                                              # Gaussian factor
-        lap = np.full(P * D, -omega)
-        for first in (0, n):
-            slater_inverse(x, first, n, D, omega, qn, Dinv, Dmat, g_orb, l_orb)
-            grad_lap_log_det(x, first, n, D, omega, qn, Dinv, grad, lap, val, g_orb, l_orb)
+        grad, lap = grad_lap_log_det_total(x, P, D, omega)
+        grad -= omega * x                                              # Gaussian factor
+        lap -= omega
         E_L = -0.5 * np.sum(grad**2 + lap) + 0.5 * omega**2 * np.sum(x**2)
         assert E_L == pytest.approx(E, rel=1e-9)

@@ -553,16 +553,8 @@ def optimize(r: Run) -> None:
                                  f"{last_good.state.iteration}")
         if guard.good(m, state.best_energy):
             last_good = start
-        lr = opt.learning_rate()
-        used = wf.params.copy()
-        try:
-            delta = opt.step(m.gradient, m.s_matrix)
-        except np.linalg.LinAlgError as exc:
-            r.checkpoint(start)
-            raise NumericalError(f"iteration {it}: stochastic reconfiguration failed ({exc}); raise "
-                                 "optimizer.sr_shift") from None
-        wf.theta[:] += delta
-        wf.constrain()
+        lr, used = opt.learning_rate(), wf.params.copy()
+        update(r, m, start)
         state.calm = state.calm + 1 if last_energy_close(state, m) else 0
         state.iteration += 1
         state.last_energy, state.last_error = m.energy, m.error
@@ -571,12 +563,7 @@ def optimize(r: Run) -> None:
             state.phase = PRODUCTION
         timer.lap("update")
         if r.writer is not None:
-            row = dict(energy=m.energy, error=m.error, variance=m.variance, acceptance=m.acceptance,
-                       grad_norm=float(np.linalg.norm(m.gradient)), learning_rate=lr, wall_time=time.time() - r.t0,
-                       **dict(zip(OBSERVABLE_NAMES, m.observables)))
-            r.iterations.add(it, row, used)
-            if r.iterations.due():
-                r.iterations.flush()
+            record_iteration(r, it, m, lr, used)
         bar.update(1)
         bar.set_postfix_str(f"E = {m.energy:.5f} +- {m.error:.5f}, acc = {m.acceptance:.2f}", refresh=False)
         r.end_chunk(total[where["control"]], OPTIMIZATION, bar, f"after iteration {it}")
@@ -588,6 +575,29 @@ def optimize(r: Run) -> None:
     if r.writer is not None:
         attrs = wavefunction_attrs(wf)
         r.writer.wavefunction(wf.params, wf.named(), {k: v for k, v in attrs.items() if k in ("sigma", "beta")})
+
+
+def update(r: Run, m: Moments, start: Snapshot) -> None:
+    """theta += the optimizer's step from the iteration's moments; a failed SR solve checkpoints `start` and stops."""
+    wf = r.setup.wf
+    try:
+        delta = r.setup.optimizer.step(m.gradient, m.s_matrix)
+    except np.linalg.LinAlgError as exc:
+        r.checkpoint(start)
+        raise NumericalError(f"iteration {r.state.iteration}: stochastic reconfiguration failed ({exc}); raise "
+                             "optimizer.sr_shift") from None
+    wf.theta[:] += delta
+    wf.constrain()
+
+
+def record_iteration(r: Run, it: int, m: Moments, lr: float, used: np.ndarray) -> None:
+    """Iteration it's row of /optimization (rank 0): its moments, learning rate and the parameters it sampled."""
+    row = dict(energy=m.energy, error=m.error, variance=m.variance, acceptance=m.acceptance,
+               grad_norm=float(np.linalg.norm(m.gradient)), learning_rate=lr, wall_time=time.time() - r.t0,
+               **dict(zip(OBSERVABLE_NAMES, m.observables)))
+    r.iterations.add(it, row, used)
+    if r.iterations.due():
+        r.iterations.flush()
 
 
 def last_energy_close(state: RunState, m: Moments) -> bool:

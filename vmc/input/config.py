@@ -522,70 +522,52 @@ def _md_allowed(opt: Option) -> str:
     return _md(opt.allowed())
 
 
+_REFERENCE_INTRO = (
+    "A run is described by one TOML file. Every option is optional and takes its default when "
+    "missing. Unknown keys or sections, wrong types and out-of-range values are errors that name the "
+    "file, the key and the value (`vmc run` stops with exit code 2 before any work). An integer is "
+    "accepted where a number is expected, but a boolean is never accepted as a number and a "
+    "number with a decimal point (`2.0`) is not accepted as an integer. Options are named by dotted keys "
+    "(`sampler.step` is `step` in `[sampler]`), in error messages, in `vmc run --set KEY=VALUE` and in "
+    "`[sweep]`. `python -m vmc.input.config --check FILE...` checks input files; "
+    "`python -m vmc.input.config --template` prints a complete input with every default.")
+_REFERENCE_SWEEP = (
+    "An optional `[sweep]` table turns one input into a parameter study. It maps option keys to "
+    "non-empty lists of values, written either with quoted dotted keys (`\"wavefunction.hidden\" = "
+    "[1, 2, 3]`) or as sub-tables (`[sweep.wavefunction]` then `hidden = [1, 2, 3]`). Every value "
+    "is checked like the option itself, and every point against the rules above. With "
+    "`zip = false` (the default) the points are the Cartesian grid over all keys in input order (the "
+    "last key varies fastest); with `zip = true` the lists, which must then have equal lengths, are "
+    "paired element by element. Each point is labelled like `wavefunction.hidden=2,sampler.dt=0.01`. "
+    f"Any option but `output` can be swept (`seed` too); at most {MAX_SWEEP_POINTS} points. "
+    "Overriding a swept key (`--set`) fixes it and removes it from the sweep.")
+
+
 def reference_markdown() -> str:
     """The README's input reference: one table per section, the rules between options, sweeps."""
-    out = [
-        "A run is described by one TOML file. Every option is optional and takes its default when "
-        "missing. Unknown keys or sections, wrong types and out-of-range values are errors that name the "
-        "file, the key and the value (`vmc run` stops with exit code 2 before any work). An integer is "
-        "accepted where a number is expected, but a boolean is never accepted as a number and a "
-        "number with a decimal point (`2.0`) is not accepted as an integer. Options are named by dotted keys "
-        "(`sampler.step` is `step` in `[sampler]`), in error messages, in `vmc run --set KEY=VALUE` and in "
-        "`[sweep]`. `python -m vmc.input.config --check FILE...` checks input files; "
-        "`python -m vmc.input.config --template` prints a complete input with every default.",
-        "",
-    ]
+    out = [_REFERENCE_INTRO, ""]
     for section in ("",) + SECTIONS:
-        out.append("### Top level" if not section else f"### `[{section}]`")
-        out.append("")
-        out.append("| key | default | allowed | meaning |")
-        out.append("| --- | --- | --- | --- |")
-        for o in OPTIONS:
-            if o.section == section:
-                out.append(f"| `{o.key}` | `{_md(_fmt(o.default))}` | {_md_allowed(o)} | {_md(o.doc)} |")
-        out.append("")
-    out.append("### Rules between options")
-    out.append("")
-    for rule in RULES:
-        out.append(f"- {_md(rule.doc)}")
-    out.append("- `sampler.walkers` is the total over all MPI ranks; each rank needs at least one walker; so is "
-               "`dmc.walkers` when DMC is on.")
-    out.append("")
+        out += ["### Top level" if not section else f"### `[{section}]`", "",
+                "| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
+        out += [f"| `{o.key}` | `{_md(_fmt(o.default))}` | {_md_allowed(o)} | {_md(o.doc)} |"
+                for o in OPTIONS if o.section == section] + [""]
+    out += ["### Rules between options", ""] + [f"- {_md(rule.doc)}" for rule in RULES]
+    out += ["- `sampler.walkers` is the total over all MPI ranks; each rank needs at least one walker; so is "
+            "`dmc.walkers` when DMC is on.", ""]
     if REMOVED:
-        out.append("### Removed options")
-        out.append("")
-        out.append("Accepted only at their old default, and then ignored, so that the configurations stored in "
-                   "older output files still load (`--resume`); any other value is an error.")
-        out.append("")
-        for key, (default, why) in REMOVED.items():
-            out.append(f"- `{key}` (old default `{_md(_fmt(default))}`): {_md(why)}.")
-        out.append("")
-    out.append("### Changing options on `--resume`")
-    out.append("")
-    out.append("`vmc run --resume FILE --set KEY=VALUE` may change only "
-               + ", ".join(f"`{o.key}`" for o in OPTIONS if o.on_resume)
-               + " (and not below what is already done, nor options of a phase that is over); every other "
-               "option fixes the physics or the shape of the stored state and is refused (exit code 2, the "
-               "file unchanged). The changes are recorded in the file's `resumed` attribute.")
-    out.append("")
-    out.append("### Parameter sweeps: `[sweep]`")
-    out.append("")
-    out.append(
-        "An optional `[sweep]` table turns one input into a parameter study. It maps option keys to "
-        "non-empty lists of values, written either with quoted dotted keys (`\"wavefunction.hidden\" = "
-        "[1, 2, 3]`) or as sub-tables (`[sweep.wavefunction]` then `hidden = [1, 2, 3]`). Every value "
-        "is checked like the option itself, and every point against the rules above. With "
-        "`zip = false` (the default) the points are the Cartesian grid over all keys in input order (the "
-        "last key varies fastest); with `zip = true` the lists, which must then have equal lengths, are "
-        "paired element by element. Each point is labelled like `wavefunction.hidden=2,sampler.dt=0.01`. "
-        f"Any option but `output` can be swept (`seed` too); at most {MAX_SWEEP_POINTS} points. "
-        "Overriding a swept key (`--set`) fixes it and removes it from the sweep.")
-    out.append("")
-    out.append("```toml")
-    out.append("[sweep]")
-    out.append("\"wavefunction.hidden\" = [2, 4]")
-    out.append("\"sampler.dt\" = [0.1, 0.5]   # 2 x 2 = 4 points")
-    out.append("```")
+        out += ["### Removed options", "", "Accepted only at their old default, and then ignored, so that the "
+                "configurations stored in older output files still load (`--resume`); any other value is an error.", ""]
+        out += [f"- `{key}` (old default `{_md(_fmt(default))}`): {_md(why)}."
+                for key, (default, why) in REMOVED.items()] + [""]
+    out += ["### Changing options on `--resume`", "",
+            "`vmc run --resume FILE --set KEY=VALUE` may change only "
+            + ", ".join(f"`{o.key}`" for o in OPTIONS if o.on_resume)
+            + " (and not below what is already done, nor options of a phase that is over); every other "
+            "option fixes the physics or the shape of the stored state and is refused (exit code 2, the "
+            "file unchanged). The changes are recorded in the file's `resumed` attribute.", ""]
+    out += ["### Parameter sweeps: `[sweep]`", "", _REFERENCE_SWEEP, "",
+            "```toml", "[sweep]", "\"wavefunction.hidden\" = [2, 4]",
+            "\"sampler.dt\" = [0.1, 0.5]   # 2 x 2 = 4 points", "```"]
     return "\n".join(out) + "\n"
 
 

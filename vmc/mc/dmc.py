@@ -221,11 +221,12 @@ def walker_step(factors, terms, w, x, P, D, tau, rng, s, row):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def step_all(factors, terms, X, P, D, tau, key0, key1, first_slot, step, rows):
+def step_all(factors, terms, X, D, tau, key0, key1, first_slot, step, rows):
     """One step of every local walker (slot first_slot + w for row w of X); rows (n, N_COLUMNS).
     error_model="numpy" (here and in the other population kernels) for the reason given at
     `vmc.mc.samplers.run_chain`: without raise paths LLVM prunes the inlined factor kernels' reference counts."""
     s = scratch(X.shape[1], D)
+    P = X.shape[1] // D
     rng = counter_stream()
     for w in range(X.shape[0]):
         stream(key0, key1, first_slot + w, step, rng)
@@ -321,7 +322,9 @@ def comb(weights: np.ndarray, u: float) -> np.ndarray:
     return comb_teeth(cum, 0.0, cum[-1] / n, u, n, True)[1]
 
 
-_SUMS = N_OBSERVABLES + 4  # exact sums of a step: W, sum w O_k, sum w^2, sum p dR^2, sum dR^2
+# the exact sums of a step (rows of `weigh`'s acc): W, sum w O_k, sum w^2, sum p dR^2, sum dR^2
+_W, _WO, _W2, _SUM_PDR2, _SUM_DR2 = 0, 1, N_OBSERVABLES + 1, N_OBSERVABLES + 2, N_OBSERVABLES + 3
+_SUMS = N_OBSERVABLES + 4
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -333,12 +336,14 @@ def weigh(rows, el, vr, weight, tau_eff, trial_energy, e_est, w, acc):
         s_sum = (e_est - el[i]) * vr[i] + (e_est - rows[i, _EL]) * rows[i, _VR]
         wi = weight * math.exp(tau_eff * (trial_energy - e_est + 0.5 * s_sum))
         w[i] = wi
-        exactsum.add(acc[0], wi)
+        exactsum.add(acc[_W], wi)
         for k in range(N_OBSERVABLES):
-            exactsum.add(acc[1 + k], wi * rows[i, _OBS + k])
-        exactsum.add(acc[N_OBSERVABLES + 1], wi * wi)
-        exactsum.add(acc[N_OBSERVABLES + 2], rows[i, _PDR2])
-        exactsum.add(acc[N_OBSERVABLES + 3], rows[i, _DR2])
+            exactsum.add(acc[_WO + k], wi * rows[i, _OBS + k])
+        exactsum.add(acc[_W2], wi * wi)
+        exactsum.add(acc[_SUM_PDR2], rows[i, _PDR2])
+        exactsum.add(acc[_SUM_DR2], rows[i, _DR2])
+
+
 _COUNTS = [_ACC, _PROP, _CROSS]
 _TAG = 1 << 12             # message tags of the walker exchange: _TAG + step % _TAG
 
@@ -425,7 +430,7 @@ class Population:
         steps before this one); every sum is exact (`vmc.mc.exactsum`), so every rank sees the same bits and they
         do not depend on the number of ranks."""
         c, n, comm = self.c, self.n, self.comm
-        step_all(self.factors, self.terms, self.X, self.P, self.D, self.tau, self.key0, self.key1,
+        step_all(self.factors, self.terms, self.X, self.D, self.tau, self.key0, self.key1,
                  self.mine.start, c.steps, rows)
         tau_eff = self.tau_eff()
         e_est = c.estimate
@@ -434,17 +439,17 @@ class Population:
         weigh(rows, self.el, self.vr, c.weight, tau_eff, c.trial_energy, e_est, w, acc)
         self.el[:], self.vr[:] = rows[:, _EL], rows[:, _VR]
         counts = np.rint(rows[:, _COUNTS].sum(axis=0)).astype(np.int64)     # small integers: exact
-        summed, below = comm.sum_and_exscan(np.concatenate([acc.ravel(), counts]), acc[0])
+        summed, below = comm.sum_and_exscan(np.concatenate([acc.ravel(), counts]), acc[_W])
         s = exactsum.values(summed[:acc.size].reshape(acc.shape))
         accepted, proposed, crossings = (float(v) for v in summed[acc.size:])
-        total = float(s[0])
-        obs = s[1:N_OBSERVABLES + 1] / total
+        total = float(s[_W])
+        obs = s[_WO:_WO + N_OBSERVABLES] / total
         energy = float(obs[:N_TERMS].sum())
         w_max = float(w.max()) if w.size else 0.0
-        record = np.concatenate([[energy], obs, [c.trial_energy, total, total * total / float(s[N_OBSERVABLES + 1]),
+        record = np.concatenate([[energy], obs, [c.trial_energy, total, total * total / float(s[_W2]),
                                                  accepted / proposed, tau_eff, w_max / c.weight]])
-        c.pdr2 += float(s[-2])
-        c.dr2 += float(s[-1])
+        c.pdr2 += float(s[_SUM_PDR2])
+        c.dr2 += float(s[_SUM_DR2])
         c.crossings += crossings
         if measured:
             c.accepted += accepted

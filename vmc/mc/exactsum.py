@@ -76,6 +76,15 @@ def accumulate_into(acc, values):
         add(acc, values[i])
 
 
+@numba.njit(cache=True, inline="always")
+def _carry(a):
+    """Propagate the carries: every digit into [0, 2^32), the sign in the top one."""
+    for i in range(LIMBS - 1):
+        c = a[i] >> 32
+        a[i] -= c << 32
+        a[i + 1] += c
+
+
 @numba.njit(cache=True)
 def _round(acc, a):
     """The exact value of acc rounded to the nearest double (ties to even); `a` (LIMBS,) is scratch."""
@@ -87,18 +96,12 @@ def _round(acc, a):
         return -math.inf
     for i in range(LIMBS):
         a[i] = acc[i]
-    for i in range(LIMBS - 1):            # carries: every digit into [0, 2^32), the sign in the top one
-        c = a[i] >> 32
-        a[i] -= c << 32
-        a[i + 1] += c
+    _carry(a)
     negative = a[LIMBS - 1] < 0
     if negative:
         for i in range(LIMBS):
             a[i] = -a[i]
-        for i in range(LIMBS - 1):
-            c = a[i] >> 32
-            a[i] -= c << 32
-            a[i + 1] += c
+        _carry(a)
     h = LIMBS - 1
     while h >= 0 and a[h] == 0:
         h -= 1

@@ -40,7 +40,7 @@ and after accepting the move the Sherman-Morrison update (rank one, row i replac
     Dinv'[:, i] = Dinv[:, i] / R.
 
 Kernels are `numba.njit` functions over plain arrays; the per-move ones (`orbitals`, `ratio`,
-`sherman_morrison`, `grad_lap_log_det`) allocate nothing: the caller passes scratch arrays val (n,),
+`sherman_morrison`, `slater_add_grad_lap`) allocate nothing: the caller passes scratch arrays val (n,),
 g_orb (n, D), l_orb (n, D) and scratch (n,). `SlaterDeterminants` is the factor (`vmc.model.factors.contract`).
 """
 from __future__ import annotations
@@ -253,29 +253,6 @@ def sherman_morrison(Dinv, row, val_new, R, scratch):
 
 
 @numba.njit(cache=True)
-def grad_lap_log_det(x, first, n, D, omega, qn, Dinv, grad, lap, val, g_orb, l_orb):
-    """ADD the gradient and diagonal second derivatives of ln|det D| to grad, lap (length P*D).
-
-    For coordinate k = (first + i)*D + d of particle i of the block:
-        grad[k] += g = sum_m d_d phi_m(x_i) Dinv[m, i]
-        lap[k]  += sum_m d_d^2 phi_m(x_i) Dinv[m, i] - g^2
-    Scratch: val (n,), g_orb, l_orb (n, D).
-    """
-    for i in range(n):
-        p = (first + i) * D
-        orbitals(x[p:p + D], omega, qn, val, g_orb, l_orb)
-        for d in range(D):
-            g = 0.0
-            l2 = 0.0
-            for m in range(n):
-                w = Dinv[m, i]
-                g += g_orb[m, d] * w
-                l2 += l_orb[m, d] * w
-            grad[p + d] += g
-            lap[p + d] += l2 - g * g
-
-
-@numba.njit(cache=True)
 def free_walk(x, omega, qn, dinv, n_sweeps, step, seed):
     """Metropolis sweeps of the non-interacting closed shell with Sherman-Morrison updates and no refresh.
 
@@ -413,7 +390,9 @@ def slater_accept(f, w, x, i, xp):
 
 @numba.njit(cache=True)
 def slater_add_grad_lap(f, w, x, grad, lap):
-    """`grad_lap_log_det` of both blocks from the kept orbital derivatives (no orbital evaluation). O(N n D)."""
+    """ADD the gradient and diagonal second derivatives of ln|det D_up det D_down| to grad, lap, from the kept
+    orbital derivatives (no orbital evaluation), O(N n D): for coordinate k = i D + d of particle i, row r of its block,
+        grad[k] += g = sum_m d_d phi_m(x_i) Dinv[m, r],   lap[k] += sum_m d_d^2 phi_m(x_i) Dinv[m, r] - g^2."""
     dinv, g_at, l_at = f.dinv, f.g_at, f.l_at
     n, D = f.n, f.D
     for i in range(2 * n):
