@@ -98,16 +98,7 @@ def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
 
     One function on purpose: the factors' kernels are inlined into it (a `factor_kernel`: the sums written out in
     this body) and nothing in the loop crosses a call boundary (a call that takes the tuples of factors and arrays
-    costs as much as a move).
-
-    error_model="numpy" on purpose too (set on `run_chain`, inherited here; a float division by zero gives
-    inf or nan instead of raising ZeroDivisionError; nothing else changes, the results are bit-identical):
-    every inlined contract call binds the factor's arrays to new variables, whose reference counts numba
-    increments and decrements (an atomic add each, 13 per call), and LLVM prunes those pairs only where no
-    raise path leaves the loop between them. With the Python error model every division had one, and the
-    atomics took half the time of a move (benchmarks/README.md). Kernels inlined here keep every array
-    argument alive to their end on all branches for the same reason (`vmc.model.factors.rbm.rbm_add_dlog`);
-    tests/test_samplers.py::test_the_chain_kernel_counts_no_references_in_its_loops checks it."""
+    costs as much as a move). The error model is `run_chain`'s (why: there)."""
     M = x.shape[0]
     P = M // D
     kind, dt = rule.kind, rule.size
@@ -151,26 +142,39 @@ def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
         if (sweep + 1) % REFRESH_EVERY == 0:
             refresh_all(factors, w, x)
         if sweep >= n_burn:
-            t = sweep - n_burn
-            for k in range(M):
-                grad[k] = 0.0
-                lap[k] = 0.0
-            add_grad_lap_all(factors, w, x, grad, lap)
-            measure(terms, x, grad, lap, out.observables[t])
-            if out.dlog.shape[0] > 0:
-                row = out.dlog[t]
-                for k in range(row.shape[0]):
-                    row[k] = 0.0
-                add_dlog_all(factors, w, x, row)
-            if out.histogram.shape[0] > 0:
-                radial_histogram(x, P, D, out.r_max, out.histogram)
+            record(factors, terms, w, x, D, grad, lap, out, sweep - n_burn)
     return accepted
+
+
+@factor_kernel
+def record(factors, terms, w, x, D, grad, lap, out, t):
+    """Row t of the Record `out`: the terms and observables at x, d ln psi / d theta, the histogram."""
+    for k in range(x.shape[0]):
+        grad[k] = 0.0
+        lap[k] = 0.0
+    add_grad_lap_all(factors, w, x, grad, lap)
+    measure(terms, x, grad, lap, out.observables[t])
+    if out.dlog.shape[0] > 0:
+        row = out.dlog[t]
+        for k in range(row.shape[0]):
+            row[k] = 0.0
+        add_dlog_all(factors, w, x, row)
+    if out.histogram.shape[0] > 0:
+        radial_histogram(x, x.shape[0] // D, D, out.r_max, out.histogram)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def run_chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
-    """`chain`, compiled for this tuple of factors (the entry point from Python); `chain` inherits the
-    error model (see its docstring)."""
+    """`chain`, compiled for this tuple of factors (the entry point from Python).
+
+    error_model="numpy" on purpose (`chain` inherits it; a float division by zero gives inf or nan instead of
+    raising ZeroDivisionError; nothing else changes, the results are bit-identical): every inlined contract call
+    binds the factor's arrays to new variables, whose reference counts numba increments and decrements (an atomic
+    add each, 13 per call), and LLVM prunes those pairs only where no raise path leaves the loop between them.
+    With the Python error model every division had one, and the atomics took half the time of a move
+    (benchmarks/README.md). Kernels inlined into `chain` keep every array argument alive to their end on all
+    branches for the same reason (`vmc.model.factors.rbm.rbm_add_dlog`);
+    tests/test_samplers.py::test_the_chain_kernel_counts_no_references_in_its_loops checks it."""
     return chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out)
 
 
