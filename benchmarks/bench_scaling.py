@@ -528,7 +528,7 @@ def report(data: dict, latency: str) -> None:
     else:
         from vmc.input import config
         from vmc.drivers import driver
-        n_opt = driver.trial_state(config.load(ROOT / "inputs" / "default.toml").to_dict()).n_opt
+        n_opt = driver.trial_state(config.load(ROOT / "inputs" / "default.toml").spec()).n_opt
         print_vmc(data["rows"], trees, alpha, beta, n_opt, data["cases"])
 
 

@@ -89,15 +89,16 @@ def write_input(tmp_path):
 _names = itertools.count()
 
 
-def run_in_memory(cfg: dict):
-    """`vmc.drivers.driver.run` into an in-memory HDF5 file on one rank; returns (summary, file)."""
+def run_in_memory(spec):
+    """`vmc.drivers.driver.run` of a `vmc.input.spec.Spec` into an in-memory HDF5 file on one rank; returns
+    (summary, file)."""
     from vmc.output import io
     from vmc.parallel import Comm
     from vmc.drivers import driver
     f = h5py.File(f"in-memory-{next(_names)}.h5", "w", driver="core", backing_store=False)
-    io.create_run(f, {"config": json.dumps(cfg)}, driver.run_shape(cfg), cfg["sampler"]["kind"],
-                  driver.wavefunction_attrs(driver.trial_state(cfg)))
-    return driver.run(cfg, io.RunWriter(f), Comm(None), progress=False), f
+    io.create_run(f, {"config": json.dumps(spec.to_dict())}, driver.run_shape(spec), spec.sampler.kind,
+                  driver.trial_state(spec).attrs())
+    return driver.run(spec, io.RunWriter(f), Comm(None), progress=False), f
 
 
 def assert_derivatives_match_finite_differences(wf, x, h=1e-5):

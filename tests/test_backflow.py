@@ -217,18 +217,18 @@ def test_warm_start_from_a_plain_slater_jastrow_rbm_file(tmp_path):
     from vmc.input import config
     from vmc.output import io
     from vmc.drivers import driver
-    plain_cfg = config.from_text(dot_input()).to_dict()
-    plain = driver.trial_state(plain_cfg)
+    plain_cfg = config.from_text(dot_input())
+    plain = driver.trial_state(plain_cfg.spec())
     plain.randomize(np.random.default_rng(1), 0.3)
     plain.params[plain.index["jastrow.beta"]] = 0.6
-    stored = json.loads(json.dumps(plain_cfg))
+    stored = plain_cfg.to_dict()
     del stored["wavefunction"]["backflow"], stored["wavefunction"]["backflow_hidden"]
     path = tmp_path / "plain.h5"
     with h5py.File(path, "w") as f:
         f.attrs["format"] = io.FORMAT
         f.attrs["config"] = json.dumps(stored)
         f["wavefunction/params"] = plain.params
-    cfg = config.from_text(dot_input(f'backflow = "rbm"\nfrom_file = "{path}"')).to_dict()
+    cfg = config.from_text(dot_input(f'backflow = "rbm"\nfrom_file = "{path}"')).spec()
     fresh = driver.trial_state(cfg)
     fresh.randomize(np.random.default_rng(2), 0.3)
     wf = driver.trial_state(cfg)
@@ -245,13 +245,12 @@ def test_warm_start_from_a_plain_slater_jastrow_rbm_file(tmp_path):
         assert wf.sign(x) == plain.sign(x)
     other = config.from_text(dot_input(f'backflow = "rbm"\nfrom_file = "{path}"\nhidden = 3'))
     with pytest.raises(ValueError, match="wavefunction.hidden = 2, this input 3"):
-        driver.start_parameters(other.to_dict())
+        driver.start_parameters(other.spec())
 
 
 def test_a_run_warm_started_with_backflow_optimizes_eta(tmp_path):
     """The whole run (`vmc.drivers.driver.run`): from a plain file, two SR iterations move v away from 0; the file
     holds the backflow parameters in their shapes."""
-    import json
 
     import h5py
     from conftest import run_in_memory
@@ -259,18 +258,18 @@ def test_a_run_warm_started_with_backflow_optimizes_eta(tmp_path):
     from vmc.input import config
     from vmc.output import io
     from vmc.drivers import driver
-    plain_cfg = config.from_text(dot_input()).to_dict()
-    plain = driver.trial_state(plain_cfg)
+    plain_cfg = config.from_text(dot_input())
+    plain = driver.trial_state(plain_cfg.spec())
     plain.randomize(np.random.default_rng(1), 0.1)
     path = tmp_path / "plain.h5"
     with h5py.File(path, "w") as f:
         f.attrs["format"] = io.FORMAT
-        f.attrs["config"] = json.dumps(plain_cfg)
+        f.attrs["config"] = plain_cfg.to_json()
         f["wavefunction/params"] = plain.params
     text = dot_input(f'backflow = "rbm"\nbackflow_hidden = 2\nfrom_file = "{path}"').replace(
         'kind = "importance"', 'kind = "importance"\ndt = 0.2\nwalkers = 2\nburn_in = 20\nsteps = 100\n'
         '[optimizer]\nkind = "sr"\niterations = 2\nlearning_rate = 0.05\n[production]\nsteps = 16\nburn_in = 0')
-    summary, f = run_in_memory(config.from_text(text).to_dict())
+    summary, f = run_in_memory(config.from_text(text).spec())
     assert math.isfinite(summary["mean"]) and summary["mean"] > 10.0
     v = f["wavefunction/backflow/v"][...]
     assert v.shape == (2, 2) and np.all(v != 0.0)

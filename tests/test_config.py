@@ -319,14 +319,16 @@ def test_statistics_and_factor_rules():
 
 def test_check_ranks():
     cfg = config.from_text("[sampler]\nwalkers = 4\n", "w.toml")
-    config.check_ranks(cfg, 1)
-    config.check_ranks(cfg, 4)
-    config.check_ranks(cfg.to_dict(), 4)
+    config.check_ranks(cfg.spec(), 1)
+    config.check_ranks(cfg.spec(), 4)
     with pytest.raises(ConfigError) as info:
-        config.check_ranks(cfg, 5)
+        config.check_ranks(cfg.spec(), 5, cfg.source)
     assert str(info.value).startswith("w.toml: sampler.walkers = 4:") and "5 MPI ranks" in str(info.value)
     with pytest.raises(ConfigError):
-        config.check_ranks(cfg, 0)
+        config.check_ranks(cfg.spec(), 0)
+    dmc = config.from_text("[sampler]\nwalkers = 4\n[dmc]\nsteps = 100\nwalkers = 2\n").spec()
+    with pytest.raises(ConfigError, match="dmc.walkers = 2"):
+        config.check_ranks(dmc, 3)
 
 
 # ---- overrides ---------------------------------------------------------------------------------------
@@ -367,22 +369,22 @@ def test_with_overrides_checks_rules():
 def test_resolved_sigma():
     half = config.from_text("[system]\nomega = 4\n[wavefunction]\ng = 0.5\n")
     one = config.from_text("[system]\nomega = 4\n[wavefunction]\ng = 1\n")
-    assert config.resolved_sigma(half) == pytest.approx(math.sqrt(1 / (2 * 4)))
-    assert config.resolved_sigma(one) == pytest.approx(math.sqrt(1 / 4))
-    assert config.resolved_sigma(one.to_dict()) == pytest.approx(0.5)
-    assert config.resolved_sigma(config.from_text("[wavefunction]\nsigma = 0.3\n")) == 0.3
+    assert half.spec().sigma == pytest.approx(math.sqrt(1 / (2 * 4)))
+    assert one.spec().sigma == pytest.approx(math.sqrt(1 / 4))
+    assert config.Spec.from_dict(one.to_dict()).sigma == pytest.approx(0.5)
+    assert config.from_text("[wavefunction]\nsigma = 0.3\n").spec().sigma == 0.3
 
 
 def test_resolved_sigma_matches_wavefunction_default():
     wavefunction = pytest.importorskip("vmc.model.wavefunction")
     for g in (0.5, 1.0):
         cfg = config.from_text(f"[system]\nomega = 2.5\n[wavefunction]\ng = {g}\n")
-        assert config.resolved_sigma(cfg) == pytest.approx(wavefunction.default_sigma(2.5, g))
+        assert cfg.spec().sigma == pytest.approx(wavefunction.default_sigma(2.5, g))
 
 
 def test_resolved_density_rmax():
-    assert config.resolved_density_rmax(config.from_text("[system]\nomega = 4\n")) == pytest.approx(2.5)
-    assert config.resolved_density_rmax(config.from_text("[production]\ndensity_rmax = 3\n")) == 3.0
+    assert config.from_text("[system]\nomega = 4\n").spec().density_rmax == pytest.approx(2.5)
+    assert config.from_text("[production]\ndensity_rmax = 3\n").spec().density_rmax == 3.0
 
 
 # ---- sweeps ------------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ iterations = 150
 [production]
 steps = 10000
 """
-    summary, f = run_in_memory(config.from_text(text).to_dict())
+    summary, f = run_in_memory(config.from_text(text).spec())
     assert abs(summary["mean"] - 3.0) < 5e-4
     assert summary["mean"] > 3.0 - 3 * summary["error"]
     assert summary["error"] < 2e-4

@@ -191,11 +191,11 @@ def test_checksummed_writes_overwrite_in_place(tmp_path):
     from vmc.input import config
     path = tmp_path / "layout.h5"
     (tmp_path / "c.toml").write_text(small_input(seed=1, iterations=6, production=2000))
-    cfg = config.load(str(tmp_path / "c.toml")).to_dict()
+    cfg = config.load(str(tmp_path / "c.toml")).spec()
     shape = driver.run_shape(cfg)
     with h5py.File(path, "w") as f:
-        io.create_run(f, {"config": json.dumps(cfg)}, shape, "importance",
-                      driver.wavefunction_attrs(driver.trial_state(cfg)))
+        io.create_run(f, {"config": json.dumps(cfg.to_dict())}, shape, "importance",
+                      driver.trial_state(cfg).attrs())
 
     def layout():
         with h5py.File(path, "r") as f:

@@ -35,7 +35,7 @@ steps = 2000
 @pytest.mark.parametrize("kind,lr,iterations", [("sgd", 0.3, 150), ("momentum", 0.05, 150),
                                                ("adam", 0.03, 150), ("sr", 0.2, 100)])
 def test_every_optimizer_reaches_exact_noninteracting_energy(kind, lr, iterations):
-    cfg = config.from_text(NONINTERACTING.format(kind=kind, lr=lr, iterations=iterations)).to_dict()
+    cfg = config.from_text(NONINTERACTING.format(kind=kind, lr=lr, iterations=iterations)).spec()
     summary, f = run_in_memory(cfg)
     start = f["optimization/energy"][0]
     assert start > 2.0 + 1e-3            # it did start away from the optimum
@@ -63,7 +63,7 @@ iterations = 150
 [production]
 steps = 10000
 """
-    summary, f = run_in_memory(config.from_text(text).to_dict())
+    summary, f = run_in_memory(config.from_text(text).spec())
     assert summary["mean"] < 3.10
     assert summary["mean"] > 3.0 - 3 * summary["error"]
     assert 0 < summary["error"] < 0.005
@@ -72,7 +72,7 @@ steps = 10000
 
 def test_optimize_sigma_recovers_from_a_poor_start():
     cfg = config.from_text(NONINTERACTING.format(kind="adam", lr=0.03, iterations=200)).with_overrides(
-        {"wavefunction.sigma": 1.0, "wavefunction.optimize_sigma": True}).to_dict()
+        {"wavefunction.sigma": 1.0, "wavefunction.optimize_sigma": True}).spec()
     summary, f = run_in_memory(cfg)
     assert abs(summary["mean"] - 2.0) < 1e-3
     assert f["wavefunction"].attrs["sigma"] == pytest.approx(np.sqrt(0.5), abs=0.02)

@@ -102,7 +102,7 @@ _runs = {}
 
 def run(kind, seed):
     if (kind, seed) not in _runs:
-        _runs[kind, seed] = run_in_memory(config.from_text(TEXT.format(kind=kind, seed=seed)).to_dict())
+        _runs[kind, seed] = run_in_memory(config.from_text(TEXT.format(kind=kind, seed=seed)).spec())
     return _runs[kind, seed]
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from vmc.analysis.results import TWO_ELECTRONS_2D, reference_energy
+from vmc.input.spec import Spec
 
 
 @numba.njit(cache=False)
@@ -92,8 +93,7 @@ def test_two_electron_table_matches_relative_motion(omega):
     assert two_electron_energy(omega, rho_max=12.0)[0] == pytest.approx(energy, rel=1e-8)
     # the table holds 7 decimals: equal to the solution within its rounding (5e-8) plus the solver's error
     assert abs(TWO_ELECTRONS_2D[omega] - energy) < 1e-7, (TWO_ELECTRONS_2D[omega], energy)
-    cfg = {"system": {"particles": 2, "dimensions": 2, "omega": omega, "interaction": True,
-                      "statistics": "fermion"}}
+    cfg = Spec.from_dict({"system": {"particles": 2, "dimensions": 2, "omega": omega, "interaction": True}})
     assert reference_energy(cfg) == (TWO_ELECTRONS_2D[omega], "exact")
 
 
@@ -108,7 +108,6 @@ def test_noninteracting_reference_energies(P, D, exact_over_omega):
         left, n = left - k, n + 1
     assert total == exact_over_omega
     for omega in (0.5, 1.0):
-        cfg = {"system": {"particles": P, "dimensions": D, "omega": omega, "interaction": False,
-                          "statistics": "fermion"}}
+        cfg = Spec.from_dict({"system": {"particles": P, "dimensions": D, "omega": omega, "interaction": False}})
         value, kind = reference_energy(cfg)
         assert kind == "exact" and value == pytest.approx(exact_over_omega * omega, rel=1e-12)

@@ -25,7 +25,7 @@ def test_each_rank_runs_one_blas_thread_unless_the_user_asks_for_more(write_inpu
 
 
 def test_phase_timings_add_up_to_the_run_and_show_in_info(capsys):
-    cfg = config.from_text(SMALL).to_dict()
+    cfg = config.from_text(SMALL).spec()
     summary, f = run_in_memory(cfg)
     opt, prod = f["optimization/timing"][...], f["production/timing"][...]
     assert list(f["optimization/timing"].attrs["fields"]) == list(io.TIMING_FIELDS)

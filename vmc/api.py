@@ -167,7 +167,8 @@ class Run:
     @property
     def reference(self) -> tuple | None:
         from .analysis.results import reference_energy
-        return reference_energy(self.config)
+        from .input.spec import Spec
+        return reference_energy(Spec.from_dict(self.config))
 
     @property
     def warnings(self) -> list:
@@ -194,9 +195,11 @@ class Run:
     def summary(self) -> str:
         """The block `vmc run` printed at the end of this run."""
         from .analysis.results import summary_text
+        from .input.spec import Spec
         if self.analysis is None:
             return f"{self.path}: status {self.status}, no production result yet"
-        return summary_text({**self.analysis, **self.stored_summary}, self.config, self.path).strip("\n")
+        spec = Spec.from_dict(self.config)
+        return summary_text({**self.analysis, **self.stored_summary}, spec, self.path).strip("\n")
 
     def __repr__(self) -> str:
         where = f"{self.path} [{self.label}]" if self.label else self.path
@@ -248,14 +251,9 @@ def _swept_keys(cfg: dict) -> tuple:
     return tuple(keys)
 
 
-def _lookup(cfg: dict, key: str):
-    for part in key.split("."):
-        cfg = cfg[part]
-    return cfg
-
-
 def _read_run(path: str, g, name: str, swept_keys) -> Run:
     from .analysis.results import analyze_group
+    from .input.spec import Spec
     from .output.io import ITERATION_FIELDS, attr_text, done, history
     cfg = json.loads(g.attrs["config"])
     status = attr_text(g, "status")
@@ -272,7 +270,7 @@ def _read_run(path: str, g, name: str, swept_keys) -> Run:
                history={k: history(g, k) for k in ITERATION_FIELDS + ("params",)},
                params=wf["params"][...], named=named, density=(dens["r"][...], dens["density"][...]),
                stored_summary=stored, label=str(g.attrs.get("label", "")),
-               swept={k: _lookup(cfg, k) for k in swept_keys}, group=name)
+               swept={k: Spec.from_dict(cfg).value(k) for k in swept_keys}, group=name)
 
 
 def analyze(data, *, name: str = "local_energy") -> dict | list:

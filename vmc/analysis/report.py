@@ -22,6 +22,7 @@ import platform
 
 import numpy as np
 
+from ..input.spec import Spec
 from ..model.hamiltonian import SYMBOLS, TERM_NAMES
 from ..output.io import OutputError, attr_text, done, history, open_for_reading, verify
 from ..version import __version__
@@ -47,17 +48,12 @@ def _save(fig, out: str) -> None:
     _plt().close(fig)
 
 
-def _value(cfg: dict, key: str):
-    section, _, name = key.rpartition(".")
-    return cfg[section][name] if section else cfg[name]
-
-
 def _label(key: str) -> str:
     return UNITS.get(key, key)
 
 
 def collect(path: str) -> tuple[dict, list[dict]]:
-    """File attributes and one record per completed point (config, analysis, history, density)."""
+    """File attributes and one record per completed point (spec, analysis, history, density)."""
     try:
         return _collect(path)
     except OutputError as exc:
@@ -77,11 +73,11 @@ def _collect(path: str) -> tuple[dict, list[dict]]:
         for label, g in run_groups(f):
             if attr_text(g, "status") != "complete":
                 continue
-            cfg = json.loads(g.attrs["config"])
+            spec = Spec.from_dict(json.loads(g.attrs["config"]))
             result = analyze_group(g, f"{path} [{label}]" if label else path)
             dens = g["production/density"]
             points.append({
-                "label": label or "run", "config": cfg, "result": result,
+                "label": label or "run", "spec": spec, "result": result,
                 "energy_history": history(g, "energy"), "error_history": history(g, "error"),
                 "r": dens["r"][...] if "r" in dens else None,
                 "density": dens["density"][...] if "density" in dens else None,
@@ -97,7 +93,7 @@ def _determines(points, key, other) -> bool:
     """True when the value of `key` fixes the value of `other` across the points (zipped sweeps)."""
     seen = {}
     for p in points:
-        k, o = json.dumps(_value(p["config"], key)), json.dumps(_value(p["config"], other))
+        k, o = json.dumps(p["spec"].value(key)), json.dumps(p["spec"].value(other))
         if seen.setdefault(k, o) != o:
             return False
     return True
@@ -108,7 +104,7 @@ def swept_keys(info: dict, points: list[dict]) -> list[str]:
     correspondence with an earlier one (zipped together, e.g. omega and dt) is left out."""
     sweep = json.loads(info["config"]).get("sweep", {}) if info.get("config") else {}
     keys = [k for k in sweep if k != "zip"]
-    keys = [k for k in keys if len({json.dumps(_value(p["config"], k)) for p in points}) > 1]
+    keys = [k for k in keys if len({json.dumps(p["spec"].value(k)) for p in points}) > 1]
     out = []
     for k in keys:
         if not any(_determines(points, k, e) and _determines(points, e, k) for e in out):
@@ -122,10 +118,10 @@ def _series_by_others(points, key, keys):
     others = [k for k in keys if k != key and not _determines(points, key, k)]
     lines: dict[str, list] = {}
     for p in points:
-        name = ", ".join(f"{k.split('.')[-1]}={_value(p['config'], k)}" for k in others)
+        name = ", ".join(f"{k.split('.')[-1]}={p['spec'].value(k)}" for k in others)
         lines.setdefault(name, []).append(p)
     for name in lines:
-        lines[name].sort(key=lambda p: _value(p["config"], key))
+        lines[name].sort(key=lambda p: p["spec"].value(key))
     return lines
 
 
@@ -166,7 +162,7 @@ def figure_vs(points, key, keys, out, quantity="energy"):
         ax_r = None
     for i, (name, line) in enumerate(_series_by_others(points, key, keys).items()):
         color = f"C{i % 10}"
-        x = [_value(p["config"], key) for p in line]
+        x = [p["spec"].value(key) for p in line]
         if quantity == "energy":
             ax.errorbar(x, [p["result"]["mean"] for p in line], yerr=[p["result"]["error"] for p in line],
                         fmt="o-", color=color, capsize=3, label=name or "VMC energy")
@@ -185,16 +181,16 @@ def figure_vs(points, key, keys, out, quantity="energy"):
                             yerr=[p["result"][part]["error"] for p in line], fmt=marker + "-", color=color,
                             capsize=2, label=f"{SYMBOLS[part]} {name}".strip())
             ax.set_ylabel("energy parts (Hartree)")
-            if line[0]["config"]["system"]["particles"] > 1:
+            if line[0]["spec"].system.particles > 1:
                 ax_r.errorbar(x, [p["result"]["pair_distance"]["mean"] for p in line],
                               yerr=[p["result"]["pair_distance"]["error"] for p in line], fmt="o-", color=color,
                               capsize=2, label=name or "<r_12>")
     axes = [ax] + ([ax_r] if ax_r is not None else [])
-    numeric = all(isinstance(_value(p["config"], key), (int, float)) and not isinstance(_value(p["config"], key), bool)
+    numeric = all(isinstance(p["spec"].value(key), (int, float)) and not isinstance(p["spec"].value(key), bool)
                   for p in points)
     for a in axes:
         if numeric:
-            vals = [_value(p["config"], key) for p in points]
+            vals = [p["spec"].value(key) for p in points]
             if min(vals) > 0 and max(vals) / min(vals) >= 50:
                 a.set_xscale("log")
         a.set_xlabel(_label(key))
@@ -217,7 +213,7 @@ def figure_density(points, out):
     for p in points:
         if p["r"] is None:
             continue
-        inter = p["config"]["system"]["interaction"]
+        inter = p["spec"].system.interaction
         key = base(p["label"])
         colour = colours.setdefault(key, f"C{len(colours) % 10}")
         ax.plot(p["r"], p["density"], "-" if inter else "--", color=colour,
@@ -338,7 +334,7 @@ def table(points) -> str:
         rows.append("| " + " | ".join([
             p["label"], _fmt(r["mean"]), _fmt(r["error"]), f"{r['variance']:.3g}", f"{r['acceptance']:.3f}",
             *(_fmt(r[t]["mean"], 5) for t in TERM_NAMES),
-            _fmt(r["pair_distance"]["mean"], 4) if p["config"]["system"]["particles"] > 1 else "–",
+            _fmt(r["pair_distance"]["mean"], 4) if p["spec"].system.particles > 1 else "–",
             f"{p['samples_per_s']:.3g}", f"{r['efficiency']:.3g}" if np.isfinite(r["efficiency"]) else "–",
             "–" if exact is None else f"{exact} ({r['reference_kind']})",
             "–" if dev is None else f"{dev:+.1f}"]) + " |")

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from ..input.spec import Spec
 from ..model.hamiltonian import OBSERVABLE_NAMES, TERM_NAMES
 from ..output.paths import not_regular
 from . import blocking
@@ -49,21 +50,20 @@ CLOSED_SHELL_DMC = {
 }
 
 
-def reference_energy(cfg: dict) -> tuple[float, str] | None:
+def reference_energy(spec: Spec) -> tuple[float, str] | None:
     """(E, kind) of the best known ground-state energy, kind "exact" or "DMC"; None if unknown.
 
     Without interaction (or for one particle): P D omega / 2 for bosons, the closed-shell sum
     2 sum (n + D/2) omega for fermions. Two interacting electrons in 2D: `TWO_ELECTRONS_2D`;
     closed shells: `CLOSED_SHELL_DMC`.
 
-    >>> reference_energy({"system": {"particles": 2, "dimensions": 2, "omega": 0.5, "interaction": True,
-    ...                              "statistics": "fermion"}})
+    >>> reference_energy(Spec.from_dict({"system": {"particles": 2, "dimensions": 2, "omega": 0.5}}))
     (1.6597722, 'exact')
     """
-    s = cfg["system"]
-    P, D, omega = s["particles"], s["dimensions"], float(s["omega"])
-    fermions = s.get("statistics", "fermion") == "fermion"
-    if not s["interaction"] or P == 1:
+    s = spec.system
+    P, D, omega = s.particles, s.dimensions, float(s.omega)
+    fermions = s.statistics == "fermion"
+    if not s.interaction or P == 1:
         if fermions and P > 2:
             from ..model.factors.slater import closed_shell_energy
             return closed_shell_energy(P, D, omega), "exact"
@@ -75,10 +75,9 @@ def reference_energy(cfg: dict) -> tuple[float, str] | None:
     return None
 
 
-def energy_lower_bound(cfg: dict) -> float:
+def energy_lower_bound(spec: Spec) -> float:
     """The lowest energy H allows: the non-interacting ground state (Coulomb repulsion is positive)."""
-    s = dict(cfg["system"], interaction=False)
-    return reference_energy({"system": s})[0]
+    return reference_energy(spec.with_section("system", interaction=False))[0]
 
 
 def _stats(chains: np.ndarray) -> dict:
@@ -142,10 +141,10 @@ def analyze_group(group, name: str | None = None) -> dict:
     if "dmc" in group and steps_done(group, "dmc") > 0:
         result["dmc"] = analyze_dmc(group, name)
     if "config" in group.attrs:
-        cfg = json.loads(group.attrs["config"])
-        ref = reference_energy(cfg)
+        spec = Spec.from_dict(json.loads(group.attrs["config"]))
+        ref = reference_energy(spec)
         result["reference"], result["reference_kind"] = ref if ref else (None, None)
-        result["interacting"] = bool(cfg["system"]["interaction"])
+        result["interacting"] = bool(spec.system.interaction)
     return result
 
 
@@ -213,9 +212,9 @@ def analyze_dmc(group, name: str = "") -> dict:
     energy = d["energy"][:done]
     skip = eq + (mser(energy[eq:]) if done - eq >= 16 else 0)
     out["discarded"] = skip
-    cfg = json.loads(group.attrs["config"]) if "config" in group.attrs else None
-    if cfg is not None:
-        out["omega"], out["lower_bound"] = float(cfg["system"]["omega"]), energy_lower_bound(cfg)
+    spec = Spec.from_dict(json.loads(group.attrs["config"])) if "config" in group.attrs else None
+    if spec is not None:
+        out["omega"], out["lower_bound"] = float(spec.system.omega), energy_lower_bound(spec)
     if done - skip < blocking.MIN_SAMPLES:
         out["warnings"] = [f"{name}: DMC holds {done - skip} measured steps after equilibration, too few to analyse"]
         out["failures"] = dmc_verdict(out)
@@ -242,8 +241,8 @@ def analyze_dmc(group, name: str = "") -> dict:
         out[key] = {"mean": float(series.mean()), "min": float(series.min()), "max": float(series.max())}
     out["trace"] = energy
     out["population_trace"] = d["population"][:done]
-    if cfg is not None:
-        ref = reference_energy(cfg)
+    if spec is not None:
+        ref = reference_energy(spec)
         out["reference"], out["reference_kind"] = ref if ref else (None, None)
     out["failures"] = dmc_verdict(out)
     return out
@@ -433,10 +432,10 @@ def failure_lines(d: dict) -> list[str]:
     return [f"  FAILED: the DMC energy cannot be trusted: {p}" for p in d.get("failures", [])]
 
 
-def summary_text(summary: dict, cfg: dict, path: str) -> str:
+def summary_text(summary: dict, spec: Spec, path: str) -> str:
     """The block `vmc run` prints at the end of a run."""
     from ..model.hamiltonian import SYMBOLS
-    ref = reference_energy(cfg)
+    ref = reference_energy(spec)
     lines = [
         "",
         f"E = {summary['mean']:.6f} +- {summary['error']:.6f}  (blocked error; naive {summary['naive_error']:.6f}, "

@@ -46,8 +46,8 @@ from tqdm.auto import tqdm
 
 from ..analysis.results import energy_lower_bound
 from ..errors import Interrupted, NumericalError, RunError
-from ..input.config import check_ranks, resolved_density_rmax, resolved_sigma
-from ..input.options import OPTIONS
+from ..input.config import check_ranks
+from ..input.spec import SHAPE_KEYS, Spec
 from ..mc import dmc
 from ..mc.estimators import Moments, sums
 from ..mc.optimizers import Optimizer
@@ -122,50 +122,36 @@ class Setup:
     walker_ids: range
 
 
-def trial_state(cfg: dict) -> TrialState:
-    """The trial state a configuration describes, before its random initialization."""
-    s, w = cfg["system"], cfg["wavefunction"]
-    return TrialState(s["particles"], s["dimensions"], w["hidden"], resolved_sigma(cfg), w["g"], w["optimize_sigma"],
-                      jastrow=w["jastrow"] == "pade", slater=w["slater"], fermions=s["statistics"] == "fermion",
-                      omega=s["omega"], beta=w["beta"], rbm=w["rbm"], pair_hidden=w["pair_hidden"],
-                      backflow=w["backflow"], backflow_hidden=w["backflow_hidden"])
+def trial_state(spec: Spec) -> TrialState:
+    """The trial state a specification describes, before its random initialization."""
+    return TrialState.from_spec(spec)
 
 
-def run_shape(cfg: dict) -> io.RunShape:
+def run_shape(spec: Spec) -> io.RunShape:
     """The layout of a run's output file (see `vmc.output.io.create_run`)."""
-    wf = trial_state(cfg)
-    d = cfg["dmc"]
-    on = d["steps"] > 0
+    wf, d = trial_state(spec), spec.dmc
+    on = spec.dmc_on
     return io.RunShape(n_params=wf.n_params, n_opt=wf.n_opt, n_visible=wf.n_visible,
-                       walkers=cfg["sampler"]["walkers"], iterations=cfg["optimizer"]["iterations"],
-                       production_steps=cfg["production"]["steps"], density_bins=cfg["production"]["density_bins"],
+                       walkers=spec.sampler.walkers, iterations=spec.optimizer.iterations,
+                       production_steps=spec.production.steps, density_bins=spec.production.density_bins,
                        state_fields=RunState.names(), views=tuple((k, v.shape) for k, v in wf.named().items()),
-                       dmc_walkers=d["walkers"] if on else 0, dmc_steps=d["equilibration"] + d["steps"] if on else 0,
-                       dmc_equilibration=d["equilibration"], dmc_time_step=d["time_step"])
+                       dmc_walkers=d.walkers if on else 0, dmc_steps=d.equilibration + d.steps if on else 0,
+                       dmc_equilibration=d.equilibration, dmc_time_step=d.time_step)
 
 
-_MATCHING = (("system", "particles"), ("system", "dimensions"), ("system", "statistics"), ("wavefunction", "rbm"),
-             ("wavefunction", "hidden"), ("wavefunction", "pair_hidden"), ("wavefunction", "g"),
-             ("wavefunction", "optimize_sigma"), ("wavefunction", "jastrow"), ("wavefunction", "slater"),
-             ("wavefunction", "backflow"), ("wavefunction", "backflow_hidden"))
-_BACKFLOW = (("wavefunction", "backflow"), ("wavefunction", "backflow_hidden"))
+_BACKFLOW = ("wavefunction.backflow", "wavefunction.backflow_hidden")
 
 
-def _stored(stored: dict, section: str, key: str):
-    """A stored configuration's value, or the option's default for files older than the option."""
-    return stored.get(section, {}).get(key, next(o.default for o in OPTIONS if o.key == f"{section}.{key}"))
-
-
-def warm_start(cfg: dict, params: np.ndarray, initial: np.ndarray) -> np.ndarray:
+def warm_start(spec: Spec, params: np.ndarray, initial: np.ndarray) -> np.ndarray:
     """The parameters of this backflow trial state from `params` of the same state without backflow: the
     stored factors that have parameters are a prefix of this state's factors (the determinants, which have
     none, become the backflow factor); each of their blocks is copied by name, the backflow's keep their
     values in `initial` (v = 0: the same psi as the stored state)."""
-    plain = trial_state({**cfg, "wavefunction": {**cfg["wavefunction"], "backflow": "none"}})
+    plain = trial_state(spec.with_section("wavefunction", backflow="none"))
     if params.shape != (plain.n_params,):
         raise ValueError(f"holds {params.size} parameters, the state without backflow has {plain.n_params}")
     plain.params[:] = params
-    wf = trial_state(cfg)
+    wf = trial_state(spec)
     wf.params[:] = initial
     for k, (f, views) in enumerate(zip(plain.factors, plain.views)):
         if not views:
@@ -177,36 +163,36 @@ def warm_start(cfg: dict, params: np.ndarray, initial: np.ndarray) -> np.ndarray
     return wf.params.copy()
 
 
-def start_parameters(cfg: dict, initial: np.ndarray | None = None) -> np.ndarray:
+def start_parameters(spec: Spec, initial: np.ndarray | None = None) -> np.ndarray:
     """The parameters of `wavefunction.from_file` (an earlier run's final `/wavefunction/params`); raises
     ValueError with one line when the file cannot give them to this trial state. A file of the same state
     without backflow warm-starts a backflow state (`warm_start`; the backflow parameters from `initial`,
     this run's fresh parameters)."""
     import json
-    path = cfg["wavefunction"]["from_file"]
+    path = spec.wavefunction.from_file
     where = f"wavefunction.from_file = \"{path}\""
     try:
         with io.open_for_reading(path) as f:
             if f.attrs.get("format") != io.FORMAT or "config" not in f.attrs:
                 raise ValueError(f"{where}: not a vmc run file (a study's points cannot be used)")
             io.verify(f, path)
-            stored = json.loads(f.attrs["config"])
+            stored = Spec.from_dict(json.loads(f.attrs["config"]))
             params = f["wavefunction/params"][...]
     except io.OutputError as exc:
         raise ValueError(f"{where}: {exc}") from None
     except (KeyError, OSError, RuntimeError) as exc:
         raise ValueError(f"{where}: damaged or incomplete run file ({str(exc).splitlines()[0]})") from None
-    warm = cfg["wavefunction"]["backflow"] != "none" and _stored(stored, "wavefunction", "backflow") == "none"
-    for section, key in _MATCHING:
-        mine, theirs = cfg[section][key], _stored(stored, section, key)
-        if mine != theirs and not (warm and (section, key) in _BACKFLOW):
-            raise ValueError(f"{where}: its trial state has {section}.{key} = {theirs!r}, this input {mine!r}")
+    warm = spec.wavefunction.backflow != "none" and stored.wavefunction.backflow == "none"
+    for key in SHAPE_KEYS:
+        mine, theirs = spec.value(key), stored.value(key)
+        if mine != theirs and not (warm and key in _BACKFLOW):
+            raise ValueError(f"{where}: its trial state has {key} = {theirs!r}, this input {mine!r}")
     if warm and np.all(np.isfinite(params)):
         try:
-            return warm_start(cfg, params, trial_state(cfg).params if initial is None else initial)
+            return warm_start(spec, params, trial_state(spec).params if initial is None else initial)
         except ValueError as exc:
             raise ValueError(f"{where}: cannot warm-start the backflow state ({exc})") from None
-    if params.shape != (trial_state(cfg).n_params,) or not np.all(np.isfinite(params)):
+    if params.shape != (trial_state(spec).n_params,) or not np.all(np.isfinite(params)):
         raise ValueError(f"{where}: holds no final parameters of this shape (did its optimization finish?)")
     return params
 
@@ -217,27 +203,21 @@ def dmc_key(seed: int) -> tuple[int, int]:
     return int(words[0]), int(words[1])
 
 
-def wavefunction_attrs(wf: TrialState) -> dict:
-    return dict(sigma=wf.sigma, g=wf.g, beta=wf.beta, particles=wf.particles, dimensions=wf.dimensions,
-                hidden=wf.hidden, optimize_sigma=wf.optimize_sigma, rbm=wf.rbm, jastrow=wf.jastrow,
-                slater=wf.slater, backflow=wf.backflow, n_opt=wf.n_opt)
-
-
-def build(cfg: dict, comm: Comm) -> Setup:
-    """Objects of a run from the resolved configuration (nested dict, see `vmc.input.config`)."""
-    s, w, smp, o = cfg["system"], cfg["wavefunction"], cfg["sampler"], cfg["optimizer"]
-    check_ranks(cfg, comm.size)
-    param_seq, walker_seq = np.random.SeedSequence(cfg["seed"]).spawn(2)
-    wf = trial_state(cfg)
-    wf.randomize(np.random.default_rng(param_seq), w["init_scale"])
-    ham = Hamiltonian(s["particles"], s["dimensions"], s["omega"], s["interaction"])
-    sampler = Sampler(smp["kind"], step=smp["step"], dt=smp["dt"])
-    opt = Optimizer(o["kind"], wf.n_opt, learning_rate=o["learning_rate"], schedule=o["schedule"],
-                    decay=o["decay"], momentum=o["momentum"], beta1=o["beta1"], beta2=o["beta2"],
-                    epsilon=o["epsilon"], sr_shift=o["sr_shift"], max_step=o["max_step"])
-    ids = walker_range(smp["walkers"], comm.rank, comm.size)
-    seeds = walker_seq.spawn(smp["walkers"])
-    walkers = Walkers.start([seeds[i] for i in ids], wf.n_visible, spread=1.0 / np.sqrt(s["omega"]))
+def build(spec: Spec, comm: Comm) -> Setup:
+    """Objects of a run from its specification (`vmc.input.spec`)."""
+    s, smp, o = spec.system, spec.sampler, spec.optimizer
+    check_ranks(spec, comm.size)
+    param_seq, walker_seq = np.random.SeedSequence(spec.seed).spawn(2)
+    wf = trial_state(spec)
+    wf.randomize(np.random.default_rng(param_seq), spec.wavefunction.init_scale)
+    ham = Hamiltonian(s.particles, s.dimensions, s.omega, s.interaction)
+    sampler = Sampler(smp.kind, step=smp.step, dt=smp.dt)
+    opt = Optimizer(o.kind, wf.n_opt, learning_rate=o.learning_rate, schedule=o.schedule, decay=o.decay,
+                    momentum=o.momentum, beta1=o.beta1, beta2=o.beta2, epsilon=o.epsilon, sr_shift=o.sr_shift,
+                    max_step=o.max_step)
+    ids = walker_range(smp.walkers, comm.rank, comm.size)
+    seeds = walker_seq.spawn(smp.walkers)
+    walkers = Walkers.start([seeds[i] for i in ids], wf.n_visible, spread=1.0 / np.sqrt(s.omega))
     return Setup(wf, ham, sampler, opt, walkers, ids)
 
 
@@ -459,13 +439,13 @@ class Run:
     """One run's context, shared by its phases: configuration, objects, counters, output, ranks, the checkpoint
     clock and the stop requests; `end_chunk` is what every iteration, production chunk and DMC chunk ends with."""
 
-    def __init__(self, cfg: dict, writer: io.RunWriter | None, comm: Comm, progress: bool, stop):
+    def __init__(self, spec: Spec, writer: io.RunWriter | None, comm: Comm, progress: bool, stop):
         self.t0 = time.time()
-        self.cfg, self.writer, self.comm, self.stop = cfg, writer, comm, stop
+        self.spec, self.writer, self.comm, self.stop = spec, writer, comm, stop
         self.progress = progress and comm.is_root
-        self.setup = build(cfg, comm)
-        self.state, self.counts = RunState(), np.zeros(cfg["production"]["density_bins"])
-        self.clock = Clock(cfg["checkpoint_interval"])
+        self.setup = build(spec, comm)
+        self.state, self.counts = RunState(), np.zeros(spec.production.density_bins)
+        self.clock = Clock(spec.checkpoint_interval)
         self.pop: dmc.Population | None = None
         self.iterations = Iterations(writer)
 
@@ -496,7 +476,7 @@ class Run:
         return _progress(total, initial, desc, unit, self.progress)
 
 
-def run(cfg: dict, writer: io.RunWriter | None, comm: Comm, resume: bool = False, progress: bool = True,
+def run(spec: Spec, writer: io.RunWriter | None, comm: Comm, resume: bool = False, progress: bool = True,
         stop: Callable[[], str | None] = _no_stop) -> dict:
     """Optimize, then evaluate (and DMC); rank 0 writes through `writer` (None on other ranks).
 
@@ -504,7 +484,7 @@ def run(cfg: dict, writer: io.RunWriter | None, comm: Comm, resume: bool = False
     summary dict: energy and blocked error (rank 0 only), variance, acceptance, iterations done,
     wall time, samples per second, warnings.
     """
-    r = Run(cfg, writer, comm, progress, stop)
+    r = Run(spec, writer, comm, progress, stop)
     restored = restore(comm, writer.group if writer else None, r.setup) if resume else None
     saved = None
     if restored is not None:
@@ -514,29 +494,29 @@ def run(cfg: dict, writer: io.RunWriter | None, comm: Comm, resume: bool = False
         if writer is not None:
             writer.set_iterations_done(r.state.iteration)
     else:
-        if cfg["wavefunction"]["from_file"]:
-            params = comm.bcast(start_parameters(cfg, r.setup.wf.params) if comm.is_root else None)
+        if spec.wavefunction.from_file:
+            params = comm.bcast(start_parameters(spec, r.setup.wf.params) if comm.is_root else None)
             r.setup.wf.params[:] = params
         r.checkpoint()
     optimize(r)
     produce(r)
     diffuse(r, saved)
-    return finish(cfg, r.setup, r.state, writer, comm, time.time() - r.t0)
+    return finish(spec, r.setup, r.state, writer, comm, time.time() - r.t0)
 
 
 def optimize(r: Run) -> None:
-    smp, o = r.cfg["sampler"], r.cfg["optimizer"]
+    smp, o = r.spec.sampler, r.spec.optimizer
     setup, state, comm = r.setup, r.state, r.comm
     wf, opt = setup.wf, setup.optimizer
-    guard = Guard(energy_lower_bound(r.cfg))
+    guard = Guard(energy_lower_bound(r.spec))
     last_good = r.snapshot()
-    bar = r.bar(o["iterations"], state.iteration, "optimizing", "it")
-    while state.phase == OPTIMIZATION and state.iteration < o["iterations"]:
+    bar = r.bar(o.iterations, state.iteration, "optimizing", "it")
+    while state.phase == OPTIMIZATION and state.iteration < o.iterations:
         it = state.iteration
         timer = PhaseTimer(comm)
         start = r.snapshot()
-        n_burn = smp["burn_in"] if it == 0 else smp["thermalize"]
-        samples = setup.sampler.sample(wf, setup.hamiltonian, setup.walkers, n_burn, smp["steps"], record_grad=True)
+        n_burn = smp.burn_in if it == 0 else smp.thermalize
+        samples = setup.sampler.sample(wf, setup.hamiltonian, setup.walkers, n_burn, smp.steps, record_grad=True)
         timer.lap("sampling")
         local, where = pack(sums=sums(samples, wf.n_opt, opt.needs_s_matrix), sampling=timer.own_sampling(),
                             control=r.control())
@@ -559,7 +539,7 @@ def optimize(r: Run) -> None:
         state.iteration += 1
         state.last_energy, state.last_error = m.energy, m.error
         state.best_energy = min(state.best_energy, m.energy)
-        if state.iteration >= o["iterations"] or (o["patience"] > 0 and state.calm >= o["patience"]):
+        if state.iteration >= o.iterations or (o.patience > 0 and state.calm >= o.patience):
             state.phase = PRODUCTION
         timer.lap("update")
         if r.writer is not None:
@@ -573,8 +553,7 @@ def optimize(r: Run) -> None:
     bar.close()
     state.phase = max(state.phase, PRODUCTION)
     if r.writer is not None:
-        attrs = wavefunction_attrs(wf)
-        r.writer.wavefunction(wf.params, wf.named(), {k: v for k, v in attrs.items() if k in ("sigma", "beta")})
+        r.writer.wavefunction(wf.params, wf.named(), {k: v for k, v in wf.attrs().items() if k in ("sigma", "beta")})
 
 
 def update(r: Run, m: Moments, start: Snapshot) -> None:
@@ -606,8 +585,8 @@ def last_energy_close(state: RunState, m: Moments) -> bool:
 
 
 def produce(r: Run) -> None:
-    prod = r.cfg["production"]
-    steps, r_max = prod["steps"], resolved_density_rmax(r.cfg)
+    prod = r.spec.production
+    steps, r_max = prod.steps, r.spec.density_rmax
     setup, state, comm = r.setup, r.state, r.comm
     wf = setup.wf
     bar = r.bar(steps, state.production_steps, "production", "step")
@@ -615,8 +594,8 @@ def produce(r: Run) -> None:
         timer = PhaseTimer(comm)
         t_chunk, cpu_chunk = time.time(), time.process_time()
         n = min(io.PRODUCTION_CHUNK, steps - state.production_steps)
-        n_burn = prod["burn_in"] if state.production_steps == 0 else 0
-        s = setup.sampler.sample(wf, setup.hamiltonian, setup.walkers, n_burn, n, density_bins=prod["density_bins"],
+        n_burn = prod.burn_in if state.production_steps == 0 else 0
+        s = setup.sampler.sample(wf, setup.hamiltonian, setup.walkers, n_burn, n, density_bins=prod.density_bins,
                                  density_rmax=r_max)
         timer.lap("sampling")
         local, where = pack(counts=s.density_counts, accepted=s.accepted, proposed=s.proposed,
@@ -636,7 +615,7 @@ def produce(r: Run) -> None:
         state.production_steps += n
         state.wall_seconds += time.time() - t_chunk
         if state.production_steps >= steps:
-            state.phase = DMC if r.cfg["dmc"]["steps"] > 0 else DONE
+            state.phase = DMC if r.spec.dmc_on else DONE
         timer.lap("update")
         if r.writer is not None:
             r.writer.production(start, np.concatenate(observables), r.counts, r_max, wf.particles, wf.dimensions,
@@ -651,19 +630,19 @@ def produce(r: Run) -> None:
 def diffuse(r: Run, saved: dict | None) -> None:
     """Fixed-node DMC (`vmc.mc.dmc`) from the production's final walkers (walker j % W starts DMC walker j),
     or from the checkpoint's population (`saved`); chunks of `dmc.CHUNK` steps, each written as it ends."""
-    d, setup, state, comm = r.cfg["dmc"], r.setup, r.state, r.comm
-    if d["steps"] == 0 or state.phase != DMC:
+    d, setup, state, comm = r.spec.dmc, r.setup, r.state, r.comm
+    if not r.spec.dmc_on or state.phase != DMC:
         return
-    n_eq, total = d["equilibration"], d["equilibration"] + d["steps"]
-    pop = r.pop = dmc.Population(setup.wf, setup.hamiltonian, comm, d["walkers"], d["time_step"], d["feedback"],
-                                 dmc_key(r.cfg["seed"]))
+    n_eq, total = d.equilibration, d.equilibration + d.steps
+    pop = r.pop = dmc.Population(setup.wf, setup.hamiltonian, comm, d.walkers, d.time_step, d.feedback,
+                                 dmc_key(r.spec.seed))
     if saved is not None:
         pop.restore(saved["dmc_positions"], saved["dmc_walkers"][:, 0], saved["dmc_walkers"][:, 1],
                     replace(state.dmc))
     else:
         parts = comm.gather(setup.walkers.positions)
         vmc_walkers = comm.bcast(np.concatenate(parts) if comm.is_root else None)
-        pop.start(vmc_walkers[np.arange(d["walkers"]) % vmc_walkers.shape[0]])
+        pop.start(vmc_walkers[np.arange(d.walkers) % vmc_walkers.shape[0]])
         state.dmc = replace(pop.c)
     bar = r.bar(total, pop.c.steps, "dmc", "step")
     while pop.c.steps < total:
@@ -694,7 +673,7 @@ def diffuse(r: Run, saved: dict | None) -> None:
     bar.close()
 
 
-def finish(cfg, setup: Setup, state: RunState, writer, comm: Comm, wall: float) -> dict:
+def finish(spec: Spec, setup: Setup, state: RunState, writer, comm: Comm, wall: float) -> dict:
     """Check the run's consistency and plausibility; on rank 0 analyse the production series."""
     if not comm.all_equal(setup.wf.params):
         raise RunError("parameters differ between MPI ranks: the run is inconsistent")
@@ -713,5 +692,5 @@ def finish(cfg, setup: Setup, state: RunState, writer, comm: Comm, wall: float) 
     summary["timing"] = io.time_breakdown(writer.group)
     if "dmc" in result and "mean" in result["dmc"]:
         summary["dmc_energy"], summary["dmc_error"] = result["dmc"]["mean"], result["dmc"]["error"]
-    summary["samples_per_s"] = cfg["sampler"]["walkers"] * cfg["production"]["steps"] / max(state.wall_seconds, 1e-12)
+    summary["samples_per_s"] = spec.sampler.walkers * spec.production.steps / max(state.wall_seconds, 1e-12)
     return summary

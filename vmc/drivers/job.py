@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..errors import InputError, Interrupted, NumericalError, RunError
+from ..input.spec import Spec
 from ..parallel import Comm, one_thread_per_rank
 from ..version import __version__
 
@@ -137,7 +138,7 @@ class Request:
 class Point:
     index: int
     label: str
-    cfg: dict
+    spec: Spec
     state: str = "new"            # new, resume or complete
 
 
@@ -186,7 +187,7 @@ def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
                                  "iteration": int(ck.get("iteration", 0)), "phase": int(ck.get("phase", 0)),
                                  "steps_done": io.done(g, "production"),
                                  # as this version reads it: options added since at their defaults
-                                 "config": config_mod.from_dict(json.loads(g.attrs["config"]), path).to_dict()})
+                                 "spec": config_mod.from_dict(json.loads(g.attrs["config"]), path).spec()})
             return json.loads(f.attrs["config"]), str(f.attrs.get("input_text", "")), progress
     except io.OutputError as exc:
         raise InputError(str(exc)) from None
@@ -240,12 +241,12 @@ def _points(config, n_ranks: int, progress: list[dict] | None) -> list[Point]:
     from ..input import config as config_mod
     points = []
     for index, (label, point) in enumerate(config.sweep_points()):
-        config_mod.check_ranks(point, n_ranks)
+        config_mod.check_ranks(point.spec(), n_ranks, point.source)
         state = "new"
         if progress is not None:
             state = "complete" if progress[index]["status"] == "complete" else \
                 "resume" if progress[index]["has_checkpoint"] else "new"
-        points.append(Point(index, label, point.to_dict(), state))
+        points.append(Point(index, label, point.spec(), state))
     return points
 
 
@@ -254,10 +255,10 @@ def _check_points(points: list[Point], source: str, n_ranks: int, ranks_on_node:
     from .driver import run_shape, start_parameters
     from .resources import check_memory
     for p in points:
-        check_memory(p.cfg, source, n_ranks, ranks_on_node, run_shape(p.cfg).n_opt)
-        if p.cfg["wavefunction"]["from_file"] and p.state == "new":
+        check_memory(p.spec, source, n_ranks, ranks_on_node, run_shape(p.spec).n_opt)
+        if p.spec.wavefunction.from_file and p.state == "new":
             try:
-                start_parameters(p.cfg)
+                start_parameters(p.spec)
             except ValueError as exc:
                 raise InputError(f"{source}: {exc}") from None
 
@@ -270,7 +271,7 @@ def _claim_new(path: str, points: list[Point], force: bool) -> int:
     _refuse_reading_own_output(path, points)
     fd = io.claim_output(path, force)
     try:
-        check_disk(path, sum(run_shape(p.cfg).file_bytes() for p in points))
+        check_disk(path, sum(run_shape(p.spec).file_bytes() for p in points))
     except BaseException:
         if fd >= 0:
             os.close(fd)
@@ -308,7 +309,7 @@ def _plan(request: Request, n_ranks: int, ranks_on_node: int) -> Plan:
         _check_points(points, config.source, n_ranks, ranks_on_node)
         if request.resume:
             fd = lock(path)
-            check_disk(path, sum(max(0, run_shape(p.cfg).file_bytes() - run_shape(prog["config"]).file_bytes())
+            check_disk(path, sum(max(0, run_shape(p.spec).file_bytes() - run_shape(prog["spec"]).file_bytes())
                                  for p, prog in zip(points, progress)))
         else:
             path = _output_path(request, config)
@@ -334,7 +335,7 @@ def _refuse_reading_own_output(path: str, points: list[Point]) -> None:
     """A new run's output must not be a file the run reads (`wavefunction.from_file`): with --force it would be
     destroyed before it is read, without it the run is refused anyway (the file exists)."""
     for p in points:
-        source = p.cfg["wavefunction"]["from_file"]
+        source = p.spec.wavefunction.from_file
         if source and os.path.exists(path) and os.path.exists(source) and os.path.samefile(source, path):
             raise InputError(f"{path}: the output is the file this run reads its parameters from "
                              f"(wavefunction.from_file = \"{source}\"): choose another output with -o")
@@ -378,8 +379,8 @@ def _open_output(plan: Plan, n_ranks: int):
                     continue
                 g = _group(f, plan, p)
                 if plan.overrides:
-                    io.set_text(g, "config", json.dumps(p.cfg))
-                io.extend_run(g, p.cfg["optimizer"]["iterations"], p.cfg["production"]["steps"])
+                    io.set_text(g, "config", json.dumps(p.spec.to_dict()))
+                io.extend_run(g, p.spec.optimizer.iterations, p.spec.production.steps)
             if plan.overrides and plan.study:
                 io.set_text(f, "config", json.dumps(plan.config))
             io.set_text(f, "status", "running")
@@ -394,10 +395,10 @@ def _open_output(plan: Plan, n_ranks: int):
                     f.create_group("points")
                 for p in plan.points:
                     g = f.require_group(f"points/{p.index:03d}") if plan.study else f
-                    wf = driver.trial_state(p.cfg)
-                    io.create_run(g, {**_run_attrs(p.cfg, plan.text, n_ranks), "label": p.label,
-                                      "index": p.index}, driver.run_shape(p.cfg), p.cfg["sampler"]["kind"],
-                                  driver.wavefunction_attrs(wf))
+                    wf = driver.trial_state(p.spec)
+                    io.create_run(g, {**_run_attrs(p.spec.to_dict(), plan.text, n_ranks), "label": p.label,
+                                      "index": p.index}, driver.run_shape(p.spec), p.spec.sampler.kind,
+                                  wf.attrs())
             f, fd = io.create_output(plan.path, plan.force, lay_out)
             if plan.lock_fd >= 0:
                 os.close(plan.lock_fd)   # the replaced file's lock: the new file is locked already
@@ -444,7 +445,7 @@ def execute(plan: Plan, comm: Comm, stop: StopSignals, progress: bool = True, ec
             writer.status("running")
         at = f" at {p.label}" if p.label else ""
         try:
-            summary = driver.run(p.cfg, writer, comm, resume=p.state == "resume", progress=progress,
+            summary = driver.run(p.spec, writer, comm, resume=p.state == "resume", progress=progress,
                                  stop=stop.pending)
         except Interrupted as exc:
             if writer is not None:
@@ -493,7 +494,7 @@ def _record(writer, summary: dict, p: Point, path: str, echo: bool) -> RunError 
         text = json.dumps({**scalars, "warnings": ["(too many warnings to store: see vmc analyze)"]})
     exc = RunError("the DMC energy cannot be trusted: " + "; ".join(untrusted)) if untrusted else None
     writer.status("failed" if exc else "complete", str(exc or ""), finished=_now(), summary=text)
-    print_if(echo, (f"\n[{p.label}]" if p.label else "") + summary_text(summary, p.cfg, path), file=sys.stdout)
+    print_if(echo, (f"\n[{p.label}]" if p.label else "") + summary_text(summary, p.spec, path), file=sys.stdout)
     return exc
 
 

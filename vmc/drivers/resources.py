@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 
+from ..input.spec import Spec
 from ..output import io
 
 BASELINE = 200 * 2**20
@@ -62,49 +63,46 @@ def parse_bytes(text: str) -> int:
     return int(float(m.group(1)) * 1024**power)
 
 
-def walker_cache(cfg: dict) -> int:
+def walker_cache(spec: Spec) -> int:
     """Doubles the trial state caches per walker (`kernel_data` of the factors).
 
-    >>> walker_cache({"system": {"particles": 72}, "wavefunction": {"hidden": 4, "rbm": "coordinates",
-    ...                                                           "slater": True}})
+    >>> walker_cache(Spec.from_dict({"system": {"particles": 72}, "wavefunction": {"hidden": 4, "slater": True}}))
     2604
     """
-    P, w = cfg["system"]["particles"], cfg["wavefunction"]
-    N = w["hidden"]
-    rbm = 2 * P * N + P * P if w["rbm"] == "symmetric" else 3 * N
-    backflow = P * P + P * cfg["system"].get("dimensions", 3) + 4 if w.get("backflow", "none") != "none" else 0
-    return rbm + (2 * (P // 2) ** 2 + backflow if w["slater"] else 0)
+    P, w = spec.system.particles, spec.wavefunction
+    N = w.hidden
+    rbm = 2 * P * N + P * P if w.rbm == "symmetric" else 3 * N
+    backflow = P * P + P * spec.system.dimensions + 4 if w.backflow != "none" else 0
+    return rbm + (2 * (P // 2) ** 2 + backflow if w.slater else 0)
 
 
-def memory_per_rank(cfg: dict, n_ranks: int, n_opt: int) -> tuple[int, str]:
+def memory_per_rank(spec: Spec, n_ranks: int, n_opt: int) -> tuple[int, str]:
     """(bytes, what dominates) for the busiest rank of a run."""
-    smp = cfg["sampler"]
-    walkers = smp["walkers"]
+    smp = spec.sampler
+    walkers = smp.walkers
     w = math.ceil(walkers / n_ranks)
-    M = cfg["system"]["particles"] * cfg["system"]["dimensions"]
-    sr = n_opt * n_opt * 3 if cfg["optimizer"]["kind"] == "sr" else 0
-    optimization = 8 * (w * smp["steps"] * (PRODUCTION_OBSERVABLES + n_opt) + sr)
-    chunk = min(io.PRODUCTION_CHUNK, cfg["production"]["steps"])
+    M = spec.system.particles * spec.system.dimensions
+    sr = n_opt * n_opt * 3 if spec.optimizer.kind == "sr" else 0
+    optimization = 8 * (w * smp.steps * (PRODUCTION_OBSERVABLES + n_opt) + sr)
+    chunk = min(io.PRODUCTION_CHUNK, spec.production.steps)
     production = 8 * (w * chunk * PRODUCTION_OBSERVABLES + 3 * walkers * chunk * PRODUCTION_OBSERVABLES
-                      + 4 * cfg["production"]["density_bins"])
+                      + 4 * spec.production.density_bins)
     checkpoint = 8 * 2 * walkers * (M + io.RNG_WORDS)
     per_sample = PRODUCTION_OBSERVABLES + n_opt
     parts = {
-        f"optimization samples: {w} walkers x {smp['steps']} steps x {per_sample} numbers": optimization,
+        f"optimization samples: {w} walkers x {smp.steps} steps x {per_sample} numbers": optimization,
         f"production chunks: {walkers} walkers x {chunk} steps on rank 0": production,
         f"checkpoints: {walkers} walkers' states on rank 0": checkpoint,
     }
-    d = cfg.get("dmc", {})
-    dmc = 0
-    if d.get("steps", 0) > 0:
+    dmc, n_dmc = 0, 0
+    if spec.dmc_on:
         from ..mc.dmc import N_COLUMNS
-        n = d["walkers"]
-        mine = math.ceil(n / n_ranks)
-        dmc = 8 * (n * (3 * M + 4) + mine * (N_COLUMNS + 2 * M + 16))
+        n = spec.dmc.walkers
+        n_dmc = math.ceil(n / n_ranks)
+        dmc = 8 * (n * (3 * M + 4) + n_dmc * (N_COLUMNS + 2 * M + 16))
         parts[f"DMC: {n} walkers' positions (gathered on rank 0 for checkpoints)"] = dmc
-    n_dmc = math.ceil(d["walkers"] / n_ranks) if d.get("steps", 0) > 0 else 0
-    caches = 8 * walker_cache(cfg) * (w + n_dmc)
-    parts[f"trial-state caches: {walker_cache(cfg)} numbers for each of {w + n_dmc} walkers"] = caches
+    caches = 8 * walker_cache(spec) * (w + n_dmc)
+    parts[f"trial-state caches: {walker_cache(spec)} numbers for each of {w + n_dmc} walkers"] = caches
     what = max(parts, key=parts.get)
     return BASELINE + max(optimization, production, dmc) + checkpoint + caches, what
 
@@ -126,8 +124,8 @@ def memory_limit(ranks_on_node: int) -> tuple[int, str]:
                    f"{'s' if ranks_on_node != 1 else ''}")
 
 
-def check_memory(cfg: dict, source: str, n_ranks: int, ranks_on_node: int, n_opt: int) -> None:
-    need, what = memory_per_rank(cfg, n_ranks, n_opt)
+def check_memory(spec: Spec, source: str, n_ranks: int, ranks_on_node: int, n_opt: int) -> None:
+    need, what = memory_per_rank(spec, n_ranks, n_opt)
     limit, how = memory_limit(ranks_on_node)
     if need > limit:
         raise ResourceError(

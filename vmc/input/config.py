@@ -40,18 +40,19 @@ import re
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..output.paths import not_regular
 from .options import OPTIONS, REMOVED, RULES
 from .schema import ConfigError, Invalid, Option, Rule
 from .schema import fmt as _fmt
 from .schema import kind_of as _kind
+from .spec import Spec
 
 __all__ = [
     "ConfigError", "Option", "Rule", "OPTIONS", "OPTION_BY_KEY", "SECTIONS", "RULES", "MAX_SWEEP_POINTS",
-    "Config", "load", "from_text", "from_dict", "defaults", "resolved_sigma", "resolved_density_rmax",
-    "check_ranks", "reference_markdown", "template_toml", "update_readme",
+    "Config", "Spec", "load", "from_text", "from_dict", "defaults", "check_ranks", "reference_markdown",
+    "template_toml", "update_readme",
 ]
 
 
@@ -315,6 +316,10 @@ class Config:
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
+    def spec(self) -> Spec:
+        """The typed, frozen view the drivers read (`vmc.input.spec`); a sweep's points have one each."""
+        return Spec.from_dict(self.to_dict())
+
     # ---- deriving
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
         """A new Config with dotted-key overrides ({"wavefunction.hidden": 3}), validated like the file.
@@ -426,44 +431,16 @@ def defaults() -> Config:
     return from_dict({}, "<defaults>")
 
 
-def _values(config: Config | Mapping) -> Callable[[str], Any]:
-    if isinstance(config, Config):
-        return config.get
-
-    def get(key: str) -> Any:
-        section, _, name = key.rpartition(".")
-        return config[section][name] if section else config[name]
-    return get
-
-
-def resolved_sigma(config: Config | Mapping) -> float:
-    """The RBM width actually used: wavefunction.sigma, or if that is 0 the default sqrt(g / omega)
-    (sqrt(1/(2 omega)) for g = 1/2, sqrt(1/omega) for g = 1). Accepts a Config or its `to_dict()`."""
-    get = _values(config)
-    sigma = get("wavefunction.sigma")
-    return float(sigma) if sigma > 0 else math.sqrt(get("wavefunction.g") / get("system.omega"))
-
-
-def resolved_density_rmax(config: Config | Mapping) -> float:
-    """Outer radius of the density histogram: production.density_rmax, or if 0, 5 / sqrt(omega)."""
-    get = _values(config)
-    r = get("production.density_rmax")
-    return float(r) if r > 0 else 5.0 / math.sqrt(get("system.omega"))
-
-
-def check_ranks(config: Config | Mapping, n_ranks: int) -> None:
+def check_ranks(spec: Spec, n_ranks: int, source: str = "<config>") -> None:
     """Raise ConfigError unless every one of `n_ranks` MPI ranks gets at least one walker
     (sampler.walkers, and dmc.walkers when DMC is on, are total numbers shared by the ranks)."""
-    get = _values(config)
-    walkers = get("sampler.walkers")
-    source = config.source if isinstance(config, Config) else "<config>"
+    walkers = spec.sampler.walkers
     if n_ranks < 1 or walkers < n_ranks:
         raise _error(source, "sampler.walkers", walkers,
                      f"fewer walkers than the {n_ranks} MPI ranks: every rank needs at least one walker "
                      "(raise sampler.walkers or use fewer ranks)")
-    dmc_walkers = get("dmc.walkers")
-    if get("dmc.steps") > 0 and dmc_walkers < n_ranks:
-        raise _error(source, "dmc.walkers", dmc_walkers,
+    if spec.dmc_on and spec.dmc.walkers < n_ranks:
+        raise _error(source, "dmc.walkers", spec.dmc.walkers,
                      f"a DMC population smaller than the {n_ranks} MPI ranks: every rank needs at least one "
                      "walker (raise dmc.walkers or use fewer ranks)")
 

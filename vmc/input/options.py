@@ -33,14 +33,14 @@ OPTIONS: tuple[Option, ...] = (
            "each phase, on a stop signal and on failure); 0: after every iteration and production chunk. A "
            "killed run loses at most this much work.", between(0, 86400), on_resume=True),
     # ---- [system]
-    Option("system.particles", 2, int, "Number of particles P.", between(1, MAX_PARTICLES)),
-    Option("system.dimensions", 2, int, "Number of spatial dimensions D.", between(1, 3)),
+    Option("system.particles", 2, int, "Number of particles P.", between(1, MAX_PARTICLES), shape=True),
+    Option("system.dimensions", 2, int, "Number of spatial dimensions D.", between(1, 3), shape=True),
     Option("system.omega", 1.0, float, "Trap frequency omega (atomic units): V_trap = omega^2 sum_i r_i^2 / 2.",
            between(1e-3, 1e3)),
     Option("system.statistics", "fermion", str, "fermion: electrons, spin up = particles 0..P/2-1, the rest "
            "spin down (two electrons form the spin singlet and need no determinant; more need "
            "`wavefunction.slater`); boson: symmetric, no determinant (also the choice for distinguishable "
-           "particles). Sets the Jastrow cusp values.", one_of("fermion", "boson")),
+           "particles). Sets the Jastrow cusp values.", one_of("fermion", "boson"), shape=True),
     Option("system.interaction", True, bool, "Coulomb repulsion `sum_{i<j} 1/r_ij` on or off (needs D >= 2 "
            "with more than one particle)."),
     # ---- [wavefunction]
@@ -48,34 +48,34 @@ OPTIONS: tuple[Option, ...] = (
            "coordinates (hidden units couple coordinates by index, so psi is not symmetric under particle "
            "exchange); symmetric: one-body hidden units shared by all particles times pair hidden units fed "
            "by the distances r_ij (`vmc/model/factors/symmetric.py`), symmetric under every exchange.",
-           one_of("coordinates", "symmetric")),
+           one_of("coordinates", "symmetric"), shape=True),
     Option("wavefunction.hidden", 2, int, "Number of hidden units N of the RBM (with rbm = \"symmetric\": "
-           "its one-body hidden units).", between(1, 100_000)),
+           "its one-body hidden units).", between(1, 100_000), shape=True),
     Option("wavefunction.pair_hidden", 4, int, "Number of pair hidden units of the symmetric RBM (each sees "
-           "Gaussians of r_ij of width 1/2, 1 and 2 trap lengths).", between(1, 10_000)),
+           "Gaussians of r_ij of width 1/2, 1 and 2 trap lengths).", between(1, 10_000), shape=True),
     Option("wavefunction.g", 0.5, float, "Trial state psi = F^g, F the RBM marginal of the visible units: 0.5 "
            "makes |psi|^2 the RBM marginal p(x) (needed for Gibbs sampling); 1.0 makes psi = F.",
-           one_of(0.5, 1.0)),
+           one_of(0.5, 1.0), shape=True),
     Option("wavefunction.sigma", 0.0, float, "Width sigma of the visible units; 0: sqrt(g / omega), i.e. "
            "sqrt(1/(2 omega)) for g = 0.5 and sqrt(1/omega) for g = 1, which makes the W = 0, a = 0 state the "
            "exact non-interacting Gaussian.", ge(0)),
     Option("wavefunction.init_scale", 0.1, float, "Standard deviation of the normally distributed initial "
            "a, b and W (0: all start at zero).", between(0, 10)),
-    Option("wavefunction.optimize_sigma", False, bool, "Optimize sigma too (otherwise it stays fixed)."),
+    Option("wavefunction.optimize_sigma", False, bool, "Optimize sigma too (otherwise it stays fixed).", shape=True),
     Option("wavefunction.jastrow", "none", str, "none, or pade: multiply by the Padé-Jastrow factor "
            "exp(sum_{i<j} a_ij r_ij / (1 + beta r_ij)) with Kato's cusp values a_ij (1/(D-1) antiparallel "
-           "spins or bosons, 1/(D+1) parallel) and beta variational.", one_of("none", "pade")),
+           "spins or bosons, 1/(D+1) parallel) and beta variational.", one_of("none", "pade"), shape=True),
     Option("wavefunction.beta", 1.0, float, "Initial beta of the Padé-Jastrow factor.", interval(0, 1e3)),
     Option("wavefunction.slater", False, bool, "Multiply by det D_up det D_down of harmonic-oscillator "
            "orbitals (Hermite polynomials in sqrt(omega) x at the trap's omega; the RBM supplies the Gaussian) "
-           f"filling closed shells: P = {closed_shells_text()}."),
+           f"filling closed shells: P = {closed_shells_text()}.", shape=True),
     Option("wavefunction.backflow", "none", str, "none, or rbm: evaluate the determinants at quasi-particle "
            "coordinates r_i' = r_i + sum_{j != i} eta(r_ij) (r_i - r_j), eta a small network in RBM form over "
            "Gaussians of r_ij^2 per spin channel (`vmc/model/factors/backflow.py`), so that the nodes are "
            "variational; starts at eta = 0 (the plain determinants). Needs `wavefunction.slater`; O(N^3) per "
-           "move.", one_of("none", "rbm")),
+           "move.", one_of("none", "rbm"), shape=True),
     Option("wavefunction.backflow_hidden", 4, int, "Hidden units of the backflow network per spin channel "
-           "(parallel, antiparallel).", between(1, 1000)),
+           "(parallel, antiparallel).", between(1, 1000), shape=True),
     Option("wavefunction.from_file", "", str, "Empty: random initial parameters (`init_scale`); else an "
            "earlier run's output file whose final parameters (`/wavefunction/params`) start this run (the "
            "trial state must have the same factors and sizes, or be this one without backflow: its parameters then "

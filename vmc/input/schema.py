@@ -110,6 +110,7 @@ class Option:
     check: Check | None = None
     sweepable: bool = True
     on_resume: bool = False   # may change on --resume (run length, step sizes of the optimizer); else refused
+    shape: bool = False       # fixes the trial state's parameters (a stored state must match it to be read)
 
     @property
     def section(self) -> str:

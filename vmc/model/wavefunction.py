@@ -396,8 +396,22 @@ class TrialState(Product):
         self.sigma_index = self.index["rbm.sigma"] if optimize_sigma else -1
         self.beta_index = self.index["jastrow.beta"] if jastrow else -1
 
+    @classmethod
+    def from_spec(cls, spec) -> "TrialState":
+        """The trial state of a run specification (`vmc.input.spec.Spec`: its system and wavefunction sections and
+        the resolved sigma), before its random initialization."""
+        s, w = spec.system, spec.wavefunction
+        return cls(s.particles, s.dimensions, w.hidden, spec.sigma, w.g, w.optimize_sigma, jastrow=w.jastrow == "pade",
+                   slater=w.slater, fermions=s.statistics == "fermion", omega=s.omega, beta=w.beta, rbm=w.rbm,
+                   pair_hidden=w.pair_hidden, backflow=w.backflow, backflow_hidden=w.backflow_hidden)
+
     def copy(self) -> "TrialState":
         return TrialState(**self._args, params=self.params.copy())
+
+    def attrs(self) -> dict:
+        """What the state is, as the attributes of an output file's /wavefunction: its constructor's arguments with
+        the current sigma and beta, and the number of variational parameters."""
+        return {**self._args, "sigma": self.sigma, "beta": self.beta, "n_opt": self.n_opt}
 
     @property
     def sigma(self) -> float:
