@@ -5,6 +5,7 @@ they stopped, and the table (docs/dots.csv, and the markdown in docs/results.md 
     python docs/dots.py run vmc [--ranks 2]    # `make dots`: run every missing cell, resume every unfinished one
     python docs/dots.py run dmc [--ranks 2]    # `make dmc`: the same for DMC (from the cell's optimized state)
     python docs/dots.py run checks [--ranks 2] # the DMC checks of inputs/checks (resumable, like the cells)
+    python docs/dots.py run backflow           # inputs/backflow: with and without backflow (resumable too)
     python docs/dots.py table                  # runs/ -> docs/dots.csv -> the dot table of docs/results.md
     python docs/dots.py plan                   # the cells, their inputs and what is done
 
@@ -179,10 +180,11 @@ def run_cell(kind: str, D: int, N: int, w: float, ranks: int) -> int:
 
 
 def run_all(kind: str, ranks: int, only: list[str]) -> int:
-    if kind == "checks":     # after the cells whose optimized states they read (`wavefunction.from_file`)
-        jobs = [(inp.stem, lambda inp=inp: run_input(str(inp.relative_to(ROOT)), RUNS / "checks" / f"{inp.stem}.h5",
-                                                     ranks, f"check {inp.stem}"))
-                for inp in sorted((ROOT / "inputs" / "checks").glob("*.toml"))]
+    if kind in ("checks", "backflow"):   # after the cells whose optimized states they read (`from_file`); in name
+        # order, so inputs/backflow/2d_* (optimizations) run before the dmc_* that read them
+        jobs = [(inp.stem, lambda inp=inp: run_input(str(inp.relative_to(ROOT)), RUNS / kind / f"{inp.stem}.h5",
+                                                     ranks, f"{kind} {inp.stem}"))
+                for inp in sorted((ROOT / "inputs" / kind).glob("*.toml"))]
     else:
         jobs = [(name(D, N, w), lambda D=D, N=N, w=w: run_cell(kind, D, N, w, ranks)) for D, N, w in CELLS]
     failed = [label for label, job in jobs if (not only or label in only) and job() != 0]
@@ -421,7 +423,7 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("inputs")
     r = sub.add_parser("run")
-    r.add_argument("kind", choices=("vmc", "dmc", "checks"))
+    r.add_argument("kind", choices=("vmc", "dmc", "checks", "backflow"))
     r.add_argument("--ranks", type=int, default=int(os.environ.get("NPROC", 2)))
     r.add_argument("--only", nargs="*", default=[], metavar="CELL", help="cells (or checks: input names) to run")
     sub.add_parser("table")
