@@ -2,9 +2,9 @@
 
 One loop per phase, top to bottom (`run` -> `optimize` -> `produce` -> `finish`):
 
-1. `build`: the trial state, Hamiltonian, sampler and optimizer from the resolved configuration; every
-   random stream comes from the root seed: stream 0 draws the initial parameters (identical on every
-   rank), stream 1 is split into one stream per walker (walker w always gets stream w);
+1. `build`: the trial state, Hamiltonian, sampler and optimizer from the run's typed specification
+   (`vmc.input.spec`); every random stream comes from the root seed: stream 0 draws the initial parameters
+   (identical on every rank), stream 1 is split into one stream per walker (walker w always gets stream w);
 2. `optimize`: each iteration every rank samples its walkers, the ranks allreduce one vector (the sums
    of E_L, E_L^2, O, E_L O (and O O^T for SR), plus the control flags: a stop request from a signal on
    any rank and "checkpoint due" from rank 0's clock); every rank computes the same gradient and the

@@ -142,25 +142,20 @@ def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
         if (sweep + 1) % REFRESH_EVERY == 0:
             refresh_all(factors, w, x)
         if sweep >= n_burn:
-            record(factors, terms, w, x, D, grad, lap, out, sweep - n_burn)
+            t = sweep - n_burn
+            for k in range(M):
+                grad[k] = 0.0
+                lap[k] = 0.0
+            add_grad_lap_all(factors, w, x, grad, lap)
+            measure(terms, x, grad, lap, out.observables[t])
+            if out.dlog.shape[0] > 0:
+                row = out.dlog[t]
+                for k in range(row.shape[0]):
+                    row[k] = 0.0
+                add_dlog_all(factors, w, x, row)
+            if out.histogram.shape[0] > 0:
+                radial_histogram(x, P, D, out.r_max, out.histogram)
     return accepted
-
-
-@factor_kernel
-def record(factors, terms, w, x, D, grad, lap, out, t):
-    """Row t of the Record `out`: the terms and observables at x, d ln psi / d theta, the histogram."""
-    for k in range(x.shape[0]):
-        grad[k] = 0.0
-        lap[k] = 0.0
-    add_grad_lap_all(factors, w, x, grad, lap)
-    measure(terms, x, grad, lap, out.observables[t])
-    if out.dlog.shape[0] > 0:
-        row = out.dlog[t]
-        for k in range(row.shape[0]):
-            row[k] = 0.0
-        add_dlog_all(factors, w, x, row)
-    if out.histogram.shape[0] > 0:
-        radial_histogram(x, x.shape[0] // D, D, out.r_max, out.histogram)
 
 
 @numba.njit(cache=True, error_model="numpy")
