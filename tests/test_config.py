@@ -586,3 +586,30 @@ def test_removed_option_elsewhere_names_the_reason():
     msg = error_of('[sweep]\n"wavefunction.orbital_omega" = [0.5, 1.0]\n', "f.toml")
     assert "sweep: 'wavefunction.orbital_omega' was removed" in msg
     assert "`wavefunction.orbital_omega` (old default `0.0`)" in config.reference_markdown()
+
+
+# ---- typed specifications ----------------------------------------------------------------------------
+
+
+def test_spec_carries_every_option_typed_frozen_and_picklable():
+    import dataclasses
+    cfg = config.from_text("seed = 5\n[sampler]\nwalkers = 4\nstep = 2\n[dmc]\ntime_step = 0.02\n")
+    spec = cfg.spec()
+    for o in config.OPTIONS:
+        assert spec.value(o.key) == cfg.get(o.key) and type(spec.value(o.key)) is o.type, o.key
+    assert (spec.seed, spec.sampler.walkers, spec.sampler.step, spec.dmc.time_step) == (5, 4, 2.0, 0.02)
+    assert spec.to_dict() == cfg.to_dict()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.sampler.walkers = 8
+    assert pickle.loads(pickle.dumps(spec)) == spec
+
+
+def test_spec_of_a_stored_configuration_older_or_newer_than_the_table():
+    stored = config.from_text("[wavefunction]\nhidden = 3\nslater = true\n[system]\nparticles = 6\n").to_dict()
+    del stored["wavefunction"]["backflow"], stored["dmc"]           # written before these options existed
+    stored["wavefunction"]["orbital_omega"] = 0.0                   # a removed option
+    spec = config.Spec.from_dict(stored)
+    assert (spec.system.particles, spec.wavefunction.hidden, spec.wavefunction.slater) == (6, 3, True)
+    assert spec.wavefunction.backflow == "none" and spec.dmc == config.Spec().dmc
+    assert spec.with_section("system", interaction=False).system.interaction is False
+    assert spec.system.interaction is True                          # with_section makes a copy
