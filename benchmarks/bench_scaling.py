@@ -527,8 +527,8 @@ def report(data: dict, latency: str) -> None:
         print_dmc(data["rounds"], trees, lat)
     else:
         from vmc.input import config
-        from vmc.drivers import driver
-        n_opt = driver.trial_state(config.load(ROOT / "inputs" / "default.toml").spec()).n_opt
+        from vmc.model.wavefunction import TrialState
+        n_opt = TrialState.from_spec(config.load(ROOT / "inputs" / "default.toml").spec()).n_opt
         print_vmc(data["rows"], trees, alpha, beta, n_opt, data["cases"])
 
 

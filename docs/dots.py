@@ -208,7 +208,8 @@ def rows_of(path: Path, kind: str) -> list[dict]:
     extrapolated row)."""
     import h5py
 
-    from vmc.analysis.results import analyze_group, run_groups
+    from vmc.analysis.results import analyze_group, reference_energy, run_groups
+    from vmc.input.spec import Spec
     from vmc.mc.dmc import extrapolate
     rows = []
     with h5py.File(path, "r", locking=False) as f:
@@ -216,7 +217,9 @@ def rows_of(path: Path, kind: str) -> list[dict]:
             cfg = json.loads(g.attrs["config"])
             s = cfg["system"]
             key = (s["dimensions"], s["particles"], float(s["omega"]))
-            ref, ref_err = reference(key)
+            # a check without the Coulomb term (inputs/checks): its reference is the exact non-interacting energy
+            ref, ref_err = reference(key) if s.get("interaction", True) else \
+                (reference_energy(Spec.from_dict(cfg))[0], 0.0)
             base = {"dimensions": key[0], "particles": key[1], "omega": key[2], "factors": _factors(cfg),
                     "reference": ref, "reference_error": ref_err, "cores": int(f.attrs.get("n_ranks", 1)),
                     "input": f"inputs/{path.parent.name}/{path.stem}.toml"}
@@ -369,6 +372,10 @@ def backflow_lines(rows: list[dict], refs: dict) -> list[str]:
                 _pm(*_value(v)) if v else "not run", variance,
                 f"{_pm(*_value(d))} ({float(d['time_step']):g})" if d else "not run",
                 _pm(*ref) if ref else "–", _sigma(*_value(d), *ref) if d and ref else "–"]) + " |")
+        for v in (r for r in mine if r["method"] == "vmc" and r["input"].endswith("_more.toml")):
+            out.append("| " + " | ".join([      # the plain state given the backflow run's optimizer budget
+                f"{key[0]}", f"{key[1]}", f"{key[2]:g}", v["factors"].replace("+", " x ") + ", the backflow's "
+                "iterations without it", _pm(*_value(v)), f"{float(v['variance']):.5f}", "–", "–", "–"]) + " |")
     return out
 
 
@@ -392,10 +399,12 @@ def checks_lines(rows: list[dict], refs: dict) -> list[str]:
                                  float(r["time_step"])))
         for r in mine:
             tau = "-> 0" if r["method"] == "dmc_extrapolated" else f"{float(r['time_step']):g}"
+            own = (float(r["reference"]), float(r["reference_error"] or 0.0)) if r["reference"] not in ("", None) \
+                else ref     # the row's own: exact for a check without the Coulomb term
             out.append("| " + " | ".join([
                 f"{key[0]}", f"{key[1]}", f"{key[2]:g}", f"`{r['input']}`", r["factors"].replace("+", " x "),
-                f"{r['walkers']}", tau, _pm(*_value(r)), _pm(*ref) if ref else "–",
-                _sigma(*_value(r), *ref) if ref else "–"]) + " |")
+                f"{r['walkers']}", tau, _pm(*_value(r)), _pm(*own) if own else "–",
+                _sigma(*_value(r), *own) if own else "–"]) + " |")
     return out
 
 

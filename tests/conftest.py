@@ -95,9 +95,10 @@ def run_in_memory(spec):
     from vmc.output import io
     from vmc.parallel import Comm
     from vmc.drivers import driver
+    from vmc.model.wavefunction import TrialState
     f = h5py.File(f"in-memory-{next(_names)}.h5", "w", driver="core", backing_store=False)
     io.create_run(f, {"config": json.dumps(spec.to_dict())}, driver.run_shape(spec), spec.sampler.kind,
-                  driver.trial_state(spec).attrs())
+                  TrialState.from_spec(spec).attrs())
     return driver.run(spec, io.RunWriter(f), Comm(None), progress=False), f
 
 

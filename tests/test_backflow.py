@@ -217,8 +217,9 @@ def test_warm_start_from_a_plain_slater_jastrow_rbm_file(tmp_path):
     from vmc.input import config
     from vmc.output import io
     from vmc.drivers import driver
+    from vmc.model.wavefunction import TrialState
     plain_cfg = config.from_text(dot_input())
-    plain = driver.trial_state(plain_cfg.spec())
+    plain = TrialState.from_spec(plain_cfg.spec())
     plain.randomize(np.random.default_rng(1), 0.3)
     plain.params[plain.index["jastrow.beta"]] = 0.6
     stored = plain_cfg.to_dict()
@@ -229,9 +230,9 @@ def test_warm_start_from_a_plain_slater_jastrow_rbm_file(tmp_path):
         f.attrs["config"] = json.dumps(stored)
         f["wavefunction/params"] = plain.params
     cfg = config.from_text(dot_input(f'backflow = "rbm"\nfrom_file = "{path}"')).spec()
-    fresh = driver.trial_state(cfg)
+    fresh = TrialState.from_spec(cfg)
     fresh.randomize(np.random.default_rng(2), 0.3)
-    wf = driver.trial_state(cfg)
+    wf = TrialState.from_spec(cfg)
     wf.params[:] = driver.start_parameters(cfg, fresh.params)
     assert wf.n_params == plain.n_params + wf.factor("backflow").hidden * 10
     for name in ("a", "b", "W", "sigma"):
@@ -257,9 +258,9 @@ def test_a_run_warm_started_with_backflow_optimizes_eta(tmp_path):
 
     from vmc.input import config
     from vmc.output import io
-    from vmc.drivers import driver
+    from vmc.model.wavefunction import TrialState
     plain_cfg = config.from_text(dot_input())
-    plain = driver.trial_state(plain_cfg.spec())
+    plain = TrialState.from_spec(plain_cfg.spec())
     plain.randomize(np.random.default_rng(1), 0.1)
     path = tmp_path / "plain.h5"
     with h5py.File(path, "w") as f:

@@ -14,6 +14,7 @@ import vmc
 from vmc.analysis import results as analysis
 from vmc.output import io
 from vmc.drivers import driver
+from vmc.model.wavefunction import TrialState
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +196,7 @@ def test_checksummed_writes_overwrite_in_place(tmp_path):
     shape = driver.run_shape(cfg)
     with h5py.File(path, "w") as f:
         io.create_run(f, {"config": json.dumps(cfg.to_dict())}, shape, "importance",
-                      driver.trial_state(cfg).attrs())
+                      TrialState.from_spec(cfg).attrs())
 
     def layout():
         with h5py.File(path, "r") as f:

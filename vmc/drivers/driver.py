@@ -122,14 +122,9 @@ class Setup:
     walker_ids: range
 
 
-def trial_state(spec: Spec) -> TrialState:
-    """The trial state a specification describes, before its random initialization."""
-    return TrialState.from_spec(spec)
-
-
 def run_shape(spec: Spec) -> io.RunShape:
     """The layout of a run's output file (see `vmc.output.io.create_run`)."""
-    wf, d = trial_state(spec), spec.dmc
+    wf, d = TrialState.from_spec(spec), spec.dmc
     on = spec.dmc_on
     return io.RunShape(n_params=wf.n_params, n_opt=wf.n_opt, n_visible=wf.n_visible,
                        walkers=spec.sampler.walkers, iterations=spec.optimizer.iterations,
@@ -147,11 +142,11 @@ def warm_start(spec: Spec, params: np.ndarray, initial: np.ndarray) -> np.ndarra
     stored factors that have parameters are a prefix of this state's factors (the determinants, which have
     none, become the backflow factor); each of their blocks is copied by name, the backflow's keep their
     values in `initial` (v = 0: the same psi as the stored state)."""
-    plain = trial_state(spec.with_section("wavefunction", backflow="none"))
+    plain = TrialState.from_spec(spec.with_section("wavefunction", backflow="none"))
     if params.shape != (plain.n_params,):
         raise ValueError(f"holds {params.size} parameters, the state without backflow has {plain.n_params}")
     plain.params[:] = params
-    wf = trial_state(spec)
+    wf = TrialState.from_spec(spec)
     wf.params[:] = initial
     for k, (f, views) in enumerate(zip(plain.factors, plain.views)):
         if not views:
@@ -189,10 +184,10 @@ def start_parameters(spec: Spec, initial: np.ndarray | None = None) -> np.ndarra
             raise ValueError(f"{where}: its trial state has {key} = {theirs!r}, this input {mine!r}")
     if warm and np.all(np.isfinite(params)):
         try:
-            return warm_start(spec, params, trial_state(spec).params if initial is None else initial)
+            return warm_start(spec, params, TrialState.from_spec(spec).params if initial is None else initial)
         except ValueError as exc:
             raise ValueError(f"{where}: cannot warm-start the backflow state ({exc})") from None
-    if params.shape != (trial_state(spec).n_params,) or not np.all(np.isfinite(params)):
+    if params.shape != (TrialState.from_spec(spec).n_params,) or not np.all(np.isfinite(params)):
         raise ValueError(f"{where}: holds no final parameters of this shape (did its optimization finish?)")
     return params
 
@@ -208,7 +203,7 @@ def build(spec: Spec, comm: Comm) -> Setup:
     s, smp, o = spec.system, spec.sampler, spec.optimizer
     check_ranks(spec, comm.size)
     param_seq, walker_seq = np.random.SeedSequence(spec.seed).spawn(2)
-    wf = trial_state(spec)
+    wf = TrialState.from_spec(spec)
     wf.randomize(np.random.default_rng(param_seq), spec.wavefunction.init_scale)
     ham = Hamiltonian(s.particles, s.dimensions, s.omega, s.interaction)
     sampler = Sampler(smp.kind, step=smp.step, dt=smp.dt)

@@ -362,6 +362,7 @@ def _open_output(plan: Plan, n_ranks: int):
     import h5py
 
     from ..output import io
+    from ..model.wavefunction import TrialState
     from . import driver
     try:
         if plan.resume:
@@ -395,7 +396,7 @@ def _open_output(plan: Plan, n_ranks: int):
                     f.create_group("points")
                 for p in plan.points:
                     g = f.require_group(f"points/{p.index:03d}") if plan.study else f
-                    wf = driver.trial_state(p.spec)
+                    wf = TrialState.from_spec(p.spec)
                     io.create_run(g, {**_run_attrs(p.spec.to_dict(), plan.text, n_ranks), "label": p.label,
                                       "index": p.index}, driver.run_shape(p.spec), p.spec.sampler.kind,
                                   wf.attrs())

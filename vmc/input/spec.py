@@ -37,17 +37,14 @@ _TOP = [o for o in OPTIONS if not o.section]
 
 @dataclasses.dataclass(frozen=True)
 class _SpecBase:
-    def section(self, name: str):
-        return getattr(self, name)
-
     def value(self, key: str) -> Any:
         """The value of a dotted option key ("system.omega", "seed")."""
         section, _, name = key.rpartition(".")
-        return getattr(self.section(section), name) if section else getattr(self, name)
+        return getattr(getattr(self, section), name) if section else getattr(self, name)
 
     def with_section(self, name: str, **changes) -> "Spec":
         """A copy with the named fields of one section changed (no validation: a derived spec, not an input)."""
-        return dataclasses.replace(self, **{name: dataclasses.replace(self.section(name), **changes)})
+        return dataclasses.replace(self, **{name: dataclasses.replace(getattr(self, name), **changes)})
 
     def to_dict(self) -> dict:
         """The nested plain dict an output file stores (the form `from_dict` reads)."""
@@ -68,18 +65,18 @@ class _SpecBase:
     def sigma(self) -> float:
         """The RBM width actually used: wavefunction.sigma, or if that is 0 the default sqrt(g / omega)
         (sqrt(1/(2 omega)) for g = 1/2, sqrt(1/omega) for g = 1)."""
-        w = self.section("wavefunction")
-        return float(w.sigma) if w.sigma > 0 else math.sqrt(w.g / self.section("system").omega)
+        w = self.wavefunction
+        return float(w.sigma) if w.sigma > 0 else math.sqrt(w.g / self.system.omega)
 
     @property
     def density_rmax(self) -> float:
         """Outer radius of the density histogram: production.density_rmax, or if 0, 5 / sqrt(omega)."""
-        r = self.section("production").density_rmax
-        return float(r) if r > 0 else 5.0 / math.sqrt(self.section("system").omega)
+        r = self.production.density_rmax
+        return float(r) if r > 0 else 5.0 / math.sqrt(self.system.omega)
 
     @property
     def dmc_on(self) -> bool:
-        return self.section("dmc").steps > 0
+        return self.dmc.steps > 0
 
 
 Spec = dataclasses.make_dataclass(
