@@ -356,7 +356,8 @@ def backflow_lines(rows: list[dict], refs: dict) -> list[str]:
            "| D | N | omega | factors | VMC | variance of E_L | DMC (tau) | DMC reference | (DMC - ref.) / sigma |",
            "|---|---|---|---|---|---|---|---|---|"]
     for key in cells:
-        mine = [r for r in rows if (int(r["dimensions"]), int(r["particles"]), float(r["omega"])) == key]
+        mine = [r for r in rows if (int(r["dimensions"]), int(r["particles"]), float(r["omega"])) == key
+                and not r["input"].startswith("inputs/checks/")]      # the checks have their own table
         ref = refs.get(key, {}).get("exact") or refs.get(key, {}).get("dmc")
         like = [(float(r["time_step"]), int(r["walkers"])) for r in mine
                 if r["method"] == "dmc" and "backflow" in r["factors"]]
