@@ -182,12 +182,13 @@ def start_parameters(spec: Spec, initial: np.ndarray | None = None) -> np.ndarra
         mine, theirs = spec.value(key), stored.value(key)
         if mine != theirs and not (warm and key in _BACKFLOW):
             raise ValueError(f"{where}: its trial state has {key} = {theirs!r}, this input {mine!r}")
+    fresh = TrialState.from_spec(spec)
     if warm and np.all(np.isfinite(params)):
         try:
-            return warm_start(spec, params, TrialState.from_spec(spec).params if initial is None else initial)
+            return warm_start(spec, params, fresh.params if initial is None else initial)
         except ValueError as exc:
             raise ValueError(f"{where}: cannot warm-start the backflow state ({exc})") from None
-    if params.shape != (TrialState.from_spec(spec).n_params,) or not np.all(np.isfinite(params)):
+    if params.shape != (fresh.n_params,) or not np.all(np.isfinite(params)):
         raise ValueError(f"{where}: holds no final parameters of this shape (did its optimization finish?)")
     return params
 
