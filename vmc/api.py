@@ -256,6 +256,7 @@ def _read_run(path: str, g, name: str, swept_keys) -> Run:
     from .input.spec import Spec
     from .output.io import ITERATION_FIELDS, attr_text, done, history
     cfg = json.loads(g.attrs["config"])
+    spec = Spec.from_dict(cfg)
     status = attr_text(g, "status")
     prod = g["production"]
     # a finished run is analysed (and refused) exactly as `vmc analyze` does; an unfinished one once it has data
@@ -270,7 +271,7 @@ def _read_run(path: str, g, name: str, swept_keys) -> Run:
                history={k: history(g, k) for k in ITERATION_FIELDS + ("params",)},
                params=wf["params"][...], named=named, density=(dens["r"][...], dens["density"][...]),
                stored_summary=stored, label=str(g.attrs.get("label", "")),
-               swept={k: Spec.from_dict(cfg).value(k) for k in swept_keys}, group=name)
+               swept={k: spec.value(k) for k in swept_keys}, group=name)
 
 
 def analyze(data, *, name: str = "local_energy") -> dict | list:

@@ -101,8 +101,9 @@ def memory_per_rank(spec: Spec, n_ranks: int, n_opt: int) -> tuple[int, str]:
         n_dmc = math.ceil(n / n_ranks)
         dmc = 8 * (n * (3 * M + 4) + n_dmc * (N_COLUMNS + 2 * M + 16))
         parts[f"DMC: {n} walkers' positions (gathered on rank 0 for checkpoints)"] = dmc
-    caches = 8 * walker_cache(spec) * (w + n_dmc)
-    parts[f"trial-state caches: {walker_cache(spec)} numbers for each of {w + n_dmc} walkers"] = caches
+    per_walker = walker_cache(spec)
+    caches = 8 * per_walker * (w + n_dmc)
+    parts[f"trial-state caches: {per_walker} numbers for each of {w + n_dmc} walkers"] = caches
     what = max(parts, key=parts.get)
     return BASELINE + max(optimization, production, dmc) + checkpoint + caches, what
 
