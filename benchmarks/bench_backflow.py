@@ -36,7 +36,7 @@ def setup(P: int, backflow: bool):
     if backflow:
         wf.params[wf.index["backflow.v"]:wf.index["backflow.c"]] = rng.normal(0.0, 0.1, 8)
     ham = Hamiltonian(P, D, 1.0, True)
-    walkers = Walkers.start(np.random.SeedSequence(1).spawn(4), P * D, 1.0)
+    walkers = Walkers.start(1, 4, P * D, 1.0)
     sampler = Sampler("importance", dt=0.1)
     sampler.sample(wf, ham, walkers, 20, 10, record_grad=True)
     return wf, ham, walkers, sampler

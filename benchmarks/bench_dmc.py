@@ -49,7 +49,7 @@ def setup(N: int, n_walkers: int):
     wf = TrialState(N, 2, hidden(N), default_sigma(1.0, 0.5), jastrow=True, slater=N > 2)
     wf.randomize(np.random.default_rng(0), 0.01)
     ham = Hamiltonian(N, 2, 1.0, True)
-    walkers = Walkers.start(np.random.SeedSequence(2).spawn(n_walkers), wf.n_visible, 1.0)
+    walkers = Walkers.start(2, n_walkers, wf.n_visible, 1.0)
     Sampler("importance", dt=0.1).sample(wf, ham, walkers, 100, 1)
     return wf, ham, walkers.positions
 

@@ -28,7 +28,7 @@ def time_sweeps(P: int, jastrow: bool, slater: bool, kind: str, seconds: float, 
     wf = TrialState(P, D, hidden_per_particle * P, default_sigma(1.0, 0.5), jastrow=jastrow, slater=slater)
     wf.randomize(np.random.default_rng(0), 0.05)
     ham = Hamiltonian(P, D, 1.0, True)
-    walkers = Walkers.start(np.random.SeedSequence(1).spawn(4), P * D, 1.0)
+    walkers = Walkers.start(1, 4, P * D, 1.0)
     sampler = Sampler(kind, step=1.0, dt=0.1)
     sampler.sample(wf, ham, walkers, 10, 10, record_grad=True)    # compile, equilibrate a little
     n = 50

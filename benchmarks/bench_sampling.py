@@ -84,7 +84,7 @@ def setup(P: int, D: int, N: int, n_walkers: int, seed: int):
     rng = np.random.default_rng(seed)
     wf = TrialState(P, D, N, default_sigma(OMEGA, G), g=G).randomize(rng, PARAM_SCALE)
     ham = Hamiltonian(P, D, OMEGA, interaction=True)
-    walkers = Walkers.start(np.random.SeedSequence(seed).spawn(n_walkers), P * D, SPREAD)
+    walkers = Walkers.start(seed, n_walkers, P * D, SPREAD)
     return wf, ham, walkers
 
 

@@ -50,7 +50,7 @@ def timed(work, seconds: float) -> tuple[float, int]:
 
 def vmc_sweep(N: int, seconds: float, record_grad: bool) -> float:
     wf, ham = trial_state(N), Hamiltonian(N, 2, 1.0, True)
-    walkers = Walkers.start(np.random.SeedSequence(1).spawn(4), wf.n_visible, 1.0)
+    walkers = Walkers.start(1, 4, wf.n_visible, 1.0)
     sampler = Sampler("importance", dt=0.1 if N > 6 else 0.2)
     sampler.sample(wf, ham, walkers, 200, 10, record_grad=record_grad)      # compile and equilibrate
     spent, n = timed(lambda n: sampler.sample(wf, ham, walkers, 0, n, record_grad=record_grad), seconds)
@@ -59,7 +59,7 @@ def vmc_sweep(N: int, seconds: float, record_grad: bool) -> float:
 
 def dmc_step(N: int, seconds: float, n_walkers: int = 64) -> float:
     wf, ham = trial_state(N), Hamiltonian(N, 2, 1.0, True)
-    walkers = Walkers.start(np.random.SeedSequence(2).spawn(n_walkers), wf.n_visible, 1.0)
+    walkers = Walkers.start(2, n_walkers, wf.n_visible, 1.0)
     Sampler("importance", dt=0.1).sample(wf, ham, walkers, 200, 1)
     pop = Population(wf, ham, Comm(None), n_walkers, 0.01, 10.0, (1, 2), walkers.positions)
     pop.advance(2)

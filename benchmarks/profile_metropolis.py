@@ -15,9 +15,11 @@ per particle move of CPU time:
     no E_L                 the copy without the local energy after each sweep
     E_L grad/lap only      ... with the gradient and Laplacian of ln psi but without the terms
     no exp/log1p           the RBM's softplus and sigmoid replaced by arithmetic (timing only)
+    numpy PCG64            the copy drawing from a numpy Generator (PCG64), the engine's stream before format 5
     inline PCG64           numpy's PCG64 stream computed inline (checked bit-identical to the Generator)
-    SplitMix64             the counter-based stream of vmc.mc.streams (uniform)
     xoroshiro128+          the generator of ../shared/perf/limit.c
+
+The copy and the engine draw from the counter-based stream of vmc.mc.streams (SplitMix64, seeked per sweep).
 """
 from __future__ import annotations
 
@@ -36,8 +38,8 @@ from numba.extending import intrinsic
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vmc.mc.samplers import METROPOLIS, Record, Rule, Sampler, Walkers, run_chain  # noqa: E402
-from vmc.mc.streams import CounterStream  # noqa: E402
-from vmc.mc.streams import uniform as splitmix_uniform  # noqa: E402,F401 (used by the generated kernels)
+from vmc.mc.streams import seek  # noqa: E402,F401 (used by the generated kernels)
+from vmc.mc.streams import uniform as splitmix_uniform  # noqa: E402,F401
 from vmc.model.factors import rbm  # noqa: E402
 from vmc.model.factors.contract import implements  # noqa: E402
 from vmc.model.hamiltonian import N_OBSERVABLES, Hamiltonian, measure  # noqa: E402,F401
@@ -138,6 +140,7 @@ def chain(factors, terms, w, move, x, P, D, rng, n_steps, out):
     init_all(factors, w, x)
     accepted = 0
     for sweep in range(n_steps):
+        {seek}
         for i in range(P):
             first = i * D
             for d in range(D):
@@ -164,13 +167,13 @@ STREAMS = {"numpy": "rng.random()", "pcg64": "pcg64_uniform(rng)", "splitmix": "
            "xoroshiro": "xoroshiro_uniform(rng)"}
 # name: (stream, error model, local energy, terms, factor class)
 VARIANTS = {
-    "copy": ("numpy", "numpy", True, True, None),
-    "python error model": ("numpy", "python", True, True, None),
-    "no E_L": ("numpy", "numpy", False, False, None),
-    "E_L grad/lap only": ("numpy", "numpy", True, False, None),
-    "no exp/log1p": ("numpy", "numpy", True, True, ArithmeticRBM),
+    "copy": ("splitmix", "numpy", True, True, None),
+    "python error model": ("splitmix", "python", True, True, None),
+    "no E_L": ("splitmix", "numpy", False, False, None),
+    "E_L grad/lap only": ("splitmix", "numpy", True, False, None),
+    "no exp/log1p": ("splitmix", "numpy", True, True, ArithmeticRBM),
+    "numpy PCG64": ("numpy", "numpy", True, True, None),
     "inline PCG64": ("pcg64", "numpy", True, True, None),
-    "SplitMix64": ("splitmix", "numpy", True, True, None),
     "xoroshiro128+": ("xoroshiro", "numpy", True, True, None),
 }
 
@@ -178,7 +181,7 @@ VARIANTS = {
 def build(stream, error_model, local_energy, terms):
     namespace = dict(globals())
     exec(TEMPLATE.format(uniform=STREAMS[stream], error_model=error_model, local_energy=local_energy,
-                         terms=terms), namespace)
+                         terms=terms, seek="seek(rng, sweep)" if stream == "splitmix" else "pass"), namespace)
     return namespace["chain"]
 
 
@@ -197,7 +200,7 @@ def main(argv=None) -> int:
     wf = TrialState(P, D, N, default_sigma(1.0, 0.5), g=0.5).randomize(np.random.default_rng(args.seed), 0.1)
     ham = Hamiltonian(P, D, 1.0, interaction=True)
     terms = ham.kernel_terms()
-    walkers = Walkers.start(np.random.SeedSequence(args.seed).spawn(n_w), P * D, 0.5)
+    walkers = Walkers.start(args.seed, n_w, P * D, 0.5)
     Sampler("metropolis", step=1.0).sample(wf, ham, walkers, 200, 10)   # equilibrate
     chains = {name: build(*v[:4]) for name, v in VARIANTS.items()}
 
@@ -208,8 +211,7 @@ def main(argv=None) -> int:
         if kind == "pcg64":
             return [pcg64_words(g) for g in gens]
         if kind == "splitmix":
-            return [CounterStream(np.array([0x9E3779B97F4A7C15 * (w + 1) % 2**64], dtype=np.uint64), np.zeros(2))
-                    for w in range(n_w)]
+            return [walkers.stream(w) for w in range(n_w)]
         return [np.array([0x9E3779B97F4A7C15 ^ w, 0xD1B54A32D192ED03], dtype=np.uint64) for w in range(n_w)]
 
     def run(name):
@@ -218,7 +220,7 @@ def main(argv=None) -> int:
         x = walkers.positions.copy()
         out = [Record(obs[w], np.empty((0, 0)), np.zeros(0), 1.0) for w in range(n_w)]
         if name == "engine":
-            rngs, rule = streams("numpy"), Rule(METROPOLIS, 1.0, np.empty(0))
+            rngs, rule = streams("splitmix"), Rule(METROPOLIS, 1.0, np.empty(0), np.empty(0))
             t0 = time.process_time()
             for w in range(n_w):
                 run_chain(factors, terms, w, rule, x[w], D, rngs[w], 0, n, out[w])
@@ -244,7 +246,7 @@ def main(argv=None) -> int:
     print(f"# brute-force Metropolis, (P, D, N) = ({P}, {D}, {N}), {n_w} walkers x {n} sweeps, best of "
           f"{args.rounds} interleaved rounds, CPU time; numba {numba.__version__}")
     print(f"# the copy reproduces the engine bit for bit: {np.array_equal(obs['copy'], obs['engine'])}; "
-          f"inline PCG64 reproduces the Generator's chain: {np.array_equal(obs['inline PCG64'], obs['copy'])}")
+          f"inline PCG64 reproduces the Generator's chain: {np.array_equal(obs['inline PCG64'], obs['numpy PCG64'])}")
     print(f"{'variant':<22} {'ns/move':>8} {'moves/s':>10} {'vs copy':>8}")
     for name in names:
         print(f"{name:<22} {1e9 * best[name] / moves:8.1f} {moves / best[name]:10.3e} "

@@ -30,8 +30,7 @@ def population(wf, ham, n, tau, seed=1, feedback=10.0):
 
 
 def vmc_energy(wf, ham, walkers=16, steps=4000):
-    seeds = np.random.SeedSequence(9).spawn(walkers)
-    w = Walkers.start(seeds, wf.n_visible, 1.0)
+    w = Walkers.start(9, walkers, wf.n_visible, 1.0)
     s = Sampler("importance", dt=0.1).sample(wf, ham, w, 500, steps)
     r = blocking.analyze(s.local_energy)
     return r.mean, r.error
@@ -115,10 +114,10 @@ def test_comb_and_streams():
     copies = np.bincount(parents, minlength=w.size)
     expected = w.size * w / w.sum()
     assert np.all(np.abs(copies - expected) < 1.0 + 1e-12) and copies.sum() == w.size
-    u = streams.uniforms(np.uint64(5), np.uint64(6), 3, 7, 20000)
-    assert np.array_equal(u, streams.uniforms(np.uint64(5), np.uint64(6), 3, 7, 20000))
+    u = streams.draws(np.uint64(5), np.uint64(6), 3, 7, 20000)
+    assert np.array_equal(u, streams.draws(np.uint64(5), np.uint64(6), 3, 7, 20000))
     assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.003
-    assert not np.array_equal(u[:10], streams.uniforms(np.uint64(5), np.uint64(6), 3, 8, 10))
+    assert not np.array_equal(u[:10], streams.draws(np.uint64(5), np.uint64(6), 3, 8, 10))
 
 
 def test_exact_sums_do_not_depend_on_order_or_partition():
@@ -360,9 +359,10 @@ def test_dmc_mpi_reproducible_and_resumable(trial_file):
 def test_dmc_guard_fails_a_tiny_time_step_and_passes_an_ordinary_run(trial_file):
     """tau = 1e-6: the series barely decorrelates (its blocked error bar is far too small); `vmc run` prints
     the summary with the guard's FAILED line, stores it (status failed, summary.warnings, the data) and exits
-    1; `vmc analyze` repeats it. The same input at tau = 0.02 passes with margin on every criterion."""
+    1; `vmc analyze` repeats it. The same input at tau = 0.02 passes with margin on every criterion (1000 steps: its
+    autocorrelation time, 30-45 steps, leaves 20 or more of them)."""
     d = trial_file
-    inp = _dmc_input(d, "guard.toml")
+    inp = _dmc_input(d, "guard.toml", steps=1000)
     p = run_cli("run", inp, "-o", d / "ok.h5", "--quiet")
     assert p.returncode == 0, p.stderr
     ok = analysis.analyze_path(str(d / "ok.h5"))["dmc"]
@@ -374,7 +374,7 @@ def test_dmc_guard_fails_a_tiny_time_step_and_passes_an_ordinary_run(trial_file)
     assert "FAILED: the DMC energy cannot be trusted: too short in imaginary time" in p.stdout
     assert "run failed: the DMC energy cannot be trusted: too short in imaginary time" in p.stderr
     with h5py.File(d / "tiny.h5", "r") as f:
-        assert attr_text(f, "status") == "failed" and f["dmc"].attrs["steps_done"] == 800
+        assert attr_text(f, "status") == "failed" and f["dmc"].attrs["steps_done"] == 1200
         warnings = json.loads(attr_text(f, "summary"))["warnings"]
     assert any(w.startswith("DMC FAILED: too short in imaginary time") for w in warnings)
     p = run_cli("analyze", d / "tiny.h5")

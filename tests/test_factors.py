@@ -19,7 +19,7 @@ def test_noninteracting_closed_shells_exact(P, D, kind):
     omega = 0.5 if P == 20 else 1.0
     wf = TrialState(P, D, 3, default_sigma(omega, 0.5), slater=True, omega=omega)
     ham = Hamiltonian(P, D, omega, interaction=False)
-    walkers = Walkers.start(np.random.SeedSequence(P * 10 + D).spawn(3), P * D, 1.0 / np.sqrt(omega))
+    walkers = Walkers.start(P * 10 + D, 3, P * D, 1.0 / np.sqrt(omega))
     opts = {"step": 1.0} if kind == "metropolis" else {"dt": 0.1}
     s = Sampler(kind, **opts).sample(wf, ham, walkers, 50, 150)
     e = s.local_energy
@@ -49,7 +49,7 @@ def test_kernel_local_energy_equals_python_path():
     P, D = 6, 2
     wf, _ = random_state(P, D, True, True, seed=4, optimize_sigma=False)
     ham = Hamiltonian(P, D, 1.0, interaction=True)
-    walkers = Walkers.start(np.random.SeedSequence(9).spawn(1), P * D, 1.0)
+    walkers = Walkers.start(9, 1, P * D, 1.0)
     s = Sampler("importance", dt=0.1).sample(wf, ham, walkers, 150, 1)   # crosses a determinant refresh
     x = walkers.positions[0]
     grad, lap = wf.grad_lap_log_psi(x)

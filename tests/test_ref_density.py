@@ -113,9 +113,8 @@ def inflation_factor(kind, p):
     wf = TrialState(P, D, 2, default_sigma(OMEGA, 0.5), slater=True, omega=OMEGA)
     ham = Hamiltonian(P, D, OMEGA, interaction=True)
     sampler = Sampler(kind, step=1.2, dt=0.3)
-    seeds = np.random.SeedSequence(99).spawn(16)
-    hists = np.array([sampler.sample(wf, ham, Walkers.start([sq], P * D, 1.0), 300, 4000, density_bins=BINS,
-                                     density_rmax=R_MAX).density_counts for sq in seeds])
+    hists = np.array([sampler.sample(wf, ham, Walkers.start(99, range(k, k + 1), P * D, 1.0), 300, 4000,
+                                     density_bins=BINS, density_rmax=R_MAX).density_counts for k in range(16)])
     n = hists.sum(axis=1).mean()
     used = n * p > 100
     return np.mean(hists.var(axis=0, ddof=1)[used] / (n * p * (1 - p))[used])

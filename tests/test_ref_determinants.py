@@ -41,7 +41,7 @@ def test_virial_theorem_for_determinant_states(P, D, omega, kind):
     ham = Hamiltonian(P, D, omega, interaction=False)
     exact = own_closed_shell_energy(P, D, omega)
     assert exact == {(6, 2): 10.0, (8, 3): 18.0}[(P, D)] * omega
-    walkers = Walkers.start(np.random.SeedSequence([P, D, 3]).spawn(48), P * D, 1.0 / math.sqrt(omega))
+    walkers = Walkers.start([P, D, 3], 48, P * D, 1.0 / math.sqrt(omega))
     opts = {"step": 1.2 / math.sqrt(omega)} if kind == "metropolis" else {"dt": 0.2 / omega}
     s = Sampler(kind, **opts).sample(wf, ham, walkers, 300, 2000)
     np.testing.assert_allclose(s.local_energy, exact, rtol=1e-9)

@@ -104,7 +104,7 @@ def test_sampled_observables_match_recomputation_from_positions(P, D, jastrow, s
                     fermions=slater)
     wf.randomize(np.random.default_rng(P * D), 0.05 if slater else 0.3)
     ham = Hamiltonian(P, D, omega, interaction=True)
-    walkers = Walkers.start(np.random.SeedSequence(P + D).spawn(4), P * D, 1.0)
+    walkers = Walkers.start(P + D, 4, P * D, 1.0)
     opts = {"metropolis": {"step": 1.0}, "importance": {"dt": 0.1}, "gibbs": {}}[kind]
     sampler = Sampler(kind, **opts)
     for rep in range(6):
@@ -137,7 +137,7 @@ def test_sampled_pair_distance_and_coulomb_of_the_gaussian(P, D, kind):
     omega = 0.6
     wf = TrialState(P, D, 2, default_sigma(omega, 0.5))
     ham = Hamiltonian(P, D, omega, interaction=True)
-    walkers = Walkers.start(np.random.SeedSequence([P, D]).spawn(64), P * D, 1.0)
+    walkers = Walkers.start([P, D], 64, P * D, 1.0)
     opts = {"metropolis": {"step": 2.0}, "importance": {"dt": 0.4}, "gibbs": {}}[kind]
     s = Sampler(kind, **opts).sample(wf, ham, walkers, 200, 3000)
     spread = 1.0 / math.sqrt(omega)

@@ -149,7 +149,7 @@ def test_sampler_reproduces_quadrature(name, g, kind):
     wf = rbm_state(name, g)
     ref = reference(name, g)
     ham = Hamiltonian(wf.particles, wf.dimensions, OMEGA, interaction=False)
-    walkers = Walkers.start(np.random.SeedSequence([17, len(name), int(2 * g)]).spawn(64), wf.n_visible, 1.0)
+    walkers = Walkers.start([17, len(name), int(2 * g)], 64, wf.n_visible, 1.0)
     s = Sampler(kind, **SAMPLERS[kind]).sample(wf, ham, walkers, 300, 5000)
     series = columns(s)
     assert np.all(series["interaction"] == 0.0)
@@ -170,7 +170,7 @@ def test_langevin_with_the_exact_force_is_almost_always_accepted():
     wf = TrialState(2, 2, 2, default_sigma(OMEGA, 0.5))
     wf.b[:] = [0.4, -0.7]                       # b alone does not change |psi|^2
     ham = Hamiltonian(2, 2, OMEGA, interaction=False)
-    walkers = Walkers.start(np.random.SeedSequence(23).spawn(8), wf.n_visible, 1.0)
+    walkers = Walkers.start(23, 8, wf.n_visible, 1.0)
     s = Sampler("importance", dt=0.01).sample(wf, ham, walkers, 100, 1000)
     assert s.acceptance > 0.998, s.acceptance
 
@@ -196,7 +196,7 @@ def test_energy_gradient_and_s_matrix_match_quadrature(kind):
     assert energy(theta) == pytest.approx(reference(name, g)["energy"], rel=1e-10)
 
     ham = Hamiltonian(P, D, OMEGA, interaction=False)
-    walkers = Walkers.start(np.random.SeedSequence(4).spawn(64), M, 1.0)
+    walkers = Walkers.start(4, 64, M, 1.0)
     s = Sampler(kind, **SAMPLERS[kind]).sample(wf, ham, walkers, 300, 5000, record_grad=True)
     m = Moments.from_sums(sums(s, wf.n_opt, with_s=True), wf.n_opt, with_s=True)
     # error bars: spread of the same estimators evaluated walker by walker
@@ -260,7 +260,7 @@ def test_jastrow_two_electrons_match_radial_quadrature(D, kind):
     wf.b[:] = [0.4, -0.7]                       # b alone does not change |psi|^2
     ref = two_electron_jastrow_reference(D, OMEGA, 1.0 / (D - 1), beta)
     ham = Hamiltonian(2, D, OMEGA, interaction=True)
-    walkers = Walkers.start(np.random.SeedSequence([D, 8]).spawn(64), 2 * D, 1.0)
+    walkers = Walkers.start([D, 8], 64, 2 * D, 1.0)
     opts = {"step": 1.5} if kind == "metropolis" else {"dt": 0.3}
     s = Sampler(kind, **opts).sample(wf, ham, walkers, 300, 4000)
     series = columns(s)

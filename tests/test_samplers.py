@@ -12,7 +12,7 @@ SAMPLERS = [("metropolis", {"step": 1.0}), ("importance", {"dt": 0.1}), ("gibbs"
 
 
 def walkers(n, M, seed):
-    return Walkers.start(np.random.SeedSequence(seed).spawn(n), M, spread=1.0)
+    return Walkers.start(seed, n, M, spread=1.0)
 
 
 def run(wf, ham, sampler, n_walkers=16, n_burn=100, n_steps=500, seed=1):
@@ -36,8 +36,8 @@ def test_incremental_updates_match_recomputation(sweep, factors):
     kernel = wf.kernel_data(1)
     out = Record(np.empty((1000, N_OBSERVABLES)), np.empty((0, 0)), np.empty(0), 1.0)
     kind, move = (IMPORTANCE, 0.3) if sweep == "importance" else (METROPOLIS, 1.0)
-    accepted = run_chain(kernel, Hamiltonian(P, D, 1.0).kernel_terms(), 0, Rule(kind, move, np.empty(0)), x, D, rng, 0,
-                         1000, out)
+    rule, stream = Rule(kind, move, np.empty(0), np.empty(0)), walkers(1, P * D, 3).stream(0)
+    accepted = run_chain(kernel, Hamiltonian(P, D, 1.0).kernel_terms(), 0, rule, x, D, stream, 0, 1000, out)
     assert 0.05 * 1000 * P < accepted < 0.98 * 1000 * P   # both accepted and rejected moves
     fresh = wf.kernel_data(1)
     initialize(fresh, 0, x)
@@ -178,8 +178,8 @@ def test_the_chain_kernel_counts_no_references_in_its_loops(rbm):
     P, D = 2, 2
     wf = TrialState(P, D, 4, sigma=0.7, optimize_sigma=True, rbm=rbm, pair_hidden=2)
     out = Record(np.zeros((5, N_OBSERVABLES)), np.zeros((5, wf.n_opt)), np.zeros(4), 3.0)
-    chain(wf.kernel_data(1), Hamiltonian(P, D, 1.0).kernel_terms(), 0, Rule(METROPOLIS, 0.5, np.empty(0)),
-          np.linspace(0.0, 0.3, 4), D, np.random.default_rng(1), 0, 5, out)
+    chain(wf.kernel_data(1), Hamiltonian(P, D, 1.0).kernel_terms(), 0, Rule(METROPOLIS, 0.5, np.empty(0), np.empty(0)),
+          np.linspace(0.0, 0.3, 4), D, walkers(1, P * D, 1).stream(0), 0, 5, out)
     assert refcount_calls_in_loops(chain, chain.signatures[0]) == []
 
 

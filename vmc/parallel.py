@@ -5,8 +5,8 @@ sufficient statistics with one allreduce, so all ranks compute the same gradient
 update, and the parameters stay bit-identical. Without mpi4py (or without mpiexec) the run is a
 single rank.
 
-Walker w of W in total is always driven by the w-th stream spawned from the root seed, whatever the
-number of ranks; rank r drives walkers [r W // K, (r + 1) W // K). K need not divide W.
+Walker w of W in total always draws from its own stream (`vmc.mc.streams`: keyed by the root seed and w),
+whatever the number of ranks; rank r drives walkers [r W // K, (r + 1) W // K). K need not divide W.
 
 DMC (`vmc.mc.dmc.Population`) reduces exact integer accumulators (`vmc.mc.exactsum`) with their exclusive scan
 (`Comm.sum_and_exscan`) and moves copies of walkers between neighbouring ranks with point-to-point

@@ -52,6 +52,7 @@ from ..mc import dmc
 from ..mc.estimators import Moments, sums
 from ..mc.optimizers import Optimizer
 from ..mc.samplers import Sampler, Walkers
+from ..mc.streams import key_of
 from ..model.hamiltonian import OBSERVABLE_NAMES, Hamiltonian
 from ..model.wavefunction import TrialState
 from ..output import io
@@ -67,6 +68,7 @@ class RunState:
     iteration: int = 0                 # optimization iterations completed
     phase: int = OPTIMIZATION
     production_steps: int = 0          # production sweeps completed
+    sweeps: int = 0                    # sweeps every VMC walker has made (its stream's position; set by `snapshot`)
     calm: int = 0                      # consecutive iterations with |Delta E| below its error (patience)
     last_energy: float = math.nan
     last_error: float = math.nan
@@ -194,8 +196,8 @@ def start_parameters(spec: Spec, initial: np.ndarray | None = None) -> np.ndarra
 
 
 def dmc_key(seed: int) -> tuple[int, int]:
-    """The two words of the DMC random streams: the third child of the root seed (0: parameters, 1: walkers)."""
-    words = np.random.SeedSequence(seed, spawn_key=(2,)).generate_state(2, np.uint64)
+    """The two words of the DMC random streams (`vmc.mc.streams.key_of`, child 2 of the root seed)."""
+    words = key_of(seed, 2)
     return int(words[0]), int(words[1])
 
 
@@ -203,7 +205,7 @@ def build(spec: Spec, comm: Comm) -> Setup:
     """Objects of a run from its specification (`vmc.input.spec`)."""
     s, smp, o = spec.system, spec.sampler, spec.optimizer
     check_ranks(spec, comm.size)
-    param_seq, walker_seq = np.random.SeedSequence(spec.seed).spawn(2)
+    param_seq = np.random.SeedSequence(spec.seed, spawn_key=(0,))   # child 0 (`vmc.mc.streams.key_of`)
     wf = TrialState.from_spec(spec)
     wf.randomize(np.random.default_rng(param_seq), spec.wavefunction.init_scale)
     ham = Hamiltonian(s.particles, s.dimensions, s.omega, s.interaction)
@@ -212,8 +214,7 @@ def build(spec: Spec, comm: Comm) -> Setup:
                     momentum=o.momentum, beta1=o.beta1, beta2=o.beta2, epsilon=o.epsilon, sr_shift=o.sr_shift,
                     max_step=o.max_step)
     ids = walker_range(smp.walkers, comm.rank, comm.size)
-    seeds = walker_seq.spawn(smp.walkers)
-    walkers = Walkers.start([seeds[i] for i in ids], wf.n_visible, spread=1.0 / np.sqrt(s.omega))
+    walkers = Walkers.start(spec.seed, ids, wf.n_visible, spread=1.0 / np.sqrt(s.omega))
     return Setup(wf, ham, sampler, opt, walkers, ids)
 
 
@@ -229,28 +230,27 @@ class Snapshot:
     params: np.ndarray
     optimizer: dict
     positions: np.ndarray
-    rng: np.ndarray               # the walkers' PCG64 states as words (`vmc.mc.streams.rng_words`)
     density_counts: np.ndarray
     dmc: tuple | None = None      # (this rank's DMC positions, and E_L and ratio of its DMC walkers)
 
 
 def snapshot(setup: Setup, state: RunState, density_counts: np.ndarray, pop: dmc.Population | None = None) -> Snapshot:
-    return Snapshot(state.copy(), setup.wf.params.copy(), {k: v.copy() for k, v in setup.optimizer.state.items()},
-                    setup.walkers.positions.copy(), setup.walkers.rng_state_array(),
+    return Snapshot(replace(state.copy(), sweeps=setup.walkers.sweeps), setup.wf.params.copy(),
+                    {k: v.copy() for k, v in setup.optimizer.state.items()}, setup.walkers.positions.copy(),
                     density_counts.copy(),
                     (pop.X.copy(), np.stack([pop.el, pop.vr], axis=1)) if pop is not None else None)
 
 
 def write_checkpoint(comm: Comm, writer: io.RunWriter | None, snap: Snapshot) -> None:
     """Gather the walkers of `snap` on rank 0 and write them with the rest (collective)."""
-    parts = comm.gather((snap.positions, snap.rng, snap.dmc))
+    parts = comm.gather((snap.positions, snap.dmc))
     if writer is None:
         return
     arrays = {"params": snap.params, "positions": np.concatenate([p[0] for p in parts]),
-              "rng": np.concatenate([p[1] for p in parts]), "density_counts": snap.density_counts}
+              "density_counts": snap.density_counts}
     if snap.dmc is not None:
-        arrays["dmc_positions"] = np.concatenate([p[2][0] for p in parts])
-        arrays["dmc_walkers"] = np.concatenate([p[2][1] for p in parts])
+        arrays["dmc_positions"] = np.concatenate([p[1][0] for p in parts])
+        arrays["dmc_walkers"] = np.concatenate([p[1][1] for p in parts])
     arrays.update({f"optimizer_{k}": v for k, v in snap.optimizer.items()})
     writer.checkpoint(arrays, snap.state.to_array(), snap.state.iteration, snap.state.phase)
 
@@ -266,10 +266,11 @@ def restore(comm: Comm, group, setup: Setup) -> tuple[RunState, np.ndarray, dict
     setup.wf.params[:] = a["params"]
     ids = setup.walker_ids
     setup.walkers.positions[:] = a["positions"][ids.start:ids.stop]
-    setup.walkers.set_rng_state_array(a["rng"][ids.start:ids.stop])
     for key in setup.optimizer.state:
         setup.optimizer.state[key][...] = a[f"optimizer_{key}"]
-    return RunState.from_dict(ck.state), a["density_counts"], a
+    state = RunState.from_dict(ck.state)
+    setup.walkers.sweeps = state.sweeps
+    return state, a["density_counts"], a
 
 
 class PhaseTimer:

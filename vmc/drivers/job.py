@@ -178,6 +178,11 @@ def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
             groups = [f] if kind == io.FORMAT else [f["points"][k] for k in sorted(f["points"])]
             progress = []
             for g in groups:
+                version = int(g.attrs.get("format_version", 0))
+                if version < io.RESUMABLE_SINCE:
+                    raise InputError(f"{path}: format_version {version} kept the walkers' random streams in a form "
+                                     f"vmc {__version__} no longer draws from; it is read but cannot be resumed "
+                                     "(run the input again)")
                 if "checkpoint" not in g or "current" not in g["checkpoint"].attrs:
                     raise InputError(f"{path}: holds no checkpoint in the format of vmc {__version__} "
                                      f"(format_version {g.attrs.get('format_version')}); it cannot be resumed")

@@ -87,7 +87,7 @@ def memory_per_rank(spec: Spec, n_ranks: int, n_opt: int) -> tuple[int, str]:
     chunk = min(io.PRODUCTION_CHUNK, spec.production.steps)
     production = 8 * (w * chunk * PRODUCTION_OBSERVABLES + 3 * walkers * chunk * PRODUCTION_OBSERVABLES
                       + 4 * spec.production.density_bins)
-    checkpoint = 8 * 2 * walkers * (M + io.RNG_WORDS)
+    checkpoint = 8 * 2 * walkers * M
     per_sample = PRODUCTION_OBSERVABLES + n_opt
     parts = {
         f"optimization samples: {w} walkers x {smp.steps} steps x {per_sample} numbers": optimization,

@@ -68,27 +68,18 @@ rebuild costs a few moves at N = 12 and tens at N = 56), and a copy continues bi
 would have on any rank. Every chunk of steps (`advance`) starts from rebuilt caches, as a resumed run
 does. The largest weight of a step (a record field only) is reduced once per chunk of steps.
 
-Why not sum in slot order, as before (every rank allgathered the N_COLUMNS numbers of every walker at
-every step, 88 N bytes on every rank per step, and summed the gathered array): that kept the same bits
-across rank counts, but costs O(N) per rank per step, so DMC did not weak-scale (1024 ranks x 128
-walkers: 11.5 MB to every rank at every step). Gathering only the weights (8 N bytes) would still be
-O(N), and per-rank partial sums in floating point would make the last bits depend on the number of
-ranks. The exact sums cost 4.6 kB per rank per step (574 int64 in the allreduce, and 71 per rank of
-scan inside it or 71 in the exscan) and about 5 ns per term. Why tau_eff from the earlier steps
-(before: this step's moves included): the weights then need no reduction of their own, which halves
-the collectives per step (on 1024 ranks, 10 latencies instead of 20; on an oversubscribed node each
-is a time slice); tau_eff is a running ratio over all steps, so it moves by O(1/t) per step (at most
-1.4e-4 relative after 100 steps with 64 walkers, less with more). These changes, the carried caches
-(instead of rebuilt ones) and the weights' exponential in the compiled `weigh` (libm's, not numpy's
-vectorized one, which differs in the last bit of about 5 % of its values) moved the numbers once against
-commit 1677ebf; energies agree within their error bars.
+Why exact sums: per-rank partial sums in floating point would make the last bits depend on the number of ranks,
+and summing a gathered array in slot order costs O(N) per rank per step (no weak scaling). The exact sums cost
+4.6 kB per rank per step and about 5 ns per term. tau_eff comes from the earlier steps (a running ratio, moving by
+O(1/t) per step), so the weights need no reduction of their own: one collective per step instead of two.
 
 **Bias.** Besides the time-step error (extrapolated to tau -> 0 by `extrapolate`), the finite
-population gives the usual population-control bias of order 1/N (UNR section III.D); the targets
-here use N >= 1000 walkers, where it is far below the statistical error. The per-walker caches of
-the factors (inverse Slater matrices updated by Sherman-Morrison) are rebuilt from scratch at the
-start of every chunk of `CHUNK` steps and for every slot that received a copy, so the caches are a
-function of the slot's history only: a resumed run (checkpoints at chunk ends) is bit-identical.
+population gives the usual population-control bias of order var(E_L) t_corr / N (UNR section III.D): at
+N = 1000 below 0.1 mHa for the optimized states, about 8 mHa for a guide with var(E_L) = 4 at N = 12
+(docs/results.md, "Checks"); `vmc.analysis` reports UNR's estimate of it with every DMC energy. The
+factors' caches (inverse Slater matrices updated by Sherman-Morrison) are rebuilt from scratch at the start of
+every chunk of `CHUNK` steps (copies carry their parent's), so a resumed run (checkpoints at chunk ends) is
+bit-identical.
 
 **Guard.** A DMC energy is reported as a failure (`vmc.analysis.results.dmc_verdict`: a FAILED line in the summary
 and in `vmc analyze`, "DMC FAILED: ..." in the stored summary's warnings, exit code 1 of `vmc run`; the file
@@ -121,7 +112,7 @@ from ..model.wavefunction import (
 from ..parallel import walker_range
 from . import exactsum
 from .moves import drift_force, langevin_displacement, langevin_log_ratio, velocity_ratio
-from .streams import counter_stream, standard_normal, stream, uniform, uniforms
+from .streams import counter_stream, draws, standard_normal, stream, uniform
 
 
 class Scratch(NamedTuple):
@@ -460,7 +451,7 @@ class Population:
         c.weight = total / n
         c.trial_energy = c.estimate - math.log(c.weight) / (self.feedback * tau_eff)
         # the comb: this rank's teeth, from the running weight sums at its walkers
-        u = float(uniforms(self.key0, self.key1, n, c.steps - 1, 1)[0])
+        u = float(draws(self.key0, self.key1, n, c.steps - 1, 1)[0])
         if np.isfinite(total):
             cum = exactsum.prefix(below, w)
             first, parents = comb_teeth(cum, exactsum.value(below), total / n, u, n, comm.rank == comm.size - 1)

@@ -12,12 +12,12 @@ stream, never the factors: the drift F = 2 grad_i ln|psi| is summed over the fac
       ln G(x; x') - ln G(x'; x) = [(x' - x - dt F(x)/2)^2 - (x - x' - dt F(x')/2)^2] / (2 dt).
 
 The displacements are per coordinate and take the random numbers drawn by the caller (`vmc.mc.streams`:
-`uniform`, `standard_normal` of a walker's numpy Generator in VMC, of a slot's counter-based stream in DMC).
-Why not the stream itself: an inlined function that takes the stream (or the positions) and calls into numba's
-Generator binds it anew across a call with a raise path, and the reference counts of that binding are then
-left in the caller's loop (tests/test_samplers.py::test_the_chain_kernel_counts_no_references_in_its_loops).
+`uniform`, `standard_normal` of a VMC walker's or a DMC slot's stream). Why not the stream itself: an inlined
+function that takes the stream (or the positions) binds its arrays anew, and across a call with a raise path the
+reference counts of that binding are left in the caller's loop
+(tests/test_samplers.py::test_the_chain_kernel_counts_no_references_in_its_loops).
 The caller also forms x' = x_i + dx in the same loop over the coordinates: in a loop of its own, LLVM versioned
-and vectorized the displacement loop of DMC's step (three copies of Box-Muller, 10-25 % slower at N = 12).
+and vectorized the displacement loop of DMC's step (three copies of the normal draw, 10-25 % slower at N = 12).
 """
 from __future__ import annotations
 

@@ -20,8 +20,9 @@ Gibbs asks it for the conditional draws of a factor that has them): the kernels 
 kernel data and never know which factors they hold. The contract speaks of ln|psi|; the factor 2 of |psi|^2
 is applied here (and in `vmc.mc.dmc`), the one of the drift F = 2 grad ln|psi| in `vmc.mc.moves.drift_force`.
 
-Every walker has its own `numpy.random.Generator` (spawned from one `SeedSequence`) passed into the
-kernel, so a run is reproducible from (seed, number of walkers) whatever the order of work.
+Walker w's sweep s draws from its own counter-based stream (`vmc.mc.streams`: keyed by the run's seed, w and s),
+so a run is reproducible from (seed, number of walkers) whatever the order of work, and the walkers' streams
+are known from the number of sweeps done: a checkpoint stores that number, no generator states.
 After each measured sweep the kernel records the Hamiltonian's terms and observables
 (`vmc.model.hamiltonian.OBSERVABLE_NAMES`), optionally d ln psi / d theta, and optionally a histogram of the
 particles' radial distances.
@@ -51,7 +52,7 @@ from ..model.wavefunction import (
     refresh_all,
 )
 from .moves import drift_force, langevin_displacement, langevin_log_ratio, metropolis_displacement
-from .streams import rng_state, rng_words, standard_normal, uniform
+from .streams import CounterStream, draws, key_of, owner_stream, seek, standard_normal, uniform
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 KINDS = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
@@ -72,10 +73,12 @@ class Record(NamedTuple):
 
 class Rule(NamedTuple):
     """A chain's transition rule: `kind` (METROPOLIS, IMPORTANCE, GIBBS), its move size (the Metropolis step or
-    the Langevin time step; none for Gibbs) and Gibbs's hidden units (scratch, (N,) or (0,))."""
+    the Langevin time step; none for Gibbs) and Gibbs's scratch: the hidden units (N,) and the random numbers of
+    one sweep (N uniforms, then M normals; `vmc.model.factors.contract.gibbs_sweep`), or (0,) each."""
     kind: int
     size: float
     hidden: np.ndarray
+    draws: np.ndarray
 
 
 @numba.njit(cache=True, inline="always")
@@ -92,7 +95,8 @@ def radial_histogram(x, P, D, r_max, hist):
 
 @factor_kernel
 def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
-    """Advance walker w (positions x) n_burn + n_steps sweeps of the transition rule (`Rule`, `vmc.mc.moves`),
+    """Advance walker w (positions x, stream rng: sweep t draws from `seek(rng, t)`) n_burn + n_steps sweeps of
+    the transition rule (`Rule`, `vmc.mc.moves`),
     recording the terms and observables (and d ln psi / d theta, the histogram; see `Record`) after each
     of the last n_steps. Returns the number of accepted moves during the measured sweeps.
 
@@ -107,8 +111,14 @@ def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
     init_all(factors, w, x)
     accepted = 0
     for sweep in range(n_burn + n_steps):
+        seek(rng, sweep)
         if kind == GIBBS:
-            gibbs_sweep_all(factors, w, x, rng, rule.hidden)
+            n_hidden = rule.hidden.shape[0]
+            for k in range(n_hidden):
+                rule.draws[k] = uniform(rng)
+            for k in range(n_hidden, n_hidden + M):
+                rule.draws[k] = standard_normal(rng)
+            gibbs_sweep_all(factors, w, x, rule.draws, rule.hidden)
             if sweep >= n_burn:
                 accepted += P
         for i in range(P if kind != GIBBS else 0):
@@ -179,32 +189,31 @@ def run_chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
 
 
 class Walkers:
-    """The Markov-chain state: positions (n_walkers, M) and one random stream per walker."""
+    """The Markov-chain state: positions (n_walkers, M) of the walkers `ids` (their indices in the whole run) and
+    the sweeps every walker has made, which position the walkers' streams (key `key`, `vmc.mc.streams`)."""
 
-    def __init__(self, positions: np.ndarray, rngs: list[np.random.Generator]):
+    def __init__(self, positions: np.ndarray, key: np.ndarray, ids, sweeps: int = 0):
         self.positions = np.ascontiguousarray(positions, dtype=np.float64)
-        self.rngs = rngs
-        if len(rngs) != self.positions.shape[0]:
-            raise ValueError("one random generator per walker is required")
+        self.key, self.ids, self.sweeps = np.asarray(key, dtype=np.uint64), np.asarray(ids, dtype=np.int64), sweeps
+        if self.ids.shape != (self.positions.shape[0],):
+            raise ValueError("one walker index per walker is required")
 
     @classmethod
-    def start(cls, seeds: list[np.random.SeedSequence], n_visible: int, spread: float) -> "Walkers":
-        """Walkers at Gaussian random positions of width `spread`, each with its own stream."""
-        rngs = [np.random.Generator(np.random.PCG64(s)) for s in seeds]
-        positions = np.array([rng.normal(0.0, spread, n_visible) for rng in rngs]).reshape(len(rngs), n_visible)
-        return cls(positions, rngs)
+    def start(cls, seed, ids, n_visible: int, spread: float) -> "Walkers":
+        """Walkers `ids` (a range, or a count for range(count)) of the run with root seed `seed` (an int or a list
+        of ints) at Gaussian random positions of width `spread`: walker w's from its stream at sweep 0."""
+        ids = range(ids) if isinstance(ids, int) else ids
+        key = key_of(seed, 1)
+        positions = [spread * draws(key[0], key[1], w, 0, n_visible, True) for w in ids]
+        return cls(np.array(positions).reshape(len(ids), n_visible), key, ids)
 
     @property
     def n_walkers(self) -> int:
         return self.positions.shape[0]
 
-    def rng_state_array(self) -> np.ndarray:
-        """The walkers' PCG64 states as the words a checkpoint stores (`vmc.mc.streams.rng_words`)."""
-        return rng_words([r.bit_generator.state for r in self.rngs])
-
-    def set_rng_state_array(self, words: np.ndarray) -> None:
-        for r, row in zip(self.rngs, np.asarray(words, dtype=np.uint64)):
-            r.bit_generator.state = rng_state(row)
+    def stream(self, w: int) -> CounterStream:
+        """Local walker w's stream, `seek(rng, t)` going to its next sweep plus t."""
+        return owner_stream(self.key, int(self.ids[w]), self.sweeps + 1)
 
 
 @dataclass
@@ -248,9 +257,12 @@ class Sampler:
         factors = wf.kernel_data(n_w)
         terms = hamiltonian.kernel_terms()
         accepted = 0
-        rule = Rule(KINDS[self.kind], self.move, np.empty(wf.hidden if self.kind == "gibbs" else 0))
+        n_hidden = wf.hidden if self.kind == "gibbs" else 0
+        draws = np.empty(n_hidden + wf.n_visible if n_hidden else 0)
+        rule = Rule(KINDS[self.kind], self.move, np.empty(n_hidden), draws)
         for w in range(n_w):
             out = Record(obs[w], grads[w] if record_grad else no_grad, hist, float(density_rmax))
-            accepted += run_chain(factors, terms, w, rule, walkers.positions[w], D, walkers.rngs[w], n_burn,
+            accepted += run_chain(factors, terms, w, rule, walkers.positions[w], D, walkers.stream(w), n_burn,
                                   n_steps, out)
+        walkers.sweeps += n_burn + n_steps
         return Samples(obs, grads, accepted, n_w * n_steps * P, hist if density_bins else None)

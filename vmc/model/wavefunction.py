@@ -77,20 +77,20 @@ def add_dlog_all(factors, w, x, out):
     raise NotImplementedError("numba only")
 
 
-def gibbs_sweep_all(factors, w, x, rng, h):
+def gibbs_sweep_all(factors, w, x, draws, h):
     """A Gibbs sweep (`contract.gibbs_sweep`, hidden units h) of a trial state that is one factor with a joint
     distribution to sample; numba only."""
     raise NotImplementedError("numba only")
 
 
 @overload(gibbs_sweep_all, inline="always")
-def _gibbs_sweep_all(factors, w, x, rng, h):
+def _gibbs_sweep_all(factors, w, x, draws, h):
     if len(factors.types) == 1 and contract.implemented(contract.gibbs_sweep,
                                                         getattr(factors.types[0], "instance_class", None)):
-        def impl(factors, w, x, rng, h):
-            contract.gibbs_sweep(factors[0], w, x, rng, h)
+        def impl(factors, w, x, draws, h):
+            contract.gibbs_sweep(factors[0], w, x, draws, h)
     else:
-        def impl(factors, w, x, rng, h):
+        def impl(factors, w, x, draws, h):
             raise ValueError("Gibbs sampling needs a trial state that is one factor with hidden units to sample "
                              "(the RBM alone)")
     return impl

@@ -43,7 +43,8 @@ from .paths import not_regular
 
 FORMAT = "vmc-run"
 STUDY_FORMAT = "vmc-study"   # a parameter study: one run group per point under /points
-FORMAT_VERSION = 4   # 4: Fletcher32 checksums on every dataset; 3: phase timings, the DMC phase and /dmc
+FORMAT_VERSION = 5   # 5: counter-based walker streams (no generator states); 4: Fletcher32 checksums on every
+RESUMABLE_SINCE = 5  # dataset; 3: phase timings, the DMC phase and /dmc. Older files are read, not resumed.
 ITERATION_FIELDS = ("energy", "error", "variance", "acceptance", "grad_norm", "learning_rate") + OBSERVABLE_NAMES + (
     "wall_time",)
 SERIES = ("local_energy",) + OBSERVABLE_NAMES
@@ -51,7 +52,6 @@ PRODUCTION_CHUNK = 1000   # production sweeps per write; also the HDF5 chunk wid
 # Seconds per optimization iteration or production chunk: rank 0's sampling, the slowest and fastest rank's
 # sampling, the allreduce (including waiting for the slowest rank), the update, output and checkpoints.
 TIMING_FIELDS = ("sampling", "sampling_max", "sampling_min", "reduce", "update", "io")
-RNG_WORDS = 6             # a PCG64 state as uint64 words (see vmc.mc.samplers.Walkers.rng_state_array)
 PHASES = ("optimization", "production", "dmc", "done")
 DMC_WALKER_FIELDS = ("local_energy", "velocity_ratio")   # per DMC walker in a checkpoint (dmc_walkers)
 
@@ -143,10 +143,11 @@ LAYOUT: tuple[Entry, ...] = (
           "`wall_seconds`, `cpu_seconds`"),
     Entry("`/checkpoint/slot0`, `/checkpoint/slot1`", "",
           "what `--resume` needs, in two alternating slots (attribute `/checkpoint.current` names the complete "
-          "one, -1 before the first): `params`, walker `positions` (walkers, M), `rng` (walkers, 6) uint64 "
-          "PCG64 states, `optimizer_{t,m,v}`, `density_counts`, `state` (the run's counters; names in its "
-          "attribute `fields`); with DMC also `dmc_positions` (dmc walkers, M) and `dmc_walkers` (dmc walkers, 2: "
-          "E_L and the drift-limiting ratio); DMC needs no random-stream state (counter-based streams)"),
+          "one, -1 before the first): `params`, walker `positions` (walkers, M), `optimizer_{t,m,v}`, "
+          "`density_counts`, `state` (the run's counters, among them `sweeps`, the walkers' sweeps so far; names "
+          "in its attribute `fields`); with DMC also `dmc_positions` (dmc walkers, M) and `dmc_walkers` (dmc "
+          "walkers, 2: E_L and the drift-limiting ratio); no random-generator states: the streams are "
+          "counter-based (`vmc.mc.streams`), found from the sweep or step count"),
     Entry("every dataset", "chunked, Fletcher32",
           "from `format_version` 4 on, every dataset is chunked (a fixed-size one as one chunk of its whole "
           "shape) with HDF5's Fletcher32 checksum filter, so any HDF5 reader verifies what it reads; `vmc info`, "
@@ -189,7 +190,7 @@ class RunShape:
         f8 = 8
         optimization = self.iterations * (len(ITERATION_FIELDS) + self.n_params) * f8
         production = self.walkers * self.production_steps * len(SERIES) * f8
-        slot = (self.n_params + self.walkers * (self.n_visible + RNG_WORDS) + 1 + 2 * self.n_opt
+        slot = (self.n_params + self.walkers * self.n_visible + 1 + 2 * self.n_opt
                 + self.density_bins + len(self.state_fields)) * f8
         wavefunction = 2 * self.n_params * f8
         density = 4 * self.density_bins * f8
@@ -303,7 +304,7 @@ def _grow_timing(group: h5py.Group, rows: int) -> None:
 
 def _checkpoint_arrays(shape: RunShape):
     return (("params", (shape.n_params,), "f8"), ("positions", (shape.walkers, shape.n_visible), "f8"),
-            ("rng", (shape.walkers, RNG_WORDS), "u8"), ("optimizer_t", (1,), "f8"),
+            ("optimizer_t", (1,), "f8"),
             ("optimizer_m", (shape.n_opt,), "f8"), ("optimizer_v", (shape.n_opt,), "f8"),
             ("density_counts", (shape.density_bins,), "f8"), ("state", (len(shape.state_fields),), "f8")) + (
         (("dmc_positions", (shape.dmc_walkers, shape.n_visible), "f8"),

@@ -35,9 +35,11 @@ factor's scratch until `accept` or the next proposal.
 
 and, optional (`OPTIONAL`), for a factor that has a joint distribution with hidden units to sample:
 
-    gibbs_sweep(f, w, x, rng, h)     one Gibbs update of that joint distribution: h | x, then x | h (x and
-                                     walker w's cache updated); a Gibbs sampler asks it of a trial state that
-                                     is this factor alone (`vmc.model.wavefunction.gibbs_sweep_all`)
+    gibbs_sweep(f, w, x, draws, h)   one Gibbs update of that joint distribution: h | x, then x | h (x and
+                                     walker w's cache updated), from the sampler's random numbers `draws`
+                                     (one uniform per hidden unit, then one standard normal per coordinate); a
+                                     Gibbs sampler asks it of a trial state that is this factor alone
+                                     (`vmc.model.wavefunction.gibbs_sweep_all`)
 
 x is the flat coordinate vector (P*D,), particle i owning x[i*D:(i+1)*D]; xp the proposed position (D,).
 
@@ -90,7 +92,7 @@ def add_dlog(f, w, x, out):
     raise NotImplementedError("numba only")
 
 
-def gibbs_sweep(f, w, x, rng, h):
+def gibbs_sweep(f, w, x, draws, h):
     raise NotImplementedError("numba only")
 
 

@@ -245,19 +245,20 @@ def rbm_add_dlog(f, w, x, out):
 
 
 @numba.njit(cache=True, inline="always")
-def rbm_gibbs_sweep(f, w, x, rng, h):
+def rbm_gibbs_sweep(f, w, x, draws, h):
     """One Gibbs update of the RBM joint distribution: h_j | x ~ Bernoulli(s(u_j)), then
-    x | h ~ Normal(a + W h, sigma^2); the cache is recomputed for the new x. Samples F(x) (= |psi|^2
+    x | h ~ Normal(a + W h, sigma^2), from draws = N uniforms then M standard normals; the cache is recomputed
+    for the new x. Samples F(x) (= |psi|^2
     for g = 1/2), so only for a trial state that is this factor alone with g = 1/2."""
     M, N = f.W.shape
     sigma = f.sigma[0]
     for j in range(N):
-        h[j] = 1.0 if rng.random() < f.sg[w, j] else 0.0
+        h[j] = 1.0 if draws[j] < f.sg[w, j] else 0.0
     for k in range(M):
         mean = f.a[k]
         for j in range(N):
             mean += f.W[k, j] * h[j]
-        x[k] = mean + sigma * rng.standard_normal()
+        x[k] = mean + sigma * draws[N + k]
     hidden_preactivation(x, f.b, f.W, sigma, f.u[w])
     _cache_hidden(f, w)
 
