@@ -37,8 +37,8 @@ _TO_UNIT = 1.0 / 9007199254740992.0   # 2^-53
 
 
 class CounterStream(NamedTuple):
-    """A stream: the SplitMix64 counter `state` (1,) and `key` (4,) uint64: key0, key1, the owner and the step
-    `seek(rng, 0)` goes to (VMC; DMC seeds each step with `stream` directly)."""
+    """A stream: the SplitMix64 counter `state` (1,) and `key` (4,) uint64: the owner's hash of key0, key1 and the
+    owner, key1, the owner and the step `seek(rng, 0)` goes to (VMC; DMC seeds each step with `stream`)."""
     state: np.ndarray
     key: np.ndarray
 
@@ -56,18 +56,27 @@ def _mix(z):
     return z ^ (z >> _S31)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
+def _owner_hash(key0, key1, owner):
+    return _mix(key0 ^ _mix(np.uint64(owner) + key1))
+
+
+@numba.njit(cache=True, inline="always")
+def _start(owner_hash, key1, step):
+    return _mix(owner_hash ^ _mix(np.uint64(step) * _GOLDEN + key1))
+
+
+@numba.njit(cache=True, inline="always")
 def stream(key0, key1, owner, step, rng):
     """Seed the CounterStream rng with the stream of (owner, step)."""
-    h = _mix(key0 ^ _mix(np.uint64(owner) + key1))
-    rng.state[0] = _mix(h ^ _mix(np.uint64(step) * _GOLDEN + key1))
+    rng.state[0] = _start(_owner_hash(key0, key1, owner), key1, step)
 
 
 @numba.njit(cache=True, inline="always")
 def seek(rng, t):
-    """Position rng at step key[3] + t of its owner key[2]."""
+    """Position rng at step key[3] + t of its owner (key[0] holds the owner's hash, `owner_stream`)."""
     k = rng.key
-    stream(k[0], k[1], k[2], k[3] + np.uint64(t), rng)
+    rng.state[0] = _start(k[0], k[1], k[3] + np.uint64(t))
 
 
 @numba.njit(cache=True)
@@ -78,8 +87,9 @@ def counter_stream():
 
 def owner_stream(key: np.ndarray, owner: int, first_step: int) -> CounterStream:
     """The CounterStream of `owner` whose `seek(rng, t)` goes to step first_step + t."""
+    key0, key1 = np.uint64(key[0]), np.uint64(key[1])
     return CounterStream(np.zeros(1, dtype=np.uint64),
-                         np.array([key[0], key[1], owner, first_step], dtype=np.uint64))
+                         np.array([_owner_hash(key0, key1, owner), key1, owner, first_step], dtype=np.uint64))
 
 
 @numba.njit(cache=True, inline="always")
@@ -134,7 +144,7 @@ def _ziggurat(st):
         u = _next(st)
         i = int(u & _LAYER_BITS)
         x = _unit(u) * _X[i]
-        sign = 1.0 if (u >> _SIGN_BIT) & np.uint64(1) else -1.0
+        sign = 2.0 * float((u >> _SIGN_BIT) & np.uint64(1)) - 1.0     # no branch: the bit is a coin
         if x < _X[i + 1]:
             return sign * x
         if i == 0:
