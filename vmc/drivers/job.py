@@ -364,21 +364,15 @@ def _run_attrs(cfg: dict, text: str, n_ranks: int) -> dict:
 
 def _open_output(plan: Plan, n_ranks: int):
     """Rank 0: create the output file with every run group at full size, or open it for a resume."""
-    import h5py
-
     from ..output import io
     from ..model.wavefunction import TrialState
     from . import driver
     try:
         if plan.resume:
-            f = h5py.File(plan.path, "r+", locking=False)
-            record = {"time": _now(), "ranks": n_ranks, "overrides": plan.overrides}
-            history = json.loads(io.attr_text(f, "resumed") or "[]") + [record]
-            while len(json.dumps(history)) > io.TEXT_CAPACITY["resumed"] and len(history) > 1:
-                history.pop(0)   # the oldest resumes go when the record is full
-            io.set_text(f, "resumed", json.dumps(history))
-            if f.attrs.get("n_ranks") != n_ranks:
-                print(f"vmc: note: {plan.path} was run on {f.attrs.get('n_ranks')} ranks, resuming on {n_ranks}: "
+            f, ranks_before = io.open_for_resume(plan.path, {"time": _now(), "ranks": n_ranks,
+                                                             "overrides": plan.overrides})
+            if ranks_before != n_ranks:
+                print(f"vmc: note: {plan.path} was run on {ranks_before} ranks, resuming on {n_ranks}: "
                       "results are statistically equivalent but not bit-identical", file=sys.stderr)
             for p in plan.points:
                 if p.state == "complete":
@@ -389,7 +383,6 @@ def _open_output(plan: Plan, n_ranks: int):
                 io.extend_run(g, p.spec.optimizer.iterations, p.spec.production.steps)
             if plan.overrides and plan.study:
                 io.set_text(f, "config", json.dumps(plan.config))
-            io.set_text(f, "status", "running")
         else:
             def lay_out(f):
                 if plan.study:

@@ -91,6 +91,18 @@ def attr_text(obj, name: str, default: str = "") -> str:
     return text(obj.attrs[name]) if name in obj.attrs else default
 
 
+def open_for_resume(path: str, record: dict) -> tuple[h5py.File, int]:
+    """Open a run or study file to continue it: `record` appended to its `resumed` history (the oldest entries
+    go when the attribute is full), its status set to running. Returns the file and the ranks it ran on before."""
+    f = h5py.File(path, "r+", locking=False)
+    history = json.loads(attr_text(f, "resumed") or "[]") + [record]
+    while len(json.dumps(history)) > TEXT_CAPACITY["resumed"] and len(history) > 1:
+        history.pop(0)
+    set_text(f, "resumed", json.dumps(history))
+    set_text(f, "status", "running")
+    return f, int(f.attrs.get("n_ranks", 0))
+
+
 # ----------------------------------------------------------------------------------------------
 # Layout
 # ----------------------------------------------------------------------------------------------
