@@ -75,7 +75,7 @@ O(1/t) per step), so the weights need no reduction of their own: one collective 
 
 **Bias.** Besides the time-step error (extrapolated to tau -> 0 by `extrapolate`), the finite
 population gives the usual population-control bias of order var(E_L) t_corr / N (UNR section III.D): at
-N = 1000 below 0.1 mHa for the optimized states, about 8 mHa for a guide with var(E_L) = 4 at N = 12
+N = 1000 below 0.1 mHa for the optimized states, about 7 mHa for a guide with var(E_L) = 4 at N = 12
 (docs/results.md, "Checks"); `vmc.analysis` reports UNR's estimate of it with every DMC energy. The
 factors' caches (inverse Slater matrices updated by Sherman-Morrison) are rebuilt from scratch at the start of
 every chunk of `CHUNK` steps (copies carry their parent's), so a resumed run (checkpoints at chunk ends) is
