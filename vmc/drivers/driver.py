@@ -3,8 +3,8 @@
 One loop per phase, top to bottom (`run` -> `optimize` -> `produce` -> `finish`):
 
 1. `build`: the trial state, Hamiltonian, sampler and optimizer from the run's typed specification
-   (`vmc.input.spec`); every random stream comes from the root seed: stream 0 draws the initial parameters
-   (identical on every rank), stream 1 is split into one stream per walker (walker w always gets stream w);
+   (`vmc.input.spec`); every random number comes from the root seed: its child 0 draws the initial parameters
+   (identical on every rank), and walker w's sweep s draws from the stream (seed, w, s) (`vmc.mc.streams`);
 2. `optimize`: each iteration every rank samples its walkers, the ranks allreduce one vector (the sums
    of E_L, E_L^2, O, E_L O (and O O^T for SR), plus the control flags: a stop request from a signal on
    any rank and "checkpoint due" from rank 0's clock); every rank computes the same gradient and the

@@ -25,7 +25,7 @@ def closed_shells_text() -> str:
 
 OPTIONS: tuple[Option, ...] = (
     # ---- top level
-    Option("seed", 2026, int, "Root seed of every random stream (initial parameters, one stream per walker); "
+    Option("seed", 2026, int, "Root seed of every random stream (initial parameters, every walker's and DMC slot's); "
            "the same input and seed give the same numbers.", between(0, MAX_SEED)),
     Option("output", "", str, "HDF5 output file; empty: `runs/<input file stem>.h5` (`vmc run -o` overrides it).",
            sweepable=False),

@@ -52,7 +52,7 @@ from ..model.wavefunction import (
     refresh_all,
 )
 from .moves import drift_force, langevin_displacement, langevin_log_ratio, metropolis_displacement
-from .streams import CounterStream, draws, key_of, owner_stream, seek, standard_normal, uniform
+from .streams import CounterStream, draws, fill, key_of, owner_stream, seek, standard_normal, uniform
 
 METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
 KINDS = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
@@ -96,9 +96,8 @@ def radial_histogram(x, P, D, r_max, hist):
 @factor_kernel
 def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
     """Advance walker w (positions x, stream rng: sweep t draws from `seek(rng, t)`) n_burn + n_steps sweeps of
-    the transition rule (`Rule`, `vmc.mc.moves`),
-    recording the terms and observables (and d ln psi / d theta, the histogram; see `Record`) after each
-    of the last n_steps. Returns the number of accepted moves during the measured sweeps.
+    the transition rule (`Rule`, `vmc.mc.moves`), recording the terms and observables (and d ln psi / d theta,
+    the histogram; see `Record`) after each of the last n_steps. Returns the moves accepted in those.
 
     One function on purpose: the factors' kernels are inlined into it (a `factor_kernel`: the sums written out in
     this body) and nothing in the loop crosses a call boundary (a call that takes the tuples of factors and arrays
@@ -113,11 +112,7 @@ def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
     for sweep in range(n_burn + n_steps):
         seek(rng, sweep)
         if kind == GIBBS:
-            n_hidden = rule.hidden.shape[0]
-            for k in range(n_hidden):
-                rule.draws[k] = uniform(rng)
-            for k in range(n_hidden, n_hidden + M):
-                rule.draws[k] = standard_normal(rng)
+            fill(rng, rule.draws, rule.hidden.shape[0])
             gibbs_sweep_all(factors, w, x, rule.draws, rule.hidden)
             if sweep >= n_burn:
                 accepted += P

@@ -159,6 +159,13 @@ def standard_normal(rng):
     return _ziggurat(rng.state)
 
 
+@numba.njit(cache=True, inline="always")
+def fill(rng, out, n_uniform):
+    """out[:n_uniform] uniforms, the rest of out standard normals (one Gibbs sweep's random numbers)."""
+    for k in range(out.shape[0]):
+        out[k] = uniform(rng) if k < n_uniform else standard_normal(rng)
+
+
 @numba.njit(cache=True)
 def draws(key0, key1, owner, step, n, normal=False):
     """n uniforms (or standard normals) of the stream (owner, step): tests, the comb's u, starting positions."""
