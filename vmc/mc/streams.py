@@ -9,13 +9,12 @@ the step count, and a resumed run draws the same numbers; which rank runs which 
 * `uniform(rng)`: 53 random bits in [0, 1).
 * `standard_normal(rng)`: Marsaglia and Tsang's ziggurat (G. Marsaglia and W. W. Tsang, "The ziggurat method
   for generating random variables", J. Stat. Softw. 5(8), 2000) with 128 layers on 64-bit draws: 7 bits pick the
-  layer, one the sign, 53 the abscissa; the layer's core is accepted at once (98.8 % of the draws), its wedge by
-  one more uniform against exp(-x^2/2), the tail beyond R = 3.4426 by Marsaglia's exponential method.
-  One draw per normal on average 1.02 instead of Box-Muller's two and a sine and a logarithm (4.3 ns against
-  18 ns per normal; benchmarks/README.md).
+  layer, one the sign, 53 the abscissa; the layer's core is accepted at once (97.2 % of the draws), its wedge by
+  one more uniform against exp(-x^2/2), the tail beyond R = 3.4426 by Marsaglia's exponential method: 1.04
+  64-bit draws per normal (measured), against Box-Muller's two and a logarithm, a sine and a cosine.
 
-VMC walker w's sweep s draws from (walker key, w, s) (`CounterStream.key` holds key0, key1, w and the first
-sweep's number; `seek` positions it at a later sweep); DMC's slot j at step t from (DMC key, j, t).
+VMC walker w's sweep s draws from (walker key, w, s) (`owner_stream`; `seek` positions it at a sweep); DMC's
+slot j at step t from (DMC key, j, t).
 """
 from __future__ import annotations
 
