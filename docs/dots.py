@@ -236,7 +236,7 @@ def rows_of(path: Path, kind: str) -> list[dict]:
                              "steps": d["measured"], "time_step": d["time_step"],
                              "wall_seconds": round(d["wall_seconds"], 1)})
     dmc = [r for r in rows if r["method"] == "dmc"]
-    if len(dmc) >= 3:
+    if len({r["time_step"] for r in dmc}) >= 3:   # a time-step series (a population series has one tau)
         fit = extrapolate([r["time_step"] for r in dmc], [r["energy"] for r in dmc], [r["error"] for r in dmc])
         rows.append({**dmc[0], "method": "dmc_extrapolated", "energy": fit["e0"], "error": fit["error"],
                      "walkers": dmc[0]["walkers"], "steps": sum(r["steps"] for r in dmc), "time_step": 0.0,
@@ -262,9 +262,9 @@ def collect() -> list[dict]:
 
 
 def row_key(r: dict) -> tuple:
-    """What tells two rows apart: cell, method, factors, time step, input."""
+    """What tells two rows apart: cell, method, factors, time step, walkers, input."""
     return (int(r["dimensions"]), int(r["particles"]), float(r["omega"]), r["method"], r["factors"],
-            float(r["time_step"]), r["input"])
+            float(r["time_step"]), int(r["walkers"]), r["input"])
 
 
 def write_csv(rows: list[dict], path: Path = DOCS / "dots.csv") -> None:

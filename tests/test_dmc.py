@@ -241,6 +241,10 @@ def test_extrapolation_and_mser():
     assert fit["order"] == 1 and abs(fit["e0"] - 20.0) < 1e-9
     fit = dmc.extrapolate(tau, 20.0 + 0.3 * tau + 200 * tau**2, np.full(4, 1e-4))
     assert fit["order"] == 2 and abs(fit["e0"] - 20.0) < 1e-6
+    with pytest.raises(ValueError, match="two different time steps"):   # a population series: one tau
+        dmc.extrapolate(np.full(3, 0.01), np.array([20.0, 20.1, 20.2]), np.full(3, 1e-4))
+    fit = dmc.extrapolate(np.array([0.01, 0.01, 0.02]), np.array([20.003, 20.003, 20.006]), np.full(3, 1e-4))
+    assert fit["order"] == 1 and abs(fit["e0"] - 20.0) < 1e-9       # a repeated tau: no quadratic
     x = np.concatenate([20 + 2 * np.exp(-np.arange(300) / 50), np.random.default_rng(1).normal(20, 0.01, 3000)])
     assert 100 < dmc.mser(x) < 500
 

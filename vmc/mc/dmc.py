@@ -562,7 +562,7 @@ def extrapolate(tau, energy, error) -> dict:
     t, e, s = (np.asarray(v, dtype=float) for v in (tau, energy, error))
     fits = []
     for order in (1, 2):
-        if t.size < order + 1:
+        if np.unique(t).size < order + 1:
             break
         A = np.vander(t, order + 1, increasing=True) / s[:, None]
         cov = np.linalg.inv(A.T @ A)
@@ -572,7 +572,7 @@ def extrapolate(tau, energy, error) -> dict:
         fits.append({"order": order, "e0": float(coef[0]), "error": float(math.sqrt(cov[0, 0])),
                      "coefficients": coef.tolist(), "chi2": chi2, "dof": dof})
     if not fits:
-        raise ValueError("a time-step extrapolation needs at least two time steps")
+        raise ValueError("a time-step extrapolation needs at least two different time steps")
     best = fits[0]
     if len(fits) > 1 and best["dof"] > 0 and _chi2_sf(best["chi2"], best["dof"]) < 0.05 and t.size >= 4:
         best = fits[1]
