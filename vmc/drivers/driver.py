@@ -195,12 +195,6 @@ def start_parameters(spec: Spec, initial: np.ndarray | None = None) -> np.ndarra
     return params
 
 
-def dmc_key(seed: int) -> tuple[int, int]:
-    """The two words of the DMC random streams (`vmc.mc.streams.key_of`, child 2 of the root seed)."""
-    words = key_of(seed, 2)
-    return int(words[0]), int(words[1])
-
-
 def build(spec: Spec, comm: Comm) -> Setup:
     """Objects of a run from its specification (`vmc.input.spec`)."""
     s, smp, o = spec.system, spec.sampler, spec.optimizer
@@ -632,7 +626,7 @@ def diffuse(r: Run, saved: dict | None) -> None:
         return
     n_eq, total = d.equilibration, d.equilibration + d.steps
     pop = r.pop = dmc.Population(setup.wf, setup.hamiltonian, comm, d.walkers, d.time_step, d.feedback,
-                                 dmc_key(r.spec.seed))
+                                 key_of(r.spec.seed, 2))
     if saved is not None:
         pop.restore(saved["dmc_positions"], saved["dmc_walkers"][:, 0], saved["dmc_walkers"][:, 1],
                     replace(state.dmc))
