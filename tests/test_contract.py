@@ -180,6 +180,13 @@ def test_caches_after_accepted_moves_match_evaluation_from_scratch(names):
     np.testing.assert_allclose(drifts.ravel(), fresh_grad, rtol=1e-9, atol=1e-9)
 
 
+@factor_kernel
+def _returns_twice(factors, x):
+    if x[0] > 0.0:
+        return 1.0
+    return 0.0
+
+
 def test_factor_kernel_refuses_what_it_cannot_write_out():
     def misuse(factors, x):
         y = propose_all(factors, 0, x, 0, x, x)[0]
@@ -195,8 +202,14 @@ def test_factor_kernel_refuses_what_it_cannot_write_out():
         factor_kernel(first_not_factors)
     with pytest.raises(TypeError, match="propose_all is used other than as a statement"):
         factor_kernel(misuse)
+    def writes_in(factors, x):
+        y = _returns_twice(factors, x)
+        x[0] = y
+
     with pytest.raises(TypeError, match="no keywords"):
         factor_kernel(keywords)
+    with pytest.raises(TypeError, match="_returns_twice: a kernel written into another returns once, at its end"):
+        factor_kernel(writes_in)
 
 
 def test_walker_cache_names_every_per_walker_array():

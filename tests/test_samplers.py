@@ -4,7 +4,7 @@ import pytest
 
 from vmc.input import config
 from vmc.mc.estimators import Moments, sums
-from vmc.mc.samplers import IMPORTANCE, METROPOLIS, Record, Rule, Sampler, Walkers, run_chain
+from vmc.mc.samplers import LANGEVIN, METROPOLIS, Record, Rule, Sampler, Walkers, run_chain
 from vmc.model.hamiltonian import N_OBSERVABLES, Hamiltonian
 from vmc.model.wavefunction import TrialState, default_sigma, initialize
 
@@ -35,7 +35,7 @@ def test_incremental_updates_match_recomputation(sweep, factors):
     x = rng.normal(size=P * D)
     kernel = wf.kernel_data(1)
     out = Record(np.empty((1000, N_OBSERVABLES)), np.empty((0, 0)), np.empty(0), 1.0)
-    kind, move = (IMPORTANCE, 0.3) if sweep == "importance" else (METROPOLIS, 1.0)
+    kind, move = (LANGEVIN, 0.3) if sweep == "importance" else (METROPOLIS, 1.0)
     rule, stream = Rule(kind, move, np.empty(0), np.empty(0)), walkers(1, P * D, 3).stream(0)
     accepted = run_chain(kernel, Hamiltonian(P, D, 1.0).kernel_terms(), 0, rule, x, D, stream, 0, 1000, out)
     assert 0.05 * 1000 * P < accepted < 0.98 * 1000 * P   # both accepted and rejected moves
@@ -194,8 +194,8 @@ def test_the_drift_limit_is_unrs_and_the_dmc_velocity_ratio_uses_the_same():
     grad[:D] *= 1e3                              # one particle next to a node
     limited = np.empty(P * D)
     for i in range(P):
-        force = np.empty(D)
-        drift_force(grad[i * D:(i + 1) * D], dt, force)
+        force = grad[i * D:(i + 1) * D].copy()
+        drift_force(force, dt)
         limited[i * D:(i + 1) * D] = force / 2.0
         v2 = np.sum(grad[i * D:(i + 1) * D] ** 2)
         expected = grad[i * D:(i + 1) * D] * (-1.0 + np.sqrt(1.0 + 2.0 * v2 * dt)) / (v2 * dt)

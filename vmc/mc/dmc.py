@@ -101,21 +101,19 @@ import numpy as np
 from ..model.hamiltonian import N_OBSERVABLES, N_TERMS, OBSERVABLE_NAMES, measure
 from ..model.wavefunction import (
     accept_all,
-    add_grad_current_all,
     add_grad_lap_all,
-    add_grad_proposed_all,
     factor_kernel,
     init_all,
-    propose_all,
     walker_caches,
 )
 from ..parallel import walker_range
 from . import exactsum
-from .moves import drift_force, langevin_displacement, langevin_log_ratio, velocity_ratio
-from .streams import counter_stream, draws, standard_normal, stream, uniform
+from .moves import LANGEVIN, Move, move, velocity_ratio
+from .streams import counter_stream, draws, stream, uniform
 
 
 class Scratch(NamedTuple):
+    """The scratch arrays of one DMC walker's moves and measurements."""
     xp: np.ndarray            # (D,) proposed position
     dx: np.ndarray            # (D,) displacement
     f_old: np.ndarray         # (D,) drift force at the current and the proposed position
@@ -126,7 +124,6 @@ class Scratch(NamedTuple):
 
 @numba.njit(cache=True)
 def scratch(n_visible, dimensions):
-    """The scratch arrays of one DMC walker's moves."""
     D, M = dimensions, n_visible
     return Scratch(np.empty(D), np.empty(D), np.empty(D), np.empty(D), np.empty(M), np.empty(M))
 
@@ -166,36 +163,22 @@ def walker_step(factors, terms, w, x, P, D, tau, rng, s, row):
     importance sampler (`vmc.mc.moves`) with fixed-node rejection, then E_L and |v_bar|/|v| at the new positions.
     rng: the slot's CounterStream of this step. row (N_COLUMNS,) receives E_L, the ratio, the observables,
     accepted and proposed moves, sum p dR^2, sum dR^2 and the number of proposals rejected for crossing a node."""
-    xp, dx, f_old, f_new, grad = s.xp, s.dx, s.f_old, s.f_new, s.grad
+    xp, dx, f_old, f_new = s.xp, s.dx, s.f_old, s.f_new
+    rule = Move(LANGEVIN, tau, True)
     accepted = 0
     crossings = 0
     pdr2 = 0.0
     dr2 = 0.0
     for i in range(P):
-        first = i * D
-        for d in range(D):
-            grad[d] = 0.0
-        add_grad_current_all(factors, w, x, i, grad)
-        drift_force(grad, tau, f_old)
+        log_ratio, crossed = move(factors, w, x, i, rule, rng, xp, dx, f_old, f_new)
+        u = uniform(rng)
         r2 = 0.0
         for d in range(D):
-            dx[d] = langevin_displacement(f_old[d], tau, standard_normal(rng))
-            xp[d] = x[first + d] + dx[d]
             r2 += dx[d] * dx[d]
-        u = uniform(rng)
         dr2 += r2
-        log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
+        crossings += crossed
         if log_ratio == -np.inf:
             continue
-        if sign < 0.0:          # fixed node: psi would change sign
-            crossings += 1
-            continue
-        log_ratio = 2.0 * log_ratio
-        for d in range(D):
-            grad[d] = 0.0
-        add_grad_proposed_all(factors, w, x, i, xp, grad)
-        drift_force(grad, tau, f_new)
-        log_ratio += langevin_log_ratio(x, first, xp, f_old, f_new, tau)
         p = 1.0 if log_ratio >= 0.0 else math.exp(log_ratio)
         pdr2 += p * r2
         if u < p:

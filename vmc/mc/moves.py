@@ -1,8 +1,8 @@
 r"""Transition rules of one particle, shared by the VMC chain (`vmc.mc.samplers`) and the DMC step (`vmc.mc.dmc`).
 
-A rule proposes x_i' from x_i and says what its proposal density contributes to the acceptance; the callers
-add |psi(x')/psi(x)|^2 (from the factor contract) and decide. The functions take plain arrays and a random
-stream, never the factors: the drift F = 2 grad_i ln|psi| is summed over the factors by the caller.
+A rule proposes x_i' from x_i and returns the log of its acceptance ratio, |psi(x')/psi(x)|^2 (from the factor
+contract, summed by `vmc.model.wavefunction`) times what its proposal density contributes; the caller draws
+the uniform and decides (`move`; DMC adds the fixed-node rule and the branching).
 
 * Metropolis (brute force): x_i' = x_i + step (U - 1/2), U uniform in [0, 1)^D; symmetric, so nothing enters
   the acceptance.
@@ -11,19 +11,33 @@ stream, never the factors: the drift F = 2 grad_i ln|psi| is summed over the fac
   densities G(y; x) = exp(-(y - x - D dt F(x))^2 / (4 D dt)) in the acceptance:
       ln G(x; x') - ln G(x'; x) = [(x' - x - dt F(x)/2)^2 - (x - x' - dt F(x')/2)^2] / (2 dt).
 
-The displacements are per coordinate and take the random numbers drawn by the caller (`vmc.mc.streams`:
-`uniform`, `standard_normal` of a VMC walker's or a DMC slot's stream). Why not the stream itself: an inlined
-function that takes the stream (or the positions) binds its arrays anew, and across a call with a raise path the
-reference counts of that binding are left in the caller's loop
+A rule draws from the walker's stream (`vmc.mc.streams`) and forms x' = x_i + dx in the same loop over the
+coordinates: in a loop of its own, LLVM versioned and vectorized the displacement loop of DMC's step (three
+copies of the normal draw, 10-25 % slower at N = 12). The rules are `factor_kernel`s written into their
+callers' loops, so no call takes the tuple of factors
 (tests/test_samplers.py::test_the_chain_kernel_counts_no_references_in_its_loops).
-The caller also forms x' = x_i + dx in the same loop over the coordinates: in a loop of its own, LLVM versioned
-and vectorized the displacement loop of DMC's step (three copies of the normal draw, 10-25 % slower at N = 12).
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
+import numpy as np
+
+from ..model.wavefunction import add_grad_current_all, add_grad_proposed_all, factor_kernel, propose_all
+from .streams import standard_normal, uniform
+
+
+METROPOLIS, LANGEVIN = 0, 1
+
+
+class Move(NamedTuple):
+    """A one-particle rule: kind (METROPOLIS, LANGEVIN), size (the step or the time step) and whether a move that
+    changes the sign of psi is forbidden (DMC's fixed node)."""
+    kind: int
+    size: float
+    fixed_node: bool
 
 
 @numba.njit(cache=True, inline="always")
@@ -55,24 +69,11 @@ def limit_drift(force, dt):
 
 
 @numba.njit(cache=True, inline="always")
-def drift_force(grad, dt, force):
-    """force[:D] = the limited drift force 2 grad[:D] (grad: grad_i ln|psi| of the moving particle)."""
+def drift_force(force, dt):
+    """force[:D] = the limited drift force 2 force[:D], from grad_i ln|psi| of the moving particle in force."""
     for d in range(force.shape[0]):
-        force[d] = 2.0 * grad[d]
+        force[d] *= 2.0
     limit_drift(force, dt)
-
-
-@numba.njit(cache=True, inline="always")
-def metropolis_displacement(step, u):
-    """One coordinate of the brute-force displacement, step (u - 1/2), from a uniform u in [0, 1)."""
-    return step * (u - 0.5)
-
-
-@numba.njit(cache=True, inline="always")
-def langevin_displacement(force, dt, xi):
-    """One coordinate of the Langevin displacement, F dt / 2 + sqrt(dt) xi, from the limited drift force F at x
-    and a standard normal xi."""
-    return 0.5 * force * dt + math.sqrt(dt) * xi
 
 
 @numba.njit(cache=True, inline="always")
@@ -85,6 +86,41 @@ def langevin_log_ratio(x, first, xp, f_old, f_new, dt):
         forth = xp[d] - x[first + d] - 0.5 * dt * f_old[d]
         log_green += forth * forth - back * back
     return log_green / (2.0 * dt)
+
+
+@factor_kernel
+def move(factors, w, x, i, rule, rng, xp, dx, f_old, f_new):
+    """Propose the move of particle i by `rule` (a `Move`) into xp (dx the displacement); return (ln of the
+    acceptance ratio, crossed). The ratio is |psi(x')/psi(x)|^2, times G(x; x') / G(x'; x) for Langevin (f_old,
+    f_new: the limited drift forces at x and x'), and -inf for a move psi forbids; with rule.fixed_node also for
+    a move that changes the sign of psi, which is then crossed. The caller draws the uniform after this."""
+    D = xp.shape[0]
+    first = i * D
+    dt = rule.size
+    if rule.kind == METROPOLIS:
+        for d in range(D):
+            dx[d] = rule.size * (uniform(rng) - 0.5)
+            xp[d] = x[first + d] + dx[d]
+    else:
+        for d in range(D):
+            f_old[d] = 0.0
+        add_grad_current_all(factors, w, x, i, f_old)
+        drift_force(f_old, dt)
+        for d in range(D):
+            dx[d] = 0.5 * f_old[d] * dt + math.sqrt(dt) * standard_normal(rng)
+            xp[d] = x[first + d] + dx[d]
+    log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
+    crossed = rule.fixed_node and log_ratio != -np.inf and sign < 0.0          # fixed node: psi would change sign
+    if crossed:
+        log_ratio = -np.inf
+    log_ratio = 2.0 * log_ratio          # |psi|^2
+    if rule.kind == LANGEVIN and log_ratio != -np.inf:
+        for d in range(D):
+            f_new[d] = 0.0
+        add_grad_proposed_all(factors, w, x, i, xp, f_new)
+        drift_force(f_new, dt)
+        log_ratio += langevin_log_ratio(x, first, xp, f_old, f_new, dt)
+    return log_ratio, crossed
 
 
 @numba.njit(cache=True)

@@ -42,20 +42,17 @@ from ..model.wavefunction import (
     Product,
     accept_all,
     add_dlog_all,
-    add_grad_current_all,
     add_grad_lap_all,
-    add_grad_proposed_all,
     factor_kernel,
     gibbs_sweep_all,
     init_all,
-    propose_all,
     refresh_all,
 )
-from .moves import drift_force, langevin_displacement, langevin_log_ratio, metropolis_displacement
-from .streams import CounterStream, draws, fill, key_of, owner_stream, seek, standard_normal, uniform
+from .moves import LANGEVIN, METROPOLIS, Move, move
+from .streams import CounterStream, draws, fill, key_of, owner_stream, seek, uniform
 
-METROPOLIS, IMPORTANCE, GIBBS = 0, 1, 2
-KINDS = {"metropolis": METROPOLIS, "importance": IMPORTANCE, "gibbs": GIBBS}
+GIBBS = 2
+KINDS = {"metropolis": METROPOLIS, "importance": LANGEVIN, "gibbs": GIBBS}
 
 
 class Record(NamedTuple):
@@ -72,7 +69,7 @@ class Record(NamedTuple):
 
 
 class Rule(NamedTuple):
-    """A chain's transition rule: `kind` (METROPOLIS, IMPORTANCE, GIBBS), its move size (the Metropolis step or
+    """A chain's transition rule: `kind` (METROPOLIS, LANGEVIN, GIBBS), its move size (the Metropolis step or
     the Langevin time step; none for Gibbs) and Gibbs's scratch: the hidden units (N,) and the random numbers of
     one sweep (N uniforms, then M normals; `vmc.model.factors.contract.gibbs_sweep`), or (0,) each."""
     kind: int
@@ -99,47 +96,27 @@ def chain(factors, terms, w, rule, x, D, rng, n_burn, n_steps, out):
     the transition rule (`Rule`, `vmc.mc.moves`), recording the terms and observables (and d ln psi / d theta,
     the histogram; see `Record`) after each of the last n_steps. Returns the moves accepted in those.
 
-    One function on purpose: the factors' kernels are inlined into it (a `factor_kernel`: the sums written out in
-    this body) and nothing in the loop crosses a call boundary (a call that takes the tuples of factors and arrays
-    costs as much as a move). The error model is `run_chain`'s (why: there)."""
+    One function on purpose: the factors' kernels are inlined into it (a `factor_kernel`: the sums and the move
+    `vmc.mc.moves.move` written out in this body) and nothing in the loop crosses a call boundary (a call that
+    takes the tuples of factors and arrays costs as much as a move). The error model is `run_chain`'s (why: there)."""
     M = x.shape[0]
     P = M // D
-    kind, dt = rule.kind, rule.size
     xp, dx, f_old, f_new = np.empty(D), np.empty(D), np.empty(D), np.empty(D)
     grad, lap = np.empty(M), np.empty(M)
+    particle_rule = Move(rule.kind, rule.size, False)
     init_all(factors, w, x)
     accepted = 0
     for sweep in range(n_burn + n_steps):
         seek(rng, sweep)
-        if kind == GIBBS:
+        if rule.kind == GIBBS:
             fill(rng, rule.draws, rule.hidden.shape[0])
             gibbs_sweep_all(factors, w, x, rule.draws, rule.hidden)
             if sweep >= n_burn:
                 accepted += P
-        for i in range(P if kind != GIBBS else 0):
-            first = i * D
-            if kind == METROPOLIS:
-                for d in range(D):
-                    dx[d] = metropolis_displacement(rule.size, uniform(rng))
-                    xp[d] = x[first + d] + dx[d]
-            else:
-                for d in range(D):
-                    grad[d] = 0.0
-                add_grad_current_all(factors, w, x, i, grad)
-                drift_force(grad, dt, f_old)
-                for d in range(D):
-                    dx[d] = langevin_displacement(f_old[d], dt, standard_normal(rng))
-                    xp[d] = x[first + d] + dx[d]
-            log_ratio, sign = propose_all(factors, w, x, i, xp, dx)
-            log_ratio = 2.0 * log_ratio          # |psi|^2
-            if kind != METROPOLIS:
-                if log_ratio == -np.inf:
-                    continue
-                for d in range(D):
-                    grad[d] = 0.0
-                add_grad_proposed_all(factors, w, x, i, xp, grad)
-                drift_force(grad, dt, f_new)
-                log_ratio += langevin_log_ratio(x, first, xp, f_old, f_new, dt)
+        for i in range(P if rule.kind != GIBBS else 0):
+            log_ratio, crossed = move(factors, w, x, i, particle_rule, rng, xp, dx, f_old, f_new)
+            if log_ratio == -np.inf:
+                continue
             if log_ratio >= 0.0 or uniform(rng) < math.exp(log_ratio):
                 accept_all(factors, w, x, i, xp)
                 if sweep >= n_burn:

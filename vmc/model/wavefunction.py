@@ -151,10 +151,40 @@ _SUMS = {"init_all": "init", "refresh_all": "refresh", "log_value_all": "log_val
 
 class _WriteOut(ast.NodeTransformer):
     """Replace every statement `sum_all(factors, ...)` / `a, b = sum_all(factors, ...)` by its factor-by-factor
-    sequence for n factors (the same operations, in the same order, as the inlined `_combine` sums)."""
+    sequence for n factors (the same operations, in the same order, as the inlined `_combine` sums), and every
+    `target = kernel(factors, ...)` of another `factor_kernel` by that kernel's body (`_write_in`). `scope`, the
+    caller's globals, receives the globals the kernels written in use."""
 
-    def __init__(self, n: int):
-        self.n, self.count = n, 0
+    def __init__(self, n: int, scope: dict):
+        self.n, self.count, self.scope = n, 0, scope
+
+    def _write_in(self, node, kernel):
+        """Kernel's body in place of `target = kernel(factors, ...)`: its locals prefixed, its parameters bound to
+        the arguments, its one `return value` (its last statement) assigned to the target."""
+        func, scope = kernel.written_out
+        func = ast.parse(ast.unparse(func)).body[0]        # a copy: its names are renamed below
+        *body, last = func.body[1:] if ast.get_docstring(func) else func.body
+        if not isinstance(last, ast.Return) or any(isinstance(n, ast.Return) for s in body for n in ast.walk(s)):
+            raise TypeError(f"{func.name}: a kernel written into another returns once, at its end")
+        self.count += 1
+        prefix, params = f"_{func.name}{self.count}_", [a.arg for a in func.args.args]
+        names = [n for s in func.body for n in ast.walk(s) if isinstance(n, ast.Name)]
+        stored = {n.id for n in names if isinstance(n.ctx, ast.Store)}
+        local = set(params[1:]) | stored
+        given = {p: a.id for p, a in zip(params[1:], node.value.args[1:])
+                 if isinstance(a, ast.Name) and p not in stored}          # a name passed is used as it is
+        for n in names:
+            if n.id in given:
+                n.id = given[n.id]
+            elif n.id in local:
+                n.id = prefix + n.id
+            elif n.id in scope and n.id != "factors" and n.id not in _SUMS:      # not a builtin
+                if self.scope.setdefault(n.id, scope[n.id]) is not scope[n.id]:
+                    raise TypeError(f"{func.name}: {n.id} means another object where it is written in")
+        lines = [f"{prefix}{p} = {ast.unparse(a)}" for p, a in zip(params[1:], node.value.args[1:]) if p not in given]
+        lines += [ast.unparse(s) for s in body] + [f"{ast.unparse(node.targets[0])} = {ast.unparse(last.value)}"]
+        written = [self.visit(s) for s in ast.parse("\n".join(lines)).body]
+        return [s for w in written for s in (w if isinstance(w, list) else [w])]
 
     def _calls(self, call: ast.Call) -> list[str]:
         if not (isinstance(call.args[0], ast.Name) and call.args[0].id == "factors") or call.keywords:
@@ -176,6 +206,10 @@ class _WriteOut(ast.NodeTransformer):
         return ast.parse("\n".join(lines)).body
 
     def visit_Assign(self, node):
+        kernel = self.scope.get(node.value.func.id) if isinstance(node.value, ast.Call) \
+            and isinstance(node.value.func, ast.Name) else None
+        if hasattr(kernel, "written_out"):
+            return self._write_in(node, kernel)
         if not self._is_sum(node.value):
             return self.generic_visit(node)
         target = node.targets[0]
@@ -205,8 +239,11 @@ def factor_kernel(fn=None, *, inline: str = "never"):
     array of every factor at every call: with the RBM, the Jastrow factor and the determinants together a
     move cost twice its factors' own time (benchmarks/bench_dmc.py). Written out in the loop's own body, the
     per-factor calls cost what the factors alone cost. The first parameter must be named `factors`; a
-    sum may appear only as a statement (`accept_all(factors, ...)`) or as `value, sign = propose_all(...)`.
-    Call it from numba code (it is an overload, compiled into and cached with its caller)."""
+    sum may appear only as a statement (`accept_all(factors, ...)`) or as `value, sign = propose_all(...)`;
+    another factor kernel called as `target = kernel(factors, ...)` is written into the body too (the
+    transition rules of `vmc.mc.moves` into the chain and the DMC step; a parameter given a name is that
+    name, the kernel's other locals are renamed). Call it from numba code (an overload, compiled into and
+    cached with its caller)."""
     if fn is None:
         return lambda f: factor_kernel(f, inline=inline)
     source = textwrap.dedent(inspect.getsource(fn))
@@ -216,23 +253,24 @@ def factor_kernel(fn=None, *, inline: str = "never"):
     params = [a.arg for a in func.args.args]
     if params[:1] != ["factors"]:
         raise TypeError(f"{fn.__name__}: the first parameter must be `factors`")
-    _WriteOut(1).visit(ast.parse(source))      # misuse is found here, not at the first call
+    _WriteOut(1, dict(fn.__globals__)).visit(ast.parse(source))      # misuse is found here, not at the first call
     generated = {}
 
     def stub(*args):
         raise NotImplementedError("numba only")
     stub.__name__ = stub.__qualname__ = fn.__name__
     stub.__doc__ = fn.__doc__
+    stub.written_out = (func, fn.__globals__)
 
     def typer(*arg_types):
         n = len(arg_types[0])
         if n not in generated:
-            written = _WriteOut(n).visit(ast.parse(source))
+            namespace = dict(fn.__globals__, _contract=contract)
+            written = _WriteOut(n, namespace).visit(ast.parse(source))
             written.body[0].body[:0] = ast.parse("\n".join(f"_factor{k} = factors[{k}]" for k in range(n))).body
             written.body[0].decorator_list = []
             written.body[0].name = "impl"
             ast.fix_missing_locations(written)
-            namespace = dict(fn.__globals__, _contract=contract)
             exec(compile(written, f"<{fn.__module__}.{fn.__name__} for {n} factors>", "exec"), namespace)
             generated[n] = namespace["impl"]
         return generated[n]
