@@ -21,9 +21,9 @@ One loop per phase, top to bottom (`run` -> `optimize` -> `produce` -> `finish`)
 With `wavefunction.from_file` the parameters start from an earlier run's `/wavefunction/params`
 (`start_parameters`); with `optimizer.iterations = 0` such a run evaluates that state, by VMC and DMC.
 
-Checkpoints (`RunState` plus parameters, optimizer state, walker positions and random-stream states)
-are written every `checkpoint_interval` seconds, at the end of each phase, on a stop request and on
-failure. A resumed run continues exactly where the checkpoint was taken: same chunks, same streams,
+Checkpoints (`RunState`, whose sweep count positions the walkers' streams, plus parameters, optimizer state and
+walker positions) are written every `checkpoint_interval` seconds, at the end of each phase, on a stop request
+and on failure. A resumed run continues exactly where the checkpoint was taken: same chunks, same streams,
 same sums, so it ends on the same numbers as an uninterrupted run with the same seed and ranks,
 whatever the checkpoint interval.
 

@@ -6,7 +6,7 @@ Memory per rank (the rank with the most walkers, w = ceil(W / K) of W walkers on
   d ln psi / d theta), plus n_opt^2 (three copies) for stochastic reconfiguration;
 * production: one chunk of w x 1000 x 4 observables per rank, and on rank 0 the whole population's
   chunk, W x 1000 x 4, about three times (gather, concatenate, columns);
-* checkpoints: all walkers' positions and stream states on rank 0, W x (M + 6), twice;
+* checkpoints: all walkers' positions on rank 0, W x M, twice;
 * DMC (dmc.steps > 0): every rank holds its own DMC walkers' records and positions, n x (N_COLUMNS +
   2 M + 16) for n = ceil(N_dmc / K), and rank 0 gathers all positions, E_L and ratios for a checkpoint,
   N_dmc x (3 M + 4);

@@ -1,15 +1,18 @@
 r"""Transition rules of one particle, shared by the VMC chain (`vmc.mc.samplers`) and the DMC step (`vmc.mc.dmc`).
 
-A rule proposes x_i' from x_i and returns the log of its acceptance ratio, |psi(x')/psi(x)|^2 (from the factor
-contract, summed by `vmc.model.wavefunction`) times what its proposal density contributes; the caller draws
-the uniform and decides (`move`; DMC adds the fixed-node rule and the branching).
+A rule (`Move`: its kind, its size, and DMC's fixed-node flag) proposes x_i' from x_i and `move` returns the
+log of the acceptance ratio A = |psi(x')/psi(x)|^2 (the factor contract speaks of ln|psi|, summed by
+`vmc.model.wavefunction`) times the ratio of the proposal densities; the caller accepts with probability
+min(1, A) from its own uniform (DMC adds the branching weight).
 
 * Metropolis (brute force): x_i' = x_i + step (U - 1/2), U uniform in [0, 1)^D; symmetric, so nothing enters
   the acceptance.
 * Langevin (importance sampling; DMC's drift-diffusion): x_i' = x_i + D F_i(x) dt + sqrt(dt) xi, D = 1/2,
-  xi ~ N(0, 1), with the drift limited near nodes and cusps (`limit_drift`), and the ratio of the proposal
-  densities G(y; x) = exp(-(y - x - D dt F(x))^2 / (4 D dt)) in the acceptance:
+  F = 2 grad_i ln|psi| (the drift "force"), xi ~ N(0, 1), with the drift limited near nodes and cusps
+  (`limit_drift`, which keeps the sampling exact), and the ratio of the proposal densities
+  G(y; x) = exp(-(y - x - D dt F(x))^2 / (4 D dt)) in the acceptance:
       ln G(x; x') - ln G(x'; x) = [(x' - x - dt F(x)/2)^2 - (x - x' - dt F(x')/2)^2] / (2 dt).
+* Fixed node (DMC): a move to where psi changes sign is forbidden (A = 0) and counted as a crossing.
 
 A rule draws from the walker's stream (`vmc.mc.streams`) and forms x' = x_i + dx in the same loop over the
 coordinates: in a loop of its own, LLVM versioned and vectorized the displacement loop of DMC's step (three

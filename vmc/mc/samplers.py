@@ -3,22 +3,15 @@ r"""Markov-chain samplers of |psi|^2: a walker state plus a transition rule.
 A *sweep* proposes a move of every particle once, one particle at a time (P proposals), except for
 Gibbs sampling, where a sweep is one full update of the hidden and then the visible units.
 
-* Metropolis (brute force): x_i' = x_i + step * (U - 1/2), U uniform in [0, 1)^D, accepted with
-  probability min(1, |psi(x')|^2 / |psi(x)|^2).
-* Importance sampling (Langevin / Fokker-Planck): x_i' = x_i + D F_i(x) dt + sqrt(dt) xi, D = 1/2,
-  F = 2 grad ln|psi| (the drift "force"), xi ~ N(0, 1); accepted with
-  min(1, G(x; x') |psi(x')|^2 / (G(x'; x) |psi(x)|^2)), G(y; x) = exp(-(y - x - D dt F(x))^2 / (4 D dt)).
-  The drift is limited where it diverges (nodes of determinants, cusps; `vmc.mc.moves.limit_drift`), which
-  keeps the sampling exact.
+* Metropolis (brute force) and importance sampling (Langevin): one particle at a time, by the rule
+  `vmc.mc.moves.move` (the equations are there; the Langevin rule is DMC's drift-diffusion too).
 * Gibbs: h_j | x ~ Bernoulli(sigmoid(u_j)), then x | h ~ Normal(a + W h, sigma^2). This samples the
   RBM joint distribution whose x-marginal is F(x); it samples |psi|^2 = F^(2g) only for g = 1/2 and an
   RBM alone (`vmc.input.options.RULES`).
 
-The proposals are the transition rules of `vmc.mc.moves` (the Langevin one is DMC's drift-diffusion too). The
-trial state enters only through the factor contract (`vmc.model.factors.contract`, summed by `vmc.model.wavefunction`;
-Gibbs asks it for the conditional draws of a factor that has them): the kernels take the tuple of factors'
-kernel data and never know which factors they hold. The contract speaks of ln|psi|; the factor 2 of |psi|^2
-is applied here (and in `vmc.mc.dmc`), the one of the drift F = 2 grad ln|psi| in `vmc.mc.moves.drift_force`.
+The trial state enters only through the factor contract (`vmc.model.factors.contract`, summed by
+`vmc.model.wavefunction`; Gibbs asks it for the conditional draws of a factor that has them): the kernels take the
+tuple of factors' kernel data and never know which factors they hold.
 
 Walker w's sweep s draws from its own counter-based stream (`vmc.mc.streams`: keyed by the run's seed, w and s),
 so a run is reproducible from (seed, number of walkers) whatever the order of work, and the walkers' streams
