@@ -230,7 +230,7 @@ class _WriteOut(ast.NodeTransformer):
         return node
 
 
-def factor_kernel(fn=None, *, inline: str = "never"):
+def factor_kernel(fn):
     """A numba-only kernel over a tuple of factors whose body calls the sums (`propose_all(factors, ...)`, ...):
     compiled once per number of factors with every sum written out factor by factor in the kernel's own body.
 
@@ -244,8 +244,6 @@ def factor_kernel(fn=None, *, inline: str = "never"):
     transition rules of `vmc.mc.moves` into the chain and the DMC step; a parameter given a name is that
     name, the kernel's other locals are renamed). Call it from numba code (an overload, compiled into and
     cached with its caller)."""
-    if fn is None:
-        return lambda f: factor_kernel(f, inline=inline)
     source = textwrap.dedent(inspect.getsource(fn))
     tree = ast.parse(source)
     func = tree.body[0]
@@ -276,7 +274,7 @@ def factor_kernel(fn=None, *, inline: str = "never"):
         return generated[n]
     typer.__signature__ = inspect.Signature([inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
                                              for p in params])
-    overload(stub, inline=inline)(typer)
+    overload(stub)(typer)
     return stub
 
 
