@@ -8,13 +8,13 @@ propagates f(R, t) = psi_T(R) phi(R, t) with the short-time Green's function
 
 and f -> psi_T phi_0 (the fixed-node ground state) as t -> infinity. One *step* of a walker here:
 
-1. Drift-diffusion, one particle at a time, with the Langevin move of the importance sampler
-   (`vmc.mc.moves`): x_i' = x_i + v_i tau + sqrt(tau) xi, with the drift velocity
+1. Drift-diffusion, one particle at a time, with the Langevin rule of the importance sampler
+   (`vmc.mc.moves.move`): x_i' = x_i + v_i tau + sqrt(tau) xi, with the drift velocity
    v = grad ln|psi_T| limited near nodes and cusps as in UNR (`vmc.mc.moves.limit_drift`), and the
    Metropolis-Hastings acceptance min(1, G(x; x') |psi(x')|^2 / (G(x'; x) |psi(x)|^2)) that makes the
    move exact for tau -> 0 and removes most of the time-step error of the diffusion.
 2. Fixed node: a proposal that changes the sign of psi_T (`propose` returns the sign of
-   psi(x')/psi(x)) is rejected, so no walker ever crosses a node of the trial state.
+   psi(x')/psi(x); the rule's `fixed_node`) is rejected, so no walker ever crosses a node of the trial state.
 3. Branching factor, with the effective time step tau_eff = tau <p dR^2> / <dR^2> (p: acceptance
    probability; cumulative over all walkers and all earlier steps, UNR eq. 23; tau at the first step)
    and UNR's modified local energy
