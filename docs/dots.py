@@ -298,7 +298,8 @@ def _sigma(a, ea, b, eb) -> str:
 
 
 HEADER = ("| D | N | omega | VMC (this code) | published RBM + PJ | (VMC - pub.) / sigma | DMC (this code) | "
-          "DMC reference | (DMC - ref.) / sigma | VMC walkers x steps, wall, cores | DMC walkers x steps, tau, wall |\n"
+          "DMC reference | (DMC - ref.) / sigma | VMC walkers x steps, wall, cores | "
+          "DMC walkers x steps, tau, wall, cores |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
@@ -307,13 +308,17 @@ def _value(r: dict) -> tuple[float, float]:
 
 
 def cell_line(key, rows: list[dict], refs: dict) -> str:
-    """One line of the dot table: VMC against the published RBM, DMC (extrapolated where there is one) against
-    the reference; "not run" where a run is missing."""
+    """One line of the dot table: VMC against the published RBM, DMC against the reference: the tau -> 0
+    extrapolation of the cell's own series, else of its time-step check (`inputs/checks/dmc_<cell>_tau.toml`),
+    else the single time step; "not run" where a run is missing."""
+    series = ("inputs/dots/", "inputs/dmc/", f"inputs/checks/dmc_{name(*key)}_tau.toml")
     mine = [r for r in rows if (int(r["dimensions"]), int(r["particles"]), float(r["omega"])) == key
-            and r["input"].startswith(("inputs/dots/", "inputs/dmc/"))]
+            and r["input"].startswith(series)]
     v = next((r for r in mine if r["method"] == "vmc"), None)
-    d = next((r for r in mine if r["method"] == "dmc_extrapolated"), None) or \
-        next((r for r in mine if r["method"] == "dmc"), None)
+    d = next((r for r in mine if r["method"] == "dmc_extrapolated" and r["input"].startswith(series[1])), None) or \
+        next((r for r in mine if r["method"] == "dmc_extrapolated"), None) or \
+        next((r for r in mine if r["method"] == "dmc" and r["input"].startswith(series[1])), None)
+    taus = sorted({float(r["time_step"]) for r in mine if r["method"] == "dmc" and d and r["input"] == d["input"]})
     pub = refs.get(key, {}).get("published_rbm_pj")
     ref = refs.get(key, {}).get("exact") or refs.get(key, {}).get("dmc")
     cols = [f"{key[0]}", f"{key[1]}", f"{key[2]:g}",
@@ -323,9 +328,9 @@ def cell_line(key, rows: list[dict], refs: dict) -> str:
             _pm(*ref) if ref else "–", _sigma(*_value(d), *ref) if d and ref else "–",
             f"{v['walkers']} x {v['steps']}, {float(v['wall_seconds']) / 60:.1f} min, {v['cores']}" if v else "",
             (f"{d['walkers']} x {d['steps']}, "
-             + ("tau = " + ", ".join(f"{t / key[2]:g}" for t in TIME_STEPS) + " -> 0"
+             + ("tau = " + ", ".join(f"{t:g}" for t in taus) + " -> 0"
                 if d["method"] == "dmc_extrapolated" else f"{float(d['time_step']):g}")
-             + f", {float(d['wall_seconds']) / 60:.1f} min") if d else ""]
+             + f", {float(d['wall_seconds']) / 60:.1f} min, {d['cores']}") if d else ""]
     return "| " + " | ".join(cols) + " |"
 
 
@@ -338,7 +343,9 @@ def markdown(rows: list[dict]) -> str:
              "(one row per run and method); inputs `inputs/dots/<cell>.toml` and `inputs/dmc/<cell>.toml`, run by "
              "`make dots` and `make dmc`. sigma: the combined error sqrt(error^2 + reference error^2). A VMC energy "
              "at or below the published RBM + Padé-Jastrow value within 2 sigma meets the target; DMC within 2 sigma "
-             "of the reference.")
+             "of the reference. DMC: the tau -> 0 extrapolation of the cell's series, or of its time-step check "
+             "`inputs/checks/dmc_<cell>_tau.toml` where it has one, else the single time step of "
+             "`inputs/dmc/<cell>.toml`.")
     lines = [cell_line(cell, rows, refs) for cell in CELLS]
     return "\n".join([TABLE_BEGIN, "## The standard table of quantum dots", "", intro, "", HEADER] + lines
                      + backflow_lines(rows, refs) + checks_lines(rows, refs) + ["", TABLE_END]) + "\n"
