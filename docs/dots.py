@@ -32,6 +32,7 @@ import csv
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -210,7 +211,6 @@ def rows_of(path: Path, kind: str) -> list[dict]:
 
     from vmc.analysis.results import analyze_group, reference_energy, run_groups
     from vmc.input.spec import Spec
-    from vmc.mc.dmc import extrapolate
     rows = []
     with h5py.File(path, "r", locking=False) as f:
         for _, g in run_groups(f):
@@ -235,13 +235,34 @@ def rows_of(path: Path, kind: str) -> list[dict]:
                 rows.append({**base, "method": "dmc", "energy": d["mean"], "error": d["error"], "walkers": d["walkers"],
                              "steps": d["measured"], "time_step": d["time_step"],
                              "wall_seconds": round(d["wall_seconds"], 1)})
-    dmc = [r for r in rows if r["method"] == "dmc"]
-    if len({r["time_step"] for r in dmc}) >= 3:   # a time-step series (a population series has one tau)
-        fit = extrapolate([r["time_step"] for r in dmc], [r["energy"] for r in dmc], [r["error"] for r in dmc])
-        rows.append({**dmc[0], "method": "dmc_extrapolated", "energy": fit["e0"], "error": fit["error"],
-                     "walkers": dmc[0]["walkers"], "steps": sum(r["steps"] for r in dmc), "time_step": 0.0,
-                     "wall_seconds": sum(r["wall_seconds"] for r in dmc)})
-    return rows
+    return rows + extrapolated([r for r in rows if r["method"] == "dmc"], rows[0]["input"] if rows else "")
+
+
+def extrapolated(dmc: list[dict], inp: str) -> list[dict]:
+    """The tau -> 0 row of DMC rows that form a time-step series (three time steps or more; a population series
+    has one), with input `inp`; none otherwise."""
+    from vmc.mc.dmc import extrapolate
+    if len({r["time_step"] for r in dmc}) < 3:
+        return []
+    fit = extrapolate([r["time_step"] for r in dmc], [r["energy"] for r in dmc], [r["error"] for r in dmc])
+    return [{**dmc[0], "method": "dmc_extrapolated", "energy": fit["e0"], "error": fit["error"], "input": inp,
+             "steps": sum(r["steps"] for r in dmc), "time_step": 0.0, "cores": max(r["cores"] for r in dmc),
+             "wall_seconds": sum(r["wall_seconds"] for r in dmc)}]
+
+
+def extended_series(rows: list[dict]) -> list[dict]:
+    """A cell's own time-step series (inputs/dmc/<cell>.toml) extended by its checks at one more time step from the
+    same trial state (inputs/checks/dmc_<cell>_tau<tau>.toml): the tau -> 0 row through all their points, its
+    input the inputs joined by '+'."""
+    out = []
+    for cell in CELLS:
+        own = f"inputs/dmc/{name(*cell)}.toml"
+        pattern = rf"inputs/checks/dmc_{re.escape(name(*cell))}_tau[0-9.]+\.toml"
+        extra = sorted({r["input"] for r in rows if re.fullmatch(pattern, r["input"])})
+        if extra:
+            out += extrapolated([r for r in rows if r["method"] == "dmc" and r["input"] in [own, *extra]],
+                                "+".join([own, *extra]))
+    return out
 
 
 def collect() -> list[dict]:
@@ -258,7 +279,7 @@ def collect() -> list[dict]:
             path = RUNS / folder / f"{inp.stem}.h5"
             if status(path) == "complete":
                 rows += rows_of(path, "dmc" if inp.stem.startswith("dmc_") else "vmc")
-    return rows
+    return rows + extended_series(rows)
 
 
 def row_key(r: dict) -> tuple:
@@ -315,10 +336,12 @@ def cell_line(key, rows: list[dict], refs: dict) -> str:
     mine = [r for r in rows if (int(r["dimensions"]), int(r["particles"]), float(r["omega"])) == key
             and r["input"].startswith(series)]
     v = next((r for r in mine if r["method"] == "vmc"), None)
-    d = next((r for r in mine if r["method"] == "dmc_extrapolated" and r["input"].startswith(series[1])), None) or \
-        next((r for r in mine if r["method"] == "dmc_extrapolated"), None) or \
+    own = sorted((r for r in mine if r["method"] == "dmc_extrapolated" and r["input"].startswith(series[1])),
+                 key=lambda r: -r["input"].count("+"))          # the series extended by checks first
+    d = next(iter(own), None) or next((r for r in mine if r["method"] == "dmc_extrapolated"), None) or \
         next((r for r in mine if r["method"] == "dmc" and r["input"].startswith(series[1])), None)
-    taus = sorted({float(r["time_step"]) for r in mine if r["method"] == "dmc" and d and r["input"] == d["input"]})
+    taus = sorted({float(r["time_step"]) for r in rows if r["method"] == "dmc" and d
+                   and r["input"] in d["input"].split("+")})
     pub = refs.get(key, {}).get("published_rbm_pj")
     ref = refs.get(key, {}).get("exact") or refs.get(key, {}).get("dmc")
     cols = [f"{key[0]}", f"{key[1]}", f"{key[2]:g}",
