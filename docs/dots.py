@@ -242,12 +242,13 @@ def extrapolated(dmc: list[dict], inp: str) -> list[dict]:
     """The tau -> 0 row of DMC rows that form a time-step series (three time steps or more; a population series
     has one), with input `inp`; none otherwise."""
     from vmc.mc.dmc import extrapolate
-    if len({r["time_step"] for r in dmc}) < 3:
+    tau = [float(r["time_step"]) for r in dmc]
+    if len(set(tau)) < 3:
         return []
-    fit = extrapolate([r["time_step"] for r in dmc], [r["energy"] for r in dmc], [r["error"] for r in dmc])
+    fit = extrapolate(tau, [float(r["energy"]) for r in dmc], [float(r["error"]) for r in dmc])
     return [{**dmc[0], "method": "dmc_extrapolated", "energy": fit["e0"], "error": fit["error"], "input": inp,
-             "steps": sum(r["steps"] for r in dmc), "time_step": 0.0, "cores": max(r["cores"] for r in dmc),
-             "wall_seconds": sum(r["wall_seconds"] for r in dmc)}]
+             "steps": sum(int(r["steps"]) for r in dmc), "time_step": 0.0,
+             "cores": max(int(r["cores"]) for r in dmc), "wall_seconds": sum(float(r["wall_seconds"]) for r in dmc)}]
 
 
 def extended_series(rows: list[dict]) -> list[dict]:
@@ -260,14 +261,15 @@ def extended_series(rows: list[dict]) -> list[dict]:
         pattern = rf"inputs/checks/dmc_{re.escape(name(*cell))}_tau[0-9.]+\.toml"
         extra = sorted({r["input"] for r in rows if re.fullmatch(pattern, r["input"])})
         if extra:
-            out += extrapolated([r for r in rows if r["method"] == "dmc" and r["input"] in [own, *extra]],
-                                "+".join([own, *extra]))
+            points = sorted((r for r in rows if r["method"] == "dmc" and r["input"] in [own, *extra]),
+                            key=lambda r: r["input"] != own)     # the walkers of the row: the cell's series'
+            out += extrapolated(points, "+".join([own, *extra]))
     return out
 
 
 def collect() -> list[dict]:
     """The rows of every complete run: the cells' (runs/dots, runs/dmc), then the backflow runs of
-    inputs/backflow (runs/backflow/<input>.h5; `dmc_*` inputs are DMC)."""
+    inputs/backflow (runs/backflow/<input>.h5; `dmc_*` inputs are DMC); `extended_series` joins them later."""
     rows = []
     for D, N, w in CELLS:
         for kind, folder in (("vmc", "dots"), ("dmc", "dmc")):
@@ -279,7 +281,7 @@ def collect() -> list[dict]:
             path = RUNS / folder / f"{inp.stem}.h5"
             if status(path) == "complete":
                 rows += rows_of(path, "dmc" if inp.stem.startswith("dmc_") else "vmc")
-    return rows + extended_series(rows)
+    return rows
 
 
 def row_key(r: dict) -> tuple:
@@ -478,6 +480,8 @@ def main(argv=None) -> int:
         if (DOCS / "dots.csv").exists():   # keep the rows of runs made elsewhere (their files are not here)
             here = {row_key(r) for r in rows}
             rows += [r for r in read_csv() if row_key(r) not in here]
+        rows = [r for r in rows if "+" not in r["input"]]      # the joined series are fitted again
+        rows += extended_series(rows)
         write_csv(rows)
         update_results(read_csv())
         print(f"docs/dots.csv: {len(rows)} rows; docs/results.md updated")
