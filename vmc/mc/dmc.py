@@ -118,7 +118,7 @@ class Scratch(NamedTuple):
     dx: np.ndarray            # (D,) displacement
     f_old: np.ndarray         # (D,) drift force at the current and the proposed position
     f_new: np.ndarray
-    grad: np.ndarray          # (M,) gradient and Laplacian of ln|psi| (also the drift's accumulator)
+    grad: np.ndarray          # (M,) gradient and Laplacian of ln|psi| (E_L and |v_bar| / |v|)
     lap: np.ndarray
 
 
