@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import docs_script
+
 from vmc.input import config
 from vmc.input.config import ConfigError
 
@@ -479,15 +481,11 @@ def test_override_fixes_a_swept_key():
 # ---- documentation and input files -------------------------------------------------------------------
 
 
-def test_readme_reference_is_generated():
+def test_readme_sections_are_generated():
+    readme = docs_script("readme")
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert config.readme_section(text) == config.reference_markdown(), \
-        "README input reference is stale: run `python -m vmc.input.config --update-readme README.md`"
-    from vmc.output import io
-    assert config.readme_section(text, "HDF5 LAYOUT") == io.layout_markdown(), \
-        "README HDF5 layout is stale: run `python -m vmc.input.config --update-readme README.md`"
-    assert config.readme_section(text, "CODE LAYOUT") == config.code_layout_markdown(), \
-        "README code layout is stale: run `python -m vmc.input.config --update-readme README.md`"
+    for name, body in readme.sections().items():
+        assert readme.section(text, name) == body, f"README {name} is stale: run `python docs/readme.py README.md`"
 
 
 def test_reference_lists_every_option():

@@ -7,6 +7,7 @@ import pkgutil
 import pytest
 
 import vmc
+from conftest import docs_script
 
 MODULES = [m.name for m in pkgutil.walk_packages(vmc.__path__, "vmc.") if not m.name.endswith("__main__")]
 
@@ -42,11 +43,12 @@ def _imports(path):
 
 
 ROOT = __import__("pathlib").Path(vmc.__file__).resolve().parent.parent
+_README = docs_script("readme")
 
 
 def _layer(module: str) -> int:
     """0 for the shared modules, then the layers from the model (1) up; the entry points above all."""
-    from vmc.input.config import LAYERS, SHARED
+    LAYERS, SHARED = _README.LAYERS, _README.SHARED
     parts = module.split(".")
     if len(parts) > 2 and parts[1] in LAYERS:
         return len(LAYERS) - LAYERS.index(parts[1])
@@ -58,7 +60,7 @@ def _layer(module: str) -> int:
 
 
 def test_imports_point_down_the_layers_and_no_private_name_crosses_a_module():
-    """The folders name the layers (`vmc.input.config.LAYERS`): a module imports from its own layer, the ones below
+    """The folders name the layers (`docs/readme.py`'s LAYERS): a module imports from its own layer, the ones below
     and the shared modules only, and no name beginning with one underscore from another module."""
     wrong, private = [], []
     for path in sorted((ROOT / "vmc").rglob("*.py")):

@@ -39,7 +39,6 @@ import os
 import re
 import sys
 import tomllib
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..output.paths import not_regular
@@ -52,7 +51,7 @@ from .spec import Spec
 __all__ = [
     "ConfigError", "Option", "Rule", "OPTIONS", "OPTION_BY_KEY", "SECTIONS", "RULES", "MAX_SWEEP_POINTS",
     "Config", "Spec", "load", "from_text", "from_dict", "defaults", "check_ranks", "reference_markdown",
-    "template_toml", "update_readme",
+    "template_toml",
 ]
 
 
@@ -449,46 +448,6 @@ def check_ranks(spec: Spec, n_ranks: int, source: str = "<config>") -> None:
 # Documentation derived from the table
 # ----------------------------------------------------------------------------------------------
 
-README_BEGIN = "<!-- BEGIN INPUT REFERENCE"
-README_END = "<!-- END INPUT REFERENCE -->"
-
-
-def _generated_sections() -> dict:
-    """README sections made from code: marker name -> text."""
-    from ..output.io import layout_markdown
-    return {"INPUT REFERENCE": reference_markdown(), "HDF5 LAYOUT": layout_markdown(),
-            "CODE LAYOUT": code_layout_markdown()}
-
-
-# the layer folders of the package, from the top (the run) down (the model); a module imports only from its own
-# layer, the layers below it, and the shared modules of vmc/ (tests/test_docs.py::test_imports_point_down_the_layers)
-LAYERS = ("drivers", "analysis", "input", "output", "mc", "model")
-SHARED = ("errors", "version", "parallel")
-
-
-def _summary(path: Path) -> str:
-    """The first paragraph of a module's docstring, on one line."""
-    import ast
-    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-    return " ".join(doc.split("\n\n")[0].split())
-
-
-def code_layout_markdown() -> str:
-    """The README's "Layout of the code": every folder of the package (its `__init__` docstring) and module (the
-    first paragraph of its docstring), entry points and shared modules first, then the layers from the top."""
-    root = Path(__file__).resolve().parent.parent
-    lines = ["| module | holds |", "|---|---|"]
-    for path in sorted(root.glob("*.py"), key=lambda p: (p.stem in SHARED, p.name)):
-        if path.stem not in ("__init__", "__main__"):
-            lines.append(f"| `vmc/{path.name}` | {_md(_summary(path))} |")
-    for layer in LAYERS:
-        lines.append(f"| **`vmc/{layer}/`** | **{_md(_summary(root / layer / '__init__.py'))}** |")
-        for path in sorted((root / layer).rglob("*.py")):
-            if path.name != "__init__.py":
-                lines.append(f"| `{path.relative_to(root.parent).as_posix()}` | {_md(_summary(path))} |")
-    return "\n".join(lines) + "\n"
-
-
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -562,43 +521,17 @@ def template_toml() -> str:
     return "\n".join(out) + "\n"
 
 
-def update_readme(path: str | os.PathLike) -> bool:
-    """Replace every generated README section (between `<!-- BEGIN NAME ...-->` and `<!-- END NAME -->`)
-    by its current text; returns whether the file changed."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    new = text
-    for name, body in _generated_sections().items():
-        start = new.index("\n", new.index(f"<!-- BEGIN {name}")) + 1
-        end = new.index(f"<!-- END {name} -->", start)
-        new = new[:start] + body + new[end:]
-    if new != text:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(new)
-    return new != text
-
-
-def readme_section(text: str, name: str = "INPUT REFERENCE") -> str:
-    """The text between a generated section's markers of a README."""
-    start = text.index("\n", text.index(f"<!-- BEGIN {name}")) + 1
-    return text[start:text.index(f"<!-- END {name} -->", start)]
-
-
 def main(argv: Iterable[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vmc.input.config", description="vmc input options.")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--markdown", action="store_true", help="print the input reference (README section)")
     g.add_argument("--template", action="store_true", help="print an input file with every default")
     g.add_argument("--check", nargs="+", metavar="FILE", help="validate input files")
-    g.add_argument("--update-readme", metavar="README", help="rewrite the README's input reference")
     args = p.parse_args(argv)
     if args.markdown:
         sys.stdout.write(reference_markdown())
     elif args.template:
         sys.stdout.write(template_toml())
-    elif args.update_readme:
-        changed = update_readme(args.update_readme)
-        print(f"{args.update_readme}: {'updated' if changed else 'up to date'}")
     else:
         status = 0
         for path in args.check:
