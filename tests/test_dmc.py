@@ -188,10 +188,10 @@ received, step = [], pop.step
 pop.step = lambda rows, measured: (step(rows, measured), received.append(pop.received))[0]
 records = [pop.advance(10) for chunk in range(3)]
 received = sum(received)
-X, parts = pop.gather_positions(), comm.gather((pop.el, pop.vr, received))
+parts = comm.gather((pop.X, pop.el, pop.vr, received))
 if comm.rank == 0:
-    np.savez(sys.argv[1], records=np.concatenate(records), X=X, el=np.concatenate([p[0] for p in parts]),
-             vr=np.concatenate([p[1] for p in parts]), received=sum(p[2] for p in parts))
+    X, el, vr = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    np.savez(sys.argv[1], records=np.concatenate(records), X=X, el=el, vr=vr, received=sum(p[3] for p in parts))
 """
 
 

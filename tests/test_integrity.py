@@ -212,8 +212,8 @@ def test_checksummed_writes_overwrite_in_place(tmp_path):
         rows = [{k: float(t + i) for i, k in enumerate(io.ITERATION_FIELDS)} for t in range(6)]
         params, timing = rng.random((6, shape.n_params)), rng.random((6, len(io.TIMING_FIELDS)))
         for t in range(2):
-            w.iteration(t, rows[t], params[t])
-            w.timing("optimization", t, timing[t])
+            w.iterations(t, [rows[t]], params[t:t + 1])
+            w.timings("optimization", t, timing[t:t + 1])
         w.iterations(2, rows[2:], params[2:])           # rank 0's batches (`vmc.drivers.driver.Iterations`)
         w.timings("optimization", 2, timing[2:])
         assert f["optimization"].attrs["iterations_done"] == 6

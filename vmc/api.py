@@ -67,7 +67,7 @@ def run(input: str | os.PathLike | Mapping | None = None, *, output: str | os.Pa
         progress = _interactive()
     request = job.Request(input=path, config=parsed, output=output, resume=resume, overrides=dict(overrides or {}),
                           force=force)
-    with _signals() as stop:
+    with job.StopSignals() as stop:
         comm = job.world()
         outcome = job.execute(job.plan(comm, request), comm, stop, progress=progress, echo=False)
     if outcome.failure is not None:
@@ -89,29 +89,6 @@ def _path_argument(name: str, value) -> str | None:
 
 def _interactive() -> bool:
     return sys.stderr.isatty() or "ipykernel" in sys.modules
-
-
-class _NoSignals:
-    """Where signal handlers cannot be installed (not the main thread): no stop requests."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-    def pending(self):
-        return None
-
-    def defer(self):
-        return None
-
-
-def _signals():
-    import threading
-
-    from .drivers.job import StopSignals
-    return StopSignals() if threading.current_thread() is threading.main_thread() else _NoSignals()
 
 
 @dataclass

@@ -48,42 +48,34 @@ def _save(fig, out: str) -> None:
     _plt().close(fig)
 
 
-def _label(key: str) -> str:
-    return UNITS.get(key, key)
-
-
 def collect(path: str) -> tuple[dict, list[dict]]:
     """File attributes and one record per completed point (spec, analysis, history, density)."""
     try:
-        return _collect(path)
+        with open_for_reading(path) as f:
+            verify(f, path)
+            if f.attrs.get("format") not in ("vmc-run", "vmc-study"):
+                raise AnalysisError(f"{path}: not a vmc output file (no format attribute 'vmc-run' or 'vmc-study')")
+            info = {k: f.attrs.get(k) for k in ("format", "started", "host", "n_ranks", "command", "vmc_version")}
+            info.update(finished=attr_text(f, "finished"), config=attr_text(f, "config"))
+            points = []
+            for label, g in run_groups(f):
+                if attr_text(g, "status") != "complete":
+                    continue
+                spec = Spec.from_dict(json.loads(g.attrs["config"]))
+                result = analyze_group(g, f"{path} [{label}]" if label else path)
+                dens = g["production/density"]
+                points.append({
+                    "label": label or "run", "spec": spec, "result": result,
+                    "energy_history": history(g, "energy"), "error_history": history(g, "error"),
+                    "r": dens["r"][...] if "r" in dens else None,
+                    "density": dens["density"][...] if "density" in dens else None,
+                    "samples_per_s": g["production/local_energy"].shape[0] * done(g, "production")
+                    / max(float(g["production"].attrs.get("wall_seconds", 0)), 1e-12),
+                })
     except OutputError as exc:
         raise AnalysisError(str(exc)) from None
     except (KeyError, OSError, RuntimeError, ValueError) as exc:
         raise AnalysisError(f"{path}: damaged or not a vmc output file ({str(exc).splitlines()[0]})") from None
-
-
-def _collect(path: str) -> tuple[dict, list[dict]]:
-    with open_for_reading(path) as f:
-        verify(f, path)
-        if f.attrs.get("format") not in ("vmc-run", "vmc-study"):
-            raise AnalysisError(f"{path}: not a vmc output file (no format attribute 'vmc-run' or 'vmc-study')")
-        info = {k: f.attrs.get(k) for k in ("format", "started", "host", "n_ranks", "command", "vmc_version")}
-        info.update(finished=attr_text(f, "finished"), config=attr_text(f, "config"))
-        points = []
-        for label, g in run_groups(f):
-            if attr_text(g, "status") != "complete":
-                continue
-            spec = Spec.from_dict(json.loads(g.attrs["config"]))
-            result = analyze_group(g, f"{path} [{label}]" if label else path)
-            dens = g["production/density"]
-            points.append({
-                "label": label or "run", "spec": spec, "result": result,
-                "energy_history": history(g, "energy"), "error_history": history(g, "error"),
-                "r": dens["r"][...] if "r" in dens else None,
-                "density": dens["density"][...] if "density" in dens else None,
-                "samples_per_s": g["production/local_energy"].shape[0] * done(g, "production")
-                / max(float(g["production"].attrs.get("wall_seconds", 0)), 1e-12),
-            })
     if not points:
         raise AnalysisError(f"{path}: no completed run to report on")
     return info, points
@@ -193,7 +185,7 @@ def figure_vs(points, key, keys, out, quantity="energy"):
             vals = [p["spec"].value(key) for p in points]
             if min(vals) > 0 and max(vals) / min(vals) >= 50:
                 a.set_xscale("log")
-        a.set_xlabel(_label(key))
+        a.set_xlabel(UNITS.get(key, key))
         if a.get_legend_handles_labels()[0]:
             a.legend(fontsize=7)
     if ax_r is not None:

@@ -100,9 +100,6 @@ class RunState:
         return np.array([getattr(self.dmc, c) if c else getattr(self, name) for name, _, c in self._flat(type(self))],
                         dtype=float)
 
-    def copy(self) -> "RunState":
-        return replace(self, dmc=replace(self.dmc))
-
     @classmethod
     def from_dict(cls, values: dict) -> "RunState":
         """From stored names and numbers (unknown names ignored, missing ones at their defaults)."""
@@ -228,27 +225,6 @@ class Snapshot:
     dmc: tuple | None = None      # (this rank's DMC positions, and E_L and ratio of its DMC walkers)
 
 
-def snapshot(setup: Setup, state: RunState, density_counts: np.ndarray, pop: dmc.Population | None = None) -> Snapshot:
-    return Snapshot(replace(state.copy(), sweeps=setup.walkers.sweeps), setup.wf.params.copy(),
-                    {k: v.copy() for k, v in setup.optimizer.state.items()}, setup.walkers.positions.copy(),
-                    density_counts.copy(),
-                    (pop.X.copy(), np.stack([pop.el, pop.vr], axis=1)) if pop is not None else None)
-
-
-def write_checkpoint(comm: Comm, writer: io.RunWriter | None, snap: Snapshot) -> None:
-    """Gather the walkers of `snap` on rank 0 and write them with the rest (collective)."""
-    parts = comm.gather((snap.positions, snap.dmc))
-    if writer is None:
-        return
-    arrays = {"params": snap.params, "positions": np.concatenate([p[0] for p in parts]),
-              "density_counts": snap.density_counts}
-    if snap.dmc is not None:
-        arrays["dmc_positions"] = np.concatenate([p[1][0] for p in parts])
-        arrays["dmc_walkers"] = np.concatenate([p[1][1] for p in parts])
-    arrays.update({f"optimizer_{k}": v for k, v in snap.optimizer.items()})
-    writer.checkpoint(arrays, snap.state.to_array(), snap.state.iteration, snap.state.phase)
-
-
 def restore(comm: Comm, group, setup: Setup) -> tuple[RunState, np.ndarray, dict] | None:
     """The last checkpoint, read on rank 0 and shared: every rank takes its walkers (None if there is none);
     returns the state, the density counts and the checkpoint's arrays."""
@@ -292,7 +268,7 @@ class PhaseTimer:
 
     def write(self, writer, phase: str, row: int) -> None:
         if writer is not None:
-            writer.timing(phase, row, [self.seconds[k] for k in io.TIMING_FIELDS])
+            writer.timings(phase, row, np.array([[self.seconds[k] for k in io.TIMING_FIELDS]]))
 
 
 class Clock:
@@ -400,13 +376,6 @@ class Guard:
 # ----------------------------------------------------------------------------------------------
 
 
-def _progress(total: int, initial: int, desc: str, unit: str, enabled: bool) -> tqdm:
-    """A progress bar on rank 0; in a batch log (not a terminal) it writes a line every 30 s at most."""
-    tty = sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled,
-                dynamic_ncols=tty, mininterval=0.1 if tty else 30.0, ascii=not tty)
-
-
 def _no_stop() -> str | None:
     return None
 
@@ -445,11 +414,26 @@ class Run:
         return np.array([1.0 if self.stop() else 0.0, self.clock.due() if self.comm.is_root else 0.0])
 
     def snapshot(self) -> Snapshot:
-        return snapshot(self.setup, self.state, self.counts, self.pop)
+        setup, pop = self.setup, self.pop
+        return Snapshot(replace(self.state, sweeps=setup.walkers.sweeps, dmc=replace(self.state.dmc)),
+                        setup.wf.params.copy(), {k: v.copy() for k, v in setup.optimizer.state.items()},
+                        setup.walkers.positions.copy(), self.counts.copy(),
+                        (pop.X.copy(), np.stack([pop.el, pop.vr], axis=1)) if pop is not None else None)
 
     def checkpoint(self, snap: Snapshot | None = None) -> None:
+        """Gather the walkers of `snap` (default: now) on rank 0 and write them with the rest (collective)."""
+        snap = snap or self.snapshot()
         self.iterations.flush()      # the file holds every iteration before the checkpoint's
-        write_checkpoint(self.comm, self.writer, snap or self.snapshot())
+        parts = self.comm.gather((snap.positions, snap.dmc))
+        if self.writer is None:
+            return
+        arrays = {"params": snap.params, "positions": np.concatenate([p[0] for p in parts]),
+                  "density_counts": snap.density_counts}
+        if snap.dmc is not None:
+            arrays["dmc_positions"] = np.concatenate([p[1][0] for p in parts])
+            arrays["dmc_walkers"] = np.concatenate([p[1][1] for p in parts])
+        arrays.update({f"optimizer_{k}": v for k, v in snap.optimizer.items()})
+        self.writer.checkpoint(arrays, snap.state.to_array(), snap.state.iteration, snap.state.phase)
 
     def end_chunk(self, control: np.ndarray, phase: int, bar, where: str) -> None:
         """A stop request on any rank (summed `control`) checkpoints and stops while `phase` has work left; a
@@ -464,7 +448,10 @@ class Run:
             self.clock.reset()
 
     def bar(self, total: int, initial: int, desc: str, unit: str) -> tqdm:
-        return _progress(total, initial, desc, unit, self.progress)
+        """A progress bar on rank 0; in a batch log (not a terminal) it writes a line every 30 s at most."""
+        tty = sys.stderr.isatty()
+        return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not self.progress,
+                    dynamic_ncols=tty, mininterval=0.1 if tty else 30.0, ascii=not tty)
 
 
 def run(spec: Spec, writer: io.RunWriter | None, comm: Comm, resume: bool = False, progress: bool = True,

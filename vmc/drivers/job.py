@@ -27,6 +27,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -80,7 +81,8 @@ def on_root(comm, fn, share: bool = True):
 
 class StopSignals:
     """SIGTERM, SIGINT and SIGUSR1 ask the run to stop at the next safe point (it checkpoints and exits
-    with code 3); a second signal ends the process at once (the file stays valid).
+    with code 3); a second signal ends the process at once (the file stays valid). Off the main thread, where
+    Python installs no signal handler, it installs none and no stop is ever requested.
 
     Until `defer()` (called once the output file is open and the run is about to start) there is nothing to
     checkpoint and the run may be blocked in a system call: a signal then ends it at once, by raising
@@ -94,8 +96,9 @@ class StopSignals:
         self._previous: dict = {}
 
     def __enter__(self) -> "StopSignals":
-        for s in self.SIGNALS:
-            self._previous[s] = signal.signal(s, self._handler)
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handler)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -76,18 +76,11 @@ O(1/t) per step), so the weights need no reduction of their own: one collective 
 **Bias.** Besides the time-step error (extrapolated to tau -> 0 by `extrapolate`), the finite
 population gives the usual population-control bias of order var(E_L) t_corr / N (UNR section III.D): at
 N = 1000 below 0.1 mHa for the optimized states, about 7 mHa for a guide with var(E_L) = 4 at N = 12
-(docs/results.md, "Checks"); `vmc.analysis` reports UNR's estimate of it with every DMC energy. The
-factors' caches (inverse Slater matrices updated by Sherman-Morrison) are rebuilt from scratch at the start of
-every chunk of `CHUNK` steps (copies carry their parent's), so a resumed run (checkpoints at chunk ends) is
-bit-identical.
+(docs/results.md, "Checks"); `vmc.analysis` reports UNR's estimate of it with every DMC energy.
 
-**Guard.** A DMC energy is reported as a failure (`vmc.analysis.results.dmc_verdict`: a FAILED line in the summary
-and in `vmc analyze`, "DMC FAILED: ..." in the stored summary's warnings, exit code 1 of `vmc run`; the file
-keeps the data) when its measured steps span less than 5 / omega of imaginary time (n tau_eff omega < 5:
-the centre of mass alone decorrelates on 1/omega, so blocking cannot see the correlation and the error
-bar is far too small: 73 error bars off at tau = 1e-6), hold fewer than 10 autocorrelation times (no
-plateau), or lie more than 5 error bars below the non-interacting ground state (impossible: the Coulomb
-term is positive).
+**Guard.** A DMC energy whose data cannot support its error bar (too short in imaginary time, too few
+autocorrelation times, or below the non-interacting ground state) is reported as a failure, not as a result
+(`vmc.analysis.results.dmc_verdict`).
 """
 from __future__ import annotations
 
@@ -371,11 +364,6 @@ class Population:
         self.el[:], self.vr[:] = el[lo:hi], vr[lo:hi]
         self.c = counters
         self._init(np.arange(len(self.mine)))
-
-    def gather_positions(self) -> np.ndarray | None:
-        """All positions (N, M) on rank 0 (None elsewhere)."""
-        parts = self.comm.gather(self.X.copy())
-        return np.concatenate(parts) if parts is not None else None
 
     def _init(self, which: np.ndarray) -> None:
         if which.size:

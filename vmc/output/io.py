@@ -82,13 +82,12 @@ def set_text(obj, name: str, value: str) -> None:
     obj.attrs.modify(name, _fit(value, TEXT_CAPACITY[name]))
 
 
-def text(value) -> str:
-    """An attribute's text, whether stored fixed-length (bytes) or variable-length (str)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def attr_text(obj, name: str, default: str = "") -> str:
-    return text(obj.attrs[name]) if name in obj.attrs else default
+    """An attribute's text, whether stored fixed-length (bytes) or variable-length (str)."""
+    if name not in obj.attrs:
+        return default
+    value = obj.attrs[name]
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def open_for_resume(path: str, record: dict) -> tuple[h5py.File, int]:
@@ -410,10 +409,6 @@ class RunWriter:
         return OutputError(f"{describe_write_error(exc)} while writing {what} to {self.path}: {held}; "
                            f"free space and continue with --resume {self.path}")
 
-    def iteration(self, t: int, row: dict, params: np.ndarray) -> None:
-        """Row t of the optimization record; `iterations_done` becomes t + 1."""
-        self.iterations(t, [row], np.asarray(params)[None])
-
     def iterations(self, first: int, rows: list[dict], params: np.ndarray) -> None:
         """Rows first, first + 1, ... of the optimization record (one dict per iteration, params (k, n)), one
         write per dataset whatever k; `iterations_done` becomes first + k."""
@@ -427,13 +422,9 @@ class RunWriter:
         except (OSError, RuntimeError) as exc:
             raise self._fail(exc, f"iteration {first}" if k == 1 else f"iterations {first}-{first + k - 1}") from None
 
-    def timing(self, phase: str, row: int, seconds) -> None:
-        """Row `row` of /<phase>/timing (`TIMING_FIELDS`); flushed with the next record (files written before
-        version 3 have no timing: nothing is written)."""
-        self.timings(phase, row, np.asarray(seconds, dtype=float)[None])
-
     def timings(self, phase: str, first: int, rows: np.ndarray) -> None:
-        """Rows first, first + 1, ... of /<phase>/timing (rows (k, len(TIMING_FIELDS))) in one write."""
+        """Rows first, first + 1, ... of /<phase>/timing (rows (k, len(TIMING_FIELDS))) in one write, flushed with
+        the next record (files written before version 3 have no timing: nothing is written)."""
         ds = self._timing.get(phase)
         if ds is None:
             return
@@ -576,13 +567,9 @@ def done(group: h5py.Group, phase: str) -> int:
     return n
 
 
-def iterations_done(group: h5py.Group) -> int:
-    return done(group, "optimization")
-
-
 def history(group: h5py.Group, name: str = "energy") -> np.ndarray:
     """The valid part of an optimization record (`ITERATION_FIELDS` or "params")."""
-    return group["optimization"][name][:iterations_done(group)]
+    return group["optimization"][name][:done(group, "optimization")]
 
 
 @dataclass
@@ -819,7 +806,7 @@ def describe(path: str) -> str:
 def _run_lines(g: h5py.Group, indent: str = "  ") -> list[str]:
     cfg = json.loads(g.attrs["config"])
     o = cfg["optimizer"]
-    n_it = iterations_done(g)
+    n_it = done(g, "optimization")
     prod = g["production"]
     energy = history(g)
     lines = [f"{indent}optimization: {n_it} of {o['iterations']} iterations ({o['kind']})"
@@ -890,8 +877,8 @@ def _describe(f: h5py.File, path: str) -> str:
                  f"points complete, {f.attrs.get('n_ranks')} ranks"]
         for k in sorted(pts):
             g = pts[k]
-            lines.append(f"  {k} {g.attrs.get('label')}: {attr_text(g, 'status')}, {iterations_done(g)} iterations, "
-                         f"production {done(g, 'production')} steps")
+            lines.append(f"  {k} {g.attrs.get('label')}: {attr_text(g, 'status')}, "
+                         f"{done(g, 'optimization')} iterations, production {done(g, 'production')} steps")
         return "\n".join(lines)
     if f.attrs.get("format") != FORMAT:
         raise OutputError(f"{path}: not a vmc output file (no format attribute '{FORMAT}')")
