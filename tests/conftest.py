@@ -144,7 +144,7 @@ def propose_with_drifts(factors, x, i, xp, dx, before, after):
 def docs_script(name: str):
     """A script of docs/ (not part of the package) as a module, e.g. docs_script("readme")."""
     import importlib.util
-    path = Path(__file__).resolve().parent.parent / "docs" / f"{name}.py"
+    path = ROOT / "docs" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"docs_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

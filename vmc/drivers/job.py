@@ -82,7 +82,7 @@ def on_root(comm, fn, share: bool = True):
 class StopSignals:
     """SIGTERM, SIGINT and SIGUSR1 ask the run to stop at the next safe point (it checkpoints and exits
     with code 3); a second signal ends the process at once (the file stays valid). Off the main thread, where
-    Python installs no signal handler, it installs none and no stop is ever requested.
+    Python refuses signal handlers, it installs none and no stop is ever requested.
 
     Until `defer()` (called once the output file is open and the run is about to start) there is nothing to
     checkpoint and the run may be blocked in a system call: a signal then ends it at once, by raising
