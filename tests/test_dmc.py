@@ -315,7 +315,8 @@ def _dmc_result(path):
 def test_dmc_mpi_reproducible_and_resumable(trial_file):
     """From a file's /wavefunction: -n 1 and -n 2 agree bit for bit (the walkers start from the same
     streams and every population sum is exact, `vmc.mc.exactsum`); two -n 2 runs are bit-identical; a run
-    killed (SIGKILL) during DMC and resumed ends on the same numbers bit for bit."""
+    killed (SIGKILL) during DMC and resumed ends on the same numbers bit for bit; so does a complete run resumed
+    with more DMC steps (`--set dmc.steps`)."""
     d = trial_file
     inp = _dmc_input(d, "dmc.toml")
     results = {}
@@ -354,6 +355,28 @@ def test_dmc_mpi_reproducible_and_resumable(trial_file):
     resumed = _dmc_result(out)[0]
     for k in b:
         assert np.array_equal(resumed[k], b[k])
+    # a short run (it fails the guard: too few independent samples) asked for more DMC steps, then the complete
+    # run asked for more again, continue as if they had been asked for from the start: bit for bit where the
+    # short run ended on a chunk boundary of the long one (a chunk starts by rebuilding the factors' caches)
+    short = d / "short.h5"
+    p = run_cli("run", inp, "-o", short, "--quiet", "--set", "dmc.steps=300", ranks=2)
+    assert p.returncode in (0, 1), p.stderr
+    p = run_cli("run", "--resume", short, "--quiet", "--set", "dmc.steps=250", ranks=2)
+    assert p.returncode == 2 and "below the 300 measured DMC steps" in p.stderr
+    p = run_cli("run", "--resume", short, "--quiet", "--set", "dmc.steps=600", ranks=2)
+    assert p.returncode == 0, p.stderr
+    extended, attrs = _dmc_result(short)
+    assert attrs["steps_done"] == 800
+    for k in b:
+        assert np.array_equal(extended[k], b[k])
+    p = run_cli("run", "--resume", short, "--quiet", "--set", "dmc.steps=700", ranks=2)
+    assert p.returncode == 0, p.stderr
+    extended, attrs = _dmc_result(short)
+    assert attrs["steps_done"] == 900 and np.all(np.isfinite(extended["energy"]))
+    for k in b:
+        assert np.array_equal(extended[k][:800], b[k])
+    p = run_cli("run", "--resume", d / "opt.h5", "--set", "dmc.steps=100")
+    assert p.returncode == 2 and "has no DMC" in p.stderr
     p = run_cli("analyze", d / "n2.h5")
     assert p.returncode == 0 and "E_DMC" in p.stdout
     p = run_cli("info", d / "n2.h5")

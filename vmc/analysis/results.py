@@ -289,7 +289,7 @@ def dmc_verdict(d: dict) -> list[str]:
     if independent < DMC_MIN_INDEPENDENT:
         problems.append(f"too few independent samples: {n} steps / correlation time {d['tau']:.1f} = "
                         f"{independent:.1f} < {DMC_MIN_INDEPENDENT:g}; no plateau, the error bar is meaningless "
-                        "(more dmc.steps)")
+                        "(more dmc.steps: `vmc run --resume FILE --set dmc.steps=N` continues this run)")
     floor = d.get("lower_bound")
     if floor is not None and d["mean"] < floor - DMC_FLOOR_SIGMAS * d["error"]:
         problems.append(f"below the lowest energy H allows: E_DMC = {d['mean']:.6g} < {floor:.6g} (the "

@@ -467,6 +467,8 @@ def run(spec: Spec, writer: io.RunWriter | None, comm: Comm, resume: bool = Fals
     saved = None
     if restored is not None:
         r.state, r.counts[:], arrays = restored
+        if r.state.phase == DONE and spec.dmc_on and r.state.dmc.steps < spec.dmc.equilibration + spec.dmc.steps:
+            r.state.phase = DMC     # a complete run asked for more DMC steps (`--set dmc.steps`)
         if r.state.phase == DMC and r.state.dmc.steps > 0:
             saved = arrays
         if writer is not None:

@@ -194,6 +194,7 @@ def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
                                  "has_checkpoint": int(ck["current"]) >= 0,
                                  "iteration": int(ck.get("iteration", 0)), "phase": int(ck.get("phase", 0)),
                                  "steps_done": io.done(g, "production"),
+                                 "dmc_steps_done": io.done(g, "dmc") if "dmc" in g else 0,
                                  # as this version reads it: options added since at their defaults
                                  "spec": config_mod.from_dict(json.loads(g.attrs["config"]), path).spec()})
             return json.loads(f.attrs["config"]), str(f.attrs.get("input_text", "")), progress
@@ -202,6 +203,18 @@ def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
     except (KeyError, OSError, RuntimeError, ValueError) as exc:
         raise InputError(f"{path}: damaged or incomplete vmc file, cannot resume "
                          f"({str(exc).splitlines()[0]})") from None
+
+
+def _check_dmc_extension(path: str, steps: int, progress: dict) -> None:
+    """`--set dmc.steps=STEPS` on a resume: only a run with DMC, and not below the measured steps done."""
+    d = progress["spec"].dmc
+    if d.steps == 0:
+        raise InputError(f"{path}: --set dmc.steps: this run has no DMC; start one from its trial state (a new run "
+                         f"with wavefunction.from_file = \"{path}\")")
+    measured = max(0, progress["dmc_steps_done"] - d.equilibration)
+    if steps < max(measured, 16):
+        raise InputError(f"{path}: --set dmc.steps={steps} is below the {measured} measured DMC steps already done"
+                         + (" (or below 16)" if measured < 16 else ""))
 
 
 def _check_resume_overrides(path: str, overrides: dict, progress: list[dict]) -> None:
@@ -216,10 +229,13 @@ def _check_resume_overrides(path: str, overrides: dict, progress: list[dict]) ->
             raise InputError(f"{path}: --set {key} cannot change on --resume: it fixes the physics or the shape "
                              f"of the stored state (a resume may change: {', '.join(allowed)})")
     for p in progress:
-        if p["status"] == "complete":
+        if p["status"] == "complete" and "dmc.steps" not in overrides:
             continue
         optimizing = p["phase"] == 0
         for key, value in overrides.items():
+            if key == "dmc.steps":
+                _check_dmc_extension(path, value, p)
+                continue
             late = (key.startswith("optimizer.") or key in ("sampler.steps", "sampler.thermalize")) and not optimizing \
                 or key.startswith("production.") and p["phase"] >= 2   # the production is over (DMC or done)
             if key == "sampler.burn_in" and p["iteration"] > 0 or key == "production.burn_in" and p["steps_done"] > 0 \
@@ -252,8 +268,10 @@ def _points(config, n_ranks: int, progress: list[dict] | None) -> list[Point]:
         config_mod.check_ranks(point.spec(), n_ranks, point.source)
         state = "new"
         if progress is not None:
-            state = "complete" if progress[index]["status"] == "complete" else \
-                "resume" if progress[index]["has_checkpoint"] else "new"
+            p = progress[index]
+            grows = p["status"] == "complete" and point.spec().dmc.steps > p["spec"].dmc.steps
+            state = "complete" if p["status"] == "complete" and not grows else \
+                "resume" if p["has_checkpoint"] else "new"
         points.append(Point(index, label, point.spec(), state))
     return points
 
@@ -299,10 +317,10 @@ def _plan(request: Request, n_ranks: int, ranks_on_node: int) -> Plan:
         if request.resume:
             path = request.resume
             stored, text, progress = _read_stored(path)
-            if all(p["status"] == "complete" for p in progress):
+            if all(p["status"] == "complete" for p in progress) and "dmc.steps" not in overrides:
                 if overrides:
                     raise InputError(f"{path}: the run is complete; nothing to resume (the overrides were not "
-                                     "applied)")
+                                     "applied; only dmc.steps may continue a complete run)")
                 return Plan(path, False, [], text, overrides, True,
                             nothing_to_do=f"{path}: the run is already complete, nothing to do "
                                           f"(`vmc analyze {path}` shows its results)")
@@ -383,7 +401,8 @@ def _open_output(plan: Plan, n_ranks: int):
                 g = _group(f, plan, p)
                 if plan.overrides:
                     io.set_text(g, "config", json.dumps(p.spec.to_dict()))
-                io.extend_run(g, p.spec.optimizer.iterations, p.spec.production.steps)
+                io.extend_run(g, p.spec.optimizer.iterations, p.spec.production.steps,
+                              p.spec.dmc.equilibration + p.spec.dmc.steps if p.spec.dmc_on else 0)
             if plan.overrides and plan.study:
                 io.set_text(f, "config", json.dumps(plan.config))
         else:

@@ -498,7 +498,8 @@ def reference_markdown() -> str:
     out += ["### Changing options on `--resume`", "",
             "`vmc run --resume FILE --set KEY=VALUE` may change only "
             + ", ".join(f"`{o.key}`" for o in OPTIONS if o.on_resume)
-            + " (and not below what is already done, nor options of a phase that is over); every other "
+            + " (and not below what is already done, nor options of a phase that is over; `dmc.steps` may grow "
+            "also in a complete run, which then continues its DMC); every other "
             "option fixes the physics or the shape of the stored state and is refused (exit code 2, the "
             "file unchanged). The changes are recorded in the file's `resumed` attribute.", ""]
     out += ["### Parameter sweeps: `[sweep]`", "", _REFERENCE_SWEEP, "",

@@ -7,7 +7,8 @@ configuration before any work, `vmc.drivers.resources`); lengths and times that 
 bounded in units of the trap length 1/sqrt(omega) and the trap period 1/omega (`RULES`), each only where the
 stage that uses it runs (the Metropolis step only for Metropolis sampling, the DMC time step only with DMC on).
 `on_resume = True` marks the options that `vmc run --resume FILE --set KEY=VALUE` may change (run
-length and optimizer settings); every other option fixes the physics or the shape of the stored state.
+length and optimizer settings; `dmc.steps` also of a complete run); every other option fixes the physics or
+the shape of the stored state.
 """
 from __future__ import annotations
 
@@ -135,7 +136,10 @@ OPTIONS: tuple[Option, ...] = (
            ge(0)),
     # ---- [dmc]
     Option("dmc.steps", 0, int, "Measured steps of fixed-node diffusion Monte Carlo after the VMC production "
-           "(`vmc/mc/dmc.py`); 0: no DMC. At least 16 when on.", between(0, 10**9)),
+           "(`vmc/mc/dmc.py`); 0: no DMC. At least 16 when on. A resume may raise it, also of a complete or "
+           "failed run: the DMC continues from its last population, bit for bit as one longer run when the steps "
+           "done are a multiple of 100 (a chunk of `vmc.mc.dmc.CHUNK` steps starts by rebuilding the factors' caches).",
+           between(0, 10**9), on_resume=True),
     Option("dmc.equilibration", 1000, int, "DMC steps before the measured ones (recorded, discarded by the "
            "analysis together with any further equilibration it detects).", between(0, 10**9)),
     Option("dmc.time_step", 0.01, float, "DMC time step tau (drift-diffusion move of every particle, then "

@@ -322,8 +322,9 @@ def _checkpoint_arrays(shape: RunShape):
          ("dmc_walkers", (shape.dmc_walkers, len(DMC_WALKER_FIELDS)), "f8")) if shape.dmc_walkers else ())
 
 
-def extend_run(group: h5py.Group, iterations: int, production_steps: int) -> None:
-    """Grow the optimization record and the production series (a resume with more iterations or steps)."""
+def extend_run(group: h5py.Group, iterations: int, production_steps: int, dmc_steps: int = 0) -> None:
+    """Grow the optimization record, the production series and the DMC record (a resume with more iterations
+    or steps)."""
     opt, prod = group["optimization"], group["production"]
     if iterations > opt["energy"].shape[0]:
         for name in ITERATION_FIELDS:
@@ -337,6 +338,11 @@ def extend_run(group: h5py.Group, iterations: int, production_steps: int) -> Non
             old = prod[name].shape[1]
             prod[name].resize((prod[name].shape[0], production_steps))
             prod[name][:, old:] = np.nan
+    if "dmc" in group and dmc_steps > group["dmc"]["energy"].shape[0]:
+        for name in DMC_FIELDS:
+            old = group["dmc"][name].shape[0]
+            group["dmc"][name].resize((dmc_steps,))
+            group["dmc"][name][old:] = np.nan
 
 
 # ----------------------------------------------------------------------------------------------
