@@ -103,8 +103,8 @@ def dmc_section(files: list[str]) -> list[str]:
         points = [p for p in points if "mean" in p["result"].get("dmc", {})]
         if not points:
             continue
-        s = points[0]["config"]["system"]
-        key = (s["dimensions"], s["particles"])
+        s = points[0]["spec"].system
+        key = (s.dimensions, s.particles)
         ref_err = REFERENCE_ERRORS.get(key)
 
         def row(label, tau, size, e, err, ref, kind, wall, vmc="", shift=""):
@@ -112,7 +112,7 @@ def dmc_section(files: list[str]) -> list[str]:
             if ref is not None and ref_err is not None:
                 dev = f"{(e - ref) / math.hypot(err, ref_err):+.1f}"
             ref_text = "–" if ref is None else f"{ref}" + (f" +- {ref_err:g}" if ref_err else "") + f" ({kind})"
-            return (f"| `{Path(f).stem}` | {s['particles']} | {s['dimensions']} | {vmc} | {tau} | {size} | "
+            return (f"| `{Path(f).stem}` | {s.particles} | {s.dimensions} | {vmc} | {tau} | {size} | "
                     f"{e:.5f} +- {err:.5f} | {ref_text} | {dev} | {shift} | {wall} |")
         for p in sorted(points, key=lambda p: p["result"]["dmc"]["time_step"]):
             r, d = p["result"], p["result"]["dmc"]

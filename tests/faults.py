@@ -65,16 +65,16 @@ def main() -> int:
                 with open(os.environ["VMC_FAULT_STAMP"], "w") as stamp:
                     stamp.write(repr(time.time()))
             raise RuntimeError("injected fault")
-        real = h5py.Dataset.__setitem__, io._Rows.__setitem__, io._Rows.write
+        real = h5py.Dataset.__setitem__, io._Rows.write
 
         def full(ds, key, value):
             raise OSError(errno.ENOSPC, "Can't write data (file write failed: errno = 28, error message = "
                                         "'No space left on device')")
-        h5py.Dataset.__setitem__ = io._Rows.__setitem__ = io._Rows.write = full
+        h5py.Dataset.__setitem__ = io._Rows.write = full
         try:
             return original(self, first, rows, params)
         finally:
-            h5py.Dataset.__setitem__, io._Rows.__setitem__, io._Rows.write = real
+            h5py.Dataset.__setitem__, io._Rows.write = real
 
     io.RunWriter.iterations = iterations
     return cli.main(args)

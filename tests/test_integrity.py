@@ -84,6 +84,20 @@ def test_flipped_bytes_give_one_line_naming_the_dataset_in_every_reader(dataset,
         vmc.load(bad)
 
 
+def test_an_hdf5_file_that_is_not_a_vmc_file_is_said_so_once_in_every_reader(tmp_path, capsys):
+    """Not "damaged or incomplete (... not a vmc output file)": the reader's own words, one line."""
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.arange(3.0)
+    for args in (("info", other), ("analyze", other), ("report", other), ("run", "--resume", other, "--quiet")):
+        line = one_line_exit_2(capsys, *args)
+        assert "not a vmc" in line or "no /production/local_energy" in line, (args, line)
+        assert "damaged" not in line, (args, line)
+    with pytest.raises(vmc.InputError, match="not a vmc output file") as err:
+        vmc.load(other)
+    assert "damaged" not in str(err.value)
+
+
 def test_from_file_refuses_a_damaged_source(finished, tmp_path, capsys):
     bad = copy(finished, tmp_path)
     flip(bad, "wavefunction/params")

@@ -47,8 +47,7 @@ def run(input: str | os.PathLike | Mapping | None = None, *, output: str | os.Pa
     if overrides is not None and not isinstance(overrides, Mapping):
         raise InputError(f"vmc.run: overrides must be a mapping of dotted keys to values, e.g. "
                          f"{{\"optimizer.iterations\": 100}} (got {type(overrides).__name__})", everywhere=True)
-    parsed = None
-    path = None
+    parsed = path = None
     if input is not None:
         try:
             if isinstance(input, Mapping):
@@ -64,7 +63,7 @@ def run(input: str | os.PathLike | Mapping | None = None, *, output: str | os.Pa
         except config_mod.ConfigError as exc:
             raise InputError(str(exc), everywhere=True) from None
     if progress is None:
-        progress = _interactive()
+        progress = sys.stderr.isatty() or "ipykernel" in sys.modules
     request = job.Request(input=path, config=parsed, output=output, resume=resume, overrides=dict(overrides or {}),
                           force=force)
     with job.StopSignals() as stop:
@@ -85,10 +84,6 @@ def _path_argument(name: str, value) -> str | None:
         raise InputError(f"vmc.run: {name} must be a file path (str or os.PathLike), got {type(value).__name__}",
                          everywhere=True)
     return os.fspath(value) or None
-
-
-def _interactive() -> bool:
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
 @dataclass
@@ -119,21 +114,10 @@ class Run:
     def _value(self, key: str) -> float:
         return float(self.analysis[key]) if self.analysis else float("nan")
 
-    @property
-    def energy(self) -> float:
-        return self._value("mean")
-
-    @property
-    def error(self) -> float:
-        return self._value("error")
-
-    @property
-    def variance(self) -> float:
-        return self._value("variance")
-
-    @property
-    def acceptance(self) -> float:
-        return self._value("acceptance")
+    energy = property(lambda self: self._value("mean"))
+    error = property(lambda self: self._value("error"))
+    variance = property(lambda self: self._value("variance"))
+    acceptance = property(lambda self: self._value("acceptance"))
 
     @property
     def parts(self) -> dict:
@@ -188,44 +172,21 @@ class Run:
 def load(path: str | os.PathLike) -> "Run | list[Run]":
     """A run file as a `Run`, a study file as a list of `Run` (one per point, with `label` and `swept`)."""
     from .analysis import results as analysis_mod
-    from .output.io import FORMAT, STUDY_FORMAT, OutputError, open_for_reading, verify
+    from .output.io import FORMAT, STUDY_FORMAT, reading
     if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"vmc.load: path must be a file path (str or os.PathLike), got {type(path).__name__}")
     path = os.fspath(path)
     try:
-        with open_for_reading(path) as f:
-            verify(f, path)
+        with reading(path, InputError) as f:
             kind = f.attrs.get("format")
-            if kind == STUDY_FORMAT:
-                swept_keys = _swept_keys(json.loads(f.attrs["config"]))
-                return [_read_run(path, f["points"][k], f"/points/{k}", swept_keys) for k in sorted(f["points"])]
+            if kind == STUDY_FORMAT:     # the stored sweep has dotted keys (`Config.to_dict`)
+                swept = tuple(k for k in json.loads(f.attrs["config"]).get("sweep") or {} if k != "zip")
+                return [_read_run(path, f["points"][k], f"/points/{k}", swept) for k in sorted(f["points"])]
             if kind != FORMAT:
                 raise InputError(f"{path}: not a vmc output file (format {kind!r})")
             return _read_run(path, f, "/", ())
-    except OutputError as exc:
-        raise InputError(str(exc)) from None
     except analysis_mod.AnalysisError as exc:
         raise InputError(str(exc)) from None
-    except (OSError, KeyError, RuntimeError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{path}: damaged or incomplete vmc file ({str(exc).splitlines()[0]})") from None
-
-
-def _swept_keys(cfg: dict) -> tuple:
-    sweep = cfg.get("sweep") or {}
-    keys = []
-
-    def walk(table, prefix):
-        for k, v in table.items():
-            if k == "zip":
-                continue
-            if isinstance(v, Mapping):
-                walk(v, f"{prefix}{k}.")
-            else:
-                keys.append(prefix + k)
-    walk(sweep, "")
-    return tuple(keys)
 
 
 def _read_run(path: str, g, name: str, swept_keys) -> Run:

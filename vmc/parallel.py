@@ -64,20 +64,18 @@ class Comm:
         return self.rank == 0
 
     def allreduce_sum(self, local: np.ndarray) -> np.ndarray:
-        if self._comm is None or self.size == 1:      # the same bits as MPI's sum of one rank, without its wait
-            return local.copy()
-        from mpi4py import MPI
-        total = np.empty_like(local)
-        self._comm.Allreduce(local, total, op=MPI.SUM)
-        return total
+        return self._allreduce(local, "SUM")
 
     def allreduce_max(self, local: np.ndarray) -> np.ndarray:
-        if self._comm is None or self.size == 1:
+        return self._allreduce(local, "MAX")
+
+    def _allreduce(self, local: np.ndarray, op: str) -> np.ndarray:
+        if self._comm is None or self.size == 1:      # the same bits as MPI's reduction of one rank, without its wait
             return local.copy()
         from mpi4py import MPI
         local = np.ascontiguousarray(local)
         out = np.empty_like(local)
-        self._comm.Allreduce(local, out, op=MPI.MAX)
+        self._comm.Allreduce(local, out, op=getattr(MPI, op))
         return out
 
     def sum_and_exscan(self, total: np.ndarray, scan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..input.spec import Spec
 from ..model.hamiltonian import SYMBOLS, TERM_NAMES
-from ..output.io import OutputError, attr_text, done, history, open_for_reading, verify
+from ..output.io import attr_text, done, history, reading
 from ..version import __version__
 from .results import AnalysisError, analyze_group, run_groups
 
@@ -50,32 +50,26 @@ def _save(fig, out: str) -> None:
 
 def collect(path: str) -> tuple[dict, list[dict]]:
     """File attributes and one record per completed point (spec, analysis, history, density)."""
-    try:
-        with open_for_reading(path) as f:
-            verify(f, path)
-            if f.attrs.get("format") not in ("vmc-run", "vmc-study"):
-                raise AnalysisError(f"{path}: not a vmc output file (no format attribute 'vmc-run' or 'vmc-study')")
-            info = {k: f.attrs.get(k) for k in ("format", "started", "host", "n_ranks", "command", "vmc_version")}
-            info.update(finished=attr_text(f, "finished"), config=attr_text(f, "config"))
-            points = []
-            for label, g in run_groups(f):
-                if attr_text(g, "status") != "complete":
-                    continue
-                spec = Spec.from_dict(json.loads(g.attrs["config"]))
-                result = analyze_group(g, f"{path} [{label}]" if label else path)
-                dens = g["production/density"]
-                points.append({
-                    "label": label or "run", "spec": spec, "result": result,
-                    "energy_history": history(g, "energy"), "error_history": history(g, "error"),
-                    "r": dens["r"][...] if "r" in dens else None,
-                    "density": dens["density"][...] if "density" in dens else None,
-                    "samples_per_s": g["production/local_energy"].shape[0] * done(g, "production")
-                    / max(float(g["production"].attrs.get("wall_seconds", 0)), 1e-12),
-                })
-    except OutputError as exc:
-        raise AnalysisError(str(exc)) from None
-    except (KeyError, OSError, RuntimeError, ValueError) as exc:
-        raise AnalysisError(f"{path}: damaged or not a vmc output file ({str(exc).splitlines()[0]})") from None
+    with reading(path, AnalysisError, "damaged or not a vmc output file") as f:
+        if f.attrs.get("format") not in ("vmc-run", "vmc-study"):
+            raise AnalysisError(f"{path}: not a vmc output file (no format attribute 'vmc-run' or 'vmc-study')")
+        info = {k: f.attrs.get(k) for k in ("started", "host", "n_ranks", "command")}
+        info.update(finished=attr_text(f, "finished"), config=attr_text(f, "config"))
+        points = []
+        for label, g in run_groups(f):
+            if attr_text(g, "status") != "complete":
+                continue
+            spec = Spec.from_dict(json.loads(g.attrs["config"]))
+            result = analyze_group(g, f"{path} [{label}]" if label else path)
+            dens = g["production/density"]
+            points.append({
+                "label": label or "run", "spec": spec, "result": result,
+                "energy_history": history(g, "energy"),
+                "r": dens["r"][...] if "r" in dens else None,
+                "density": dens["density"][...] if "density" in dens else None,
+                "samples_per_s": g["production/local_energy"].shape[0] * done(g, "production")
+                / max(float(g["production"].attrs.get("wall_seconds", 0)), 1e-12),
+            })
     if not points:
         raise AnalysisError(f"{path}: no completed run to report on")
     return info, points

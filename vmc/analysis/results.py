@@ -80,16 +80,6 @@ def energy_lower_bound(spec: Spec) -> float:
     return reference_energy(spec.with_section("system", interaction=False))[0]
 
 
-def _stats(chains: np.ndarray) -> dict:
-    try:
-        r = blocking.analyze(chains)
-    except ValueError as exc:
-        raise AnalysisError(str(exc)) from None
-    return {"mean": r.mean, "error": r.error, "naive_error": r.naive_error, "variance": r.variance,
-            "tau": r.tau, "n_samples": r.n_samples, "n_chains": r.n_chains, "level": r.level,
-            "r_hat": r.r_hat, "warnings": list(r.warnings), "curve": np.asarray(r.curve).tolist()}
-
-
 def analyze_series(chains: np.ndarray) -> dict:
     """Blocking analysis of one observable given as (n_chains, n_steps) or a 1D series."""
     chains = np.asarray(chains, dtype=float)
@@ -100,9 +90,14 @@ def analyze_series(chains: np.ndarray) -> dict:
     bad = int(np.count_nonzero(~np.isfinite(chains)))
     if bad:
         raise AnalysisError(f"the series contains {bad} non-finite values (NaN or inf)")
-    out = _stats(chains)
-    out["trace"] = chains.mean(axis=0)   # walker-averaged series, for plots (not in JSON)
-    return out
+    try:
+        r = blocking.analyze(chains)
+    except ValueError as exc:
+        raise AnalysisError(str(exc)) from None
+    return {"mean": r.mean, "error": r.error, "naive_error": r.naive_error, "variance": r.variance,
+            "tau": r.tau, "n_samples": r.n_samples, "n_chains": r.n_chains, "level": r.level,
+            "r_hat": r.r_hat, "warnings": list(r.warnings), "curve": np.asarray(r.curve).tolist(),
+            "trace": chains.mean(axis=0)}    # the walker-averaged series, for plots (not in JSON)
 
 
 def analyze_group(group, name: str | None = None) -> dict:
@@ -322,31 +317,25 @@ def analyze_path(path: str) -> dict:
         raise AnalysisError(problem)
     ext = os.path.splitext(path)[1].lower()
     if ext in (".h5", ".hdf5", ".hdf"):
-        from ..output.io import OutputError, attr_text, open_for_reading, unfinished, verify
-        try:
-            with open_for_reading(path) as f:
-                verify(f, path)
-                groups = run_groups(f)
-                if len(groups) == 1 and groups[0][0] == "":
-                    result = analyze_group(f, path)
-                    note = unfinished(f)
-                    if note:
-                        result["unfinished"] = note
-                    return result
-                if not groups:
-                    raise AnalysisError(f"{path}: no /production/local_energy dataset (is this a vmc run file?)")
-                points = []
-                for label, g in groups:
-                    if attr_text(g, "status") != "complete":
-                        continue
-                    points.append({"label": label, **analyze_group(g, f"{path} [{label}]")})
-                if not points:
-                    raise AnalysisError(f"{path}: no completed point in this study yet")
-                return {"points": points}
-        except OutputError as exc:
-            raise AnalysisError(str(exc)) from None
-        except (OSError, KeyError, RuntimeError, ValueError) as exc:
-            raise AnalysisError(f"{path}: damaged or incomplete HDF5 file ({str(exc).splitlines()[0]})") from None
+        from ..output.io import attr_text, reading, unfinished
+        with reading(path, AnalysisError, "damaged or incomplete HDF5 file") as f:
+            groups = run_groups(f)
+            if len(groups) == 1 and groups[0][0] == "":
+                result = analyze_group(f, path)
+                note = unfinished(f)
+                if note:
+                    result["unfinished"] = note
+                return result
+            if not groups:
+                raise AnalysisError(f"{path}: no /production/local_energy dataset (is this a vmc run file?)")
+            points = []
+            for label, g in groups:
+                if attr_text(g, "status") != "complete":
+                    continue
+                points.append({"label": label, **analyze_group(g, f"{path} [{label}]")})
+            if not points:
+                raise AnalysisError(f"{path}: no completed point in this study yet")
+            return {"points": points}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # loadtxt warns on an empty file; we say it below
@@ -398,19 +387,19 @@ def format_table(result: dict, name: str = "") -> str:
     if "virial_ratio" in result and not result.get("interacting", True):
         lines.append(f"virial check <T>/<V_trap> = {result['virial_ratio']:.5f} "
                      "(1 for the exact non-interacting state)")
-    for w in result.get("warnings", []):
-        lines.append(f"warning: {w}")
-    if "dmc" in result:
-        lines += dmc_lines(result["dmc"])
-    return "\n".join(line for line in lines if line is not None)
+    lines += [f"warning: {w}" for w in result.get("warnings", [])] + (dmc_lines(result["dmc"]) if "dmc" in result
+                                                                       else [])
+    return "\n".join(lines)
 
 
 def dmc_lines(d: dict) -> list[str]:
-    """The DMC part of `vmc analyze` and of the summary of `vmc run`."""
+    """The DMC part of `vmc analyze` and of the summary of `vmc run`; loud lines for an energy that fails
+    `dmc_verdict`."""
+    failed = [f"  FAILED: the DMC energy cannot be trusted: {p}" for p in d.get("failures", [])]
     head = (f"DMC (time step {d['time_step']}, {d['walkers']} walkers): {d['steps_done']} steps, "
             f"{d['discarded']} discarded as equilibration ({d['equilibration']} set)")
     if "mean" not in d:
-        return [head] + [f"warning: {w}" for w in d.get("warnings", [])] + failure_lines(d)
+        return [head] + [f"warning: {w}" for w in d.get("warnings", [])] + failed
     lines = [head, f"  E_DMC = {d['mean']:.6f} +- {d['error']:.6f}  ({d['measured']} steps, autocorrelation time "
                    f"{d['tau']:.1f} steps summed over {d['window']} lags; blocked error {d['blocked_error']:.6f})"
              + (f"   {d['reference_kind']} {d['reference']}: {(d['mean'] - d['reference']) / d['error']:+.1f} "
@@ -424,12 +413,7 @@ def dmc_lines(d: dict) -> list[str]:
              f"{d['effective_walkers']['mean']:.1f}   acceptance {d['acceptance']:.5f}   tau_eff "
              f"{d['tau_eff']['mean']:.6g}   node crossings rejected {d['node_crossings']:.0f}   "
              f"wall {d['wall_seconds']:.1f} s"]
-    return lines + [f"  warning: {w}" for w in d.get("warnings", [])] + failure_lines(d)
-
-
-def failure_lines(d: dict) -> list[str]:
-    """The loud lines of a DMC energy that fails `dmc_verdict`."""
-    return [f"  FAILED: the DMC energy cannot be trusted: {p}" for p in d.get("failures", [])]
+    return lines + [f"  warning: {w}" for w in d.get("warnings", [])] + failed
 
 
 def summary_text(summary: dict, spec: Spec, path: str) -> str:
@@ -447,10 +431,8 @@ def summary_text(summary: dict, spec: Spec, path: str) -> str:
     ]
     if summary.get("timing"):
         lines.append(f"time: {summary['timing']}")
-    for w in summary.get("warnings", []):
-        lines.append(f"warning: {w}")
-    if "dmc" in summary:
-        lines += dmc_lines(summary["dmc"])
+    lines += [f"warning: {w}" for w in summary.get("warnings", [])] + (dmc_lines(summary["dmc"])
+                                                                        if "dmc" in summary else [])
     return "\n".join(lines)
 
 

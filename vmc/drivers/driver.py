@@ -8,9 +8,7 @@ One loop per phase, top to bottom (`run` -> `optimize` -> `produce` -> `finish`)
 2. `optimize`: each iteration every rank samples its walkers, the ranks allreduce one vector (the sums
    of E_L, E_L^2, O, E_L O (and O O^T for SR), plus the control flags: a stop request from a signal on
    any rank and "checkpoint due" from rank 0's clock); every rank computes the same gradient and the
-   same update (no broadcast); rank 0 records the iteration's row, written in batches that keep
-   the writes below 2 % of its time, and before every checkpoint (`Iterations`: rank 0's output is
-   the serial step every other rank waits for at the next allreduce);
+   same update (no broadcast); rank 0 records the iteration's row (in batches, `Iterations`);
 3. `produce`: sampling at fixed parameters in chunks of `io.PRODUCTION_CHUNK` sweeps, each stored as it
    completes (one allreduce per chunk);
 4. `diffuse` (only with `dmc.steps > 0`): fixed-node diffusion Monte Carlo from the production's final
@@ -27,11 +25,8 @@ and on failure. A resumed run continues exactly where the checkpoint was taken: 
 same sums, so it ends on the same numbers as an uninterrupted run with the same seed and ranks,
 whatever the checkpoint interval.
 
-Sanity (`Guard`): an iteration whose energy is not finite, lies below the lowest energy the
-Hamiltonian allows (the non-interacting ground state: the Coulomb term is positive), or has grown by
-two orders of magnitude above the best seen stops the run with `NumericalError`; the checkpoint then
-holds the state at the start of the last iteration whose energy was finite and close to the best, so
-`--resume --set optimizer.learning_rate=<smaller>` continues from good parameters.
+Sanity (`Guard`): an iteration whose energy is absurd stops the run with `NumericalError`, its checkpoint at
+the last good iteration, so `--resume --set optimizer.learning_rate=<smaller>` continues from good parameters.
 """
 from __future__ import annotations
 
@@ -271,20 +266,6 @@ class PhaseTimer:
             writer.timings(phase, row, np.array([[self.seconds[k] for k in io.TIMING_FIELDS]]))
 
 
-class Clock:
-    """When the next interval checkpoint is due (rank 0's clock decides for all ranks)."""
-
-    def __init__(self, interval: float):
-        self.interval = interval
-        self.last = time.monotonic()
-
-    def due(self) -> float:
-        return 1.0 if time.monotonic() - self.last >= self.interval else 0.0
-
-    def reset(self) -> None:
-        self.last = time.monotonic()
-
-
 class Iterations:
     """Rank 0's optimization records (the iteration rows and their timing rows), written in batches: when the
     time since the last write is at least 1 / `ROW_SHARE` times what that write took (the output then takes
@@ -307,16 +288,18 @@ class Iterations:
         self.last = time.monotonic()
         self.cost = 0.0           # seconds the last write took
 
-    def add(self, t: int, row: dict, params: np.ndarray) -> None:
-        if self.writer is not None:
-            self.rows.append((t, row, params))
+    def add(self, t: int, m: Moments, learning_rate: float, params: np.ndarray, wall_time: float) -> None:
+        """Iteration t's row (its moments, learning rate and the parameters it sampled), written when due."""
+        row = dict(energy=m.energy, error=m.error, variance=m.variance, acceptance=m.acceptance,
+                   grad_norm=float(np.linalg.norm(m.gradient)), learning_rate=learning_rate, wall_time=wall_time,
+                   **dict(zip(OBSERVABLE_NAMES, m.observables)))
+        self.rows.append((t, row, params))
+        if time.monotonic() - self.last >= self.cost / ROW_SHARE:
+            self.flush()
 
     def add_timing(self, timer: "PhaseTimer", t: int) -> None:
         if self.writer is not None:
             self.timing.append((t, [timer.seconds[k] for k in io.TIMING_FIELDS]))
-
-    def due(self) -> bool:
-        return time.monotonic() - self.last >= self.cost / ROW_SHARE
 
     def flush(self) -> None:
         """Write what is pending (consecutive iterations, one batch)."""
@@ -376,10 +359,6 @@ class Guard:
 # ----------------------------------------------------------------------------------------------
 
 
-def _no_stop() -> str | None:
-    return None
-
-
 def pack(**parts) -> tuple[np.ndarray, dict[str, slice]]:
     """One flat vector of named parts (the payload of one allreduce) and where each part lives in it.
 
@@ -405,13 +384,14 @@ class Run:
         self.progress = progress and comm.is_root
         self.setup = build(spec, comm)
         self.state, self.counts = RunState(), np.zeros(spec.production.density_bins)
-        self.clock = Clock(spec.checkpoint_interval)
+        self.last_checkpoint = time.monotonic()     # rank 0's clock decides for all ranks when one is due
         self.pop: dmc.Population | None = None
         self.iterations = Iterations(writer)
 
     def control(self) -> np.ndarray:
         """This rank's part of the control flags: a pending stop request, and rank 0's "checkpoint due"."""
-        return np.array([1.0 if self.stop() else 0.0, self.clock.due() if self.comm.is_root else 0.0])
+        due = self.comm.is_root and time.monotonic() - self.last_checkpoint >= self.spec.checkpoint_interval
+        return np.array([1.0 if self.stop() else 0.0, 1.0 if due else 0.0])
 
     def snapshot(self) -> Snapshot:
         setup, pop = self.setup, self.pop
@@ -445,7 +425,7 @@ class Run:
             raise Interrupted(f"stopped by {self.stop() or 'a signal on another rank'} {where}")
         if control[1] > 0 or not in_phase:
             self.checkpoint()
-            self.clock.reset()
+            self.last_checkpoint = time.monotonic()
 
     def bar(self, total: int, initial: int, desc: str, unit: str) -> tqdm:
         """A progress bar on rank 0; in a batch log (not a terminal) it writes a line every 30 s at most."""
@@ -455,7 +435,7 @@ class Run:
 
 
 def run(spec: Spec, writer: io.RunWriter | None, comm: Comm, resume: bool = False, progress: bool = True,
-        stop: Callable[[], str | None] = _no_stop) -> dict:
+        stop: Callable[[], str | None] = lambda: None) -> dict:
     """Optimize, then evaluate (and DMC); rank 0 writes through `writer` (None on other ranks).
 
     `stop()` returns the name of a pending stop request (a signal) or None. Returns (on every rank) a
@@ -515,7 +495,9 @@ def optimize(r: Run) -> None:
             last_good = start
         lr, used = opt.learning_rate(), wf.params.copy()
         update(r, m, start)
-        state.calm = state.calm + 1 if last_energy_close(state, m) else 0
+        close = math.isfinite(state.last_energy) and abs(m.energy - state.last_energy) < np.hypot(m.error,
+                                                                                                  state.last_error)
+        state.calm = state.calm + 1 if close else 0     # |Delta E| below its error bar: the patience criterion
         state.iteration += 1
         state.last_energy, state.last_error = m.energy, m.error
         state.best_energy = min(state.best_energy, m.energy)
@@ -523,7 +505,7 @@ def optimize(r: Run) -> None:
             state.phase = PRODUCTION
         timer.lap("update")
         if r.writer is not None:
-            record_iteration(r, it, m, lr, used)
+            r.iterations.add(it, m, lr, used, time.time() - r.t0)
         bar.update(1)
         bar.set_postfix_str(f"E = {m.energy:.5f} +- {m.error:.5f}, acc = {m.acceptance:.2f}", refresh=False)
         r.end_chunk(total[where["control"]], OPTIMIZATION, bar, f"after iteration {it}")
@@ -547,21 +529,6 @@ def update(r: Run, m: Moments, start: Snapshot) -> None:
                              "optimizer.sr_shift") from None
     wf.theta[:] += delta
     wf.constrain()
-
-
-def record_iteration(r: Run, it: int, m: Moments, lr: float, used: np.ndarray) -> None:
-    """Iteration it's row of /optimization (rank 0): its moments, learning rate and the parameters it sampled."""
-    row = dict(energy=m.energy, error=m.error, variance=m.variance, acceptance=m.acceptance,
-               grad_norm=float(np.linalg.norm(m.gradient)), learning_rate=lr, wall_time=time.time() - r.t0,
-               **dict(zip(OBSERVABLE_NAMES, m.observables)))
-    r.iterations.add(it, row, used)
-    if r.iterations.due():
-        r.iterations.flush()
-
-
-def last_energy_close(state: RunState, m: Moments) -> bool:
-    """|Delta E| between successive iterations below its error bar (the patience criterion)."""
-    return math.isfinite(state.last_energy) and abs(m.energy - state.last_energy) < np.hypot(m.error, state.last_error)
 
 
 def produce(r: Run) -> None:

@@ -84,7 +84,7 @@ class StopSignals:
     with code 3); a second signal ends the process at once (the file stays valid). Off the main thread, where
     Python refuses signal handlers, it installs none and no stop is ever requested.
 
-    Until `defer()` (called once the output file is open and the run is about to start) there is nothing to
+    While `immediate` (until the output file is open and the run is about to start) there is nothing to
     checkpoint and the run may be blocked in a system call: a signal then ends it at once, by raising
     `Interrupted` from the handler (Python retries an interrupted call only when its handler returns)."""
 
@@ -105,19 +105,12 @@ class StopSignals:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
 
-    def defer(self) -> None:
-        self.immediate = False
-
     def _handler(self, signum, frame) -> None:
         if self.received is not None:
             os._exit(128 + signum)
         self.received = signal.Signals(signum).name
         if self.immediate:
             raise Interrupted(f"stopped by {self.received} before the run started (nothing to checkpoint)")
-
-    def pending(self) -> str | None:
-        return self.received
-
 
 # ----------------------------------------------------------------------------------------------
 # vmc run: planning (rank 0, before any work)
@@ -160,49 +153,35 @@ class Plan:
 
 
 def _output_path(request: Request, config) -> str:
-    if request.output:
-        return request.output
-    if config.get("output"):
-        return config.get("output")
     stem = os.path.splitext(os.path.basename(request.input))[0] if request.input else "run"
-    return os.path.join("runs", f"{stem}.h5")
+    return request.output or config.get("output") or os.path.join("runs", f"{stem}.h5")
 
 
 def _read_stored(path: str) -> tuple[dict, str, list[dict]]:
     """(config, input text, progress of each run group) of an output file, read without modifying it."""
     from ..input import config as config_mod
     from ..output import io
-    try:
-        with io.open_for_reading(path) as f:
-            kind = f.attrs.get("format")
-            if kind not in (io.FORMAT, io.STUDY_FORMAT) or "config" not in f.attrs:
-                raise InputError(f"{path}: not a vmc output file, cannot resume")
-            io.verify(f, path)
-            groups = [f] if kind == io.FORMAT else [f["points"][k] for k in sorted(f["points"])]
-            progress = []
-            for g in groups:
-                version = int(g.attrs.get("format_version", 0))
-                if version < io.RESUMABLE_SINCE:
-                    raise InputError(f"{path}: format_version {version} kept the walkers' random streams in a form "
-                                     f"vmc {__version__} no longer draws from; it is read but cannot be resumed "
-                                     "(run the input again)")
-                if "checkpoint" not in g or "current" not in g["checkpoint"].attrs:
-                    raise InputError(f"{path}: holds no checkpoint in the format of vmc {__version__} "
-                                     f"(format_version {g.attrs.get('format_version')}); it cannot be resumed")
-                ck = g["checkpoint"].attrs
-                progress.append({"status": io.attr_text(g, "status", "running"),
-                                 "has_checkpoint": int(ck["current"]) >= 0,
-                                 "iteration": int(ck.get("iteration", 0)), "phase": int(ck.get("phase", 0)),
-                                 "steps_done": io.done(g, "production"),
-                                 "dmc_steps_done": io.done(g, "dmc") if "dmc" in g else 0,
-                                 # as this version reads it: options added since at their defaults
-                                 "spec": config_mod.from_dict(json.loads(g.attrs["config"]), path).spec()})
-            return json.loads(f.attrs["config"]), str(f.attrs.get("input_text", "")), progress
-    except io.OutputError as exc:
-        raise InputError(str(exc)) from None
-    except (KeyError, OSError, RuntimeError, ValueError) as exc:
-        raise InputError(f"{path}: damaged or incomplete vmc file, cannot resume "
-                         f"({str(exc).splitlines()[0]})") from None
+    with io.reading(path, InputError, "damaged or incomplete vmc file, cannot resume") as f:
+        kind = f.attrs.get("format")
+        if kind not in (io.FORMAT, io.STUDY_FORMAT) or "config" not in f.attrs:
+            raise InputError(f"{path}: not a vmc output file, cannot resume")
+        groups = [f] if kind == io.FORMAT else [f["points"][k] for k in sorted(f["points"])]
+        progress = []
+        for g in groups:
+            version = int(g.attrs.get("format_version", 0))
+            if version < io.RESUMABLE_SINCE:
+                raise InputError(f"{path}: format_version {version} kept the walkers' random streams in a form "
+                                 f"vmc {__version__} no longer draws from; it is read but cannot be resumed "
+                                 "(run the input again)")
+            ck = g["checkpoint"].attrs
+            progress.append({"status": io.attr_text(g, "status", "running"),
+                             "has_checkpoint": int(ck["current"]) >= 0,
+                             "iteration": int(ck.get("iteration", 0)), "phase": int(ck.get("phase", 0)),
+                             "steps_done": io.done(g, "production"),
+                             "dmc_steps_done": io.done(g, "dmc") if "dmc" in g else 0,
+                             # as this version reads it: options added since at their defaults
+                             "spec": config_mod.from_dict(json.loads(g.attrs["config"]), path).spec()})
+        return json.loads(f.attrs["config"]), str(f.attrs.get("input_text", "")), progress
 
 
 def _check_dmc_extension(path: str, steps: int, progress: dict) -> None:
@@ -289,25 +268,9 @@ def _check_points(points: list[Point], source: str, n_ranks: int, ranks_on_node:
                 raise InputError(f"{source}: {exc}") from None
 
 
-def _claim_new(path: str, points: list[Point], force: bool) -> int:
-    """The output of a new job: not a file it reads, claimed (`io.claim_output`), with room on the disk."""
-    from ..output import io
-    from .driver import run_shape
-    from .resources import check_disk
-    _refuse_reading_own_output(path, points)
-    fd = io.claim_output(path, force)
-    try:
-        check_disk(path, sum(run_shape(p.spec).file_bytes() for p in points))
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        raise
-    return fd
-
-
 def _plan(request: Request, n_ranks: int, ranks_on_node: int) -> Plan:
     from ..input import config as config_mod
-    from ..output.io import OutputError, lock
+    from ..output import io
     from .driver import run_shape
     from .resources import check_disk
 
@@ -333,16 +296,22 @@ def _plan(request: Request, n_ranks: int, ranks_on_node: int) -> Plan:
             config = config.with_overrides(overrides)
         points = _points(config, n_ranks, progress)
         _check_points(points, config.source, n_ranks, ranks_on_node)
-        if request.resume:
-            fd = lock(path)
-            check_disk(path, sum(max(0, run_shape(p.spec).file_bytes() - run_shape(prog["spec"]).file_bytes())
-                                 for p, prog in zip(points, progress)))
-        else:
+        if request.resume:     # the file is locked, and the disk has room for its growth
+            fd = io.lock(path)
+            need = sum(max(0, run_shape(p.spec).file_bytes() - run_shape(prog["spec"]).file_bytes())
+                       for p, prog in zip(points, progress))
+        else:                  # the output is not a file the run reads, it is claimed, and the disk has room
             path = _output_path(request, config)
-            fd = _claim_new(path, points, request.force)
-    except config_mod.ConfigError as exc:
-        raise InputError(str(exc)) from None
-    except OutputError as exc:
+            _refuse_reading_own_output(path, points)
+            fd = io.claim_output(path, request.force)
+            need = sum(run_shape(p.spec).file_bytes() for p in points)
+        try:
+            check_disk(path, need)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
+    except (config_mod.ConfigError, io.OutputError) as exc:
         raise InputError(str(exc)) from None
     return Plan(path, bool(config.sweep), points, config.text, overrides, bool(request.resume), config.to_dict(),
                 lock_fd=fd, force=bool(request.force))
@@ -454,7 +423,7 @@ def execute(plan: Plan, comm: Comm, stop: StopSignals, progress: bool = True, ec
             print(plan.nothing_to_do, file=sys.stderr)
         return Outcome(EXIT_OK, plan.path)
     f = on_root(comm, lambda: _open_output(plan, comm.size), share=False)
-    stop.defer()
+    stop.immediate = False
     status, failure = EXIT_OK, None
     for p in plan.points:
         if p.state == "complete":
@@ -467,7 +436,7 @@ def execute(plan: Plan, comm: Comm, stop: StopSignals, progress: bool = True, ec
         at = f" at {p.label}" if p.label else ""
         try:
             summary = driver.run(p.spec, writer, comm, resume=p.state == "resume", progress=progress,
-                                 stop=stop.pending)
+                                 stop=lambda: stop.received)
         except Interrupted as exc:
             if writer is not None:
                 writer.status("interrupted", str(exc))

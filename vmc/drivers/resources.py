@@ -47,7 +47,6 @@ def human(n: float) -> str:
         if abs(n) < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} PiB"
 
 
 def parse_bytes(text: str) -> int:

@@ -66,10 +66,6 @@ MAX_SWEEP_POINTS = 10_000
 # ----------------------------------------------------------------------------------------------
 
 
-def _label_value(value: Any) -> str:
-    return value if isinstance(value, str) else _fmt(value)
-
-
 def suggest(key: str) -> str:
     """' (did you mean 'x'?)' for an unknown dotted key, or ''."""
     name = key.rpartition(".")[2]
@@ -158,32 +154,24 @@ def _flat_values(raw: Any, source: str) -> tuple[dict[str, Any], Any]:
     return flat, sweep
 
 
-def _sweep_entries(table: Mapping, prefix: str, out: list, source: str) -> None:
+def _sweep_entries(table: Mapping, prefix: str = ""):
+    """(dotted key, values) of a [sweep] table, its sub-tables flattened, in input order."""
     for name, value in table.items():
-        key = f"{prefix}{name}"
         if isinstance(value, Mapping):
-            _sweep_entries(value, f"{key}.", out, source)
+            yield from _sweep_entries(value, f"{prefix}{name}.")
         else:
-            out.append((key, value))
+            yield f"{prefix}{name}", value
 
 
 def _parse_sweep(table: Mapping | None, source: str) -> tuple[tuple[tuple[str, tuple], ...], bool]:
     """[sweep] -> (((key, values), ...) in input order, zip)."""
     if not table:
         return (), False
-    zip_ = False
-    entries: list[tuple[str, Any]] = []
-    for name, value in table.items():
-        if name == "zip":
-            if not isinstance(value, bool):
-                raise _error(source, "sweep.zip", value, f"must be true or false (got {_kind(value)})")
-            zip_ = value
-        elif isinstance(value, Mapping):
-            _sweep_entries(value, f"{name}.", entries, source)
-        else:
-            entries.append((str(name), value))
+    zip_ = table.get("zip", False)
+    if not isinstance(zip_, bool):
+        raise _error(source, "sweep.zip", zip_, f"must be true or false (got {_kind(zip_)})")
     sweep: dict[str, tuple] = {}
-    for key, values in entries:
+    for key, values in _sweep_entries({k: v for k, v in table.items() if k != "zip"}):
         if key in REMOVED:
             raise ConfigError(f"{source}: sweep: '{key}' was removed ({REMOVED[key][1]})", source, key)
         if key not in OPTION_BY_KEY:
@@ -220,7 +208,7 @@ def _combinations(sweep, zip_) -> list[tuple]:
 
 
 def _point_label(keys, combo) -> str:
-    return ",".join(f"{k}={_label_value(v)}" for k, v in zip(keys, combo))
+    return ",".join(f"{k}={v if isinstance(v, str) else _fmt(v)}" for k, v in zip(keys, combo))
 
 
 def _check_sweep_points(flat: Mapping[str, Any], sweep, zip_, source: str) -> None:
@@ -357,7 +345,7 @@ class Config:
     __hash__ = None  # type: ignore[assignment]
 
     def __reduce__(self):
-        return (_rebuild, (self.to_dict(), self.source, self.text))
+        return (from_dict, (self.to_dict(), self.source, self.text))
 
     def __repr__(self) -> str:
         changed = {k: v for k, v in self._flat.items() if v != OPTION_BY_KEY[k].default}
@@ -371,12 +359,8 @@ class Config:
 
 
 def from_dict(d: Mapping, source: str = "<dict>", text: str = "") -> Config:
-    """Validate a nested mapping (as parsed from TOML, or as returned by `Config.to_dict`).
-
-    A removed option (`vmc.input.options.REMOVED`, e.g. `wavefunction.orbital_omega` in the stored
-    configuration of an older output file) is dropped silently at its old default and is an input error
-    naming the key and the reason at any other value.
-    """
+    """Validate a nested mapping (as parsed from TOML, or as returned by `Config.to_dict`; removed options as in
+    the module docstring)."""
     flat, sweep_table = _flat_values(d, source)
     sweep, zip_ = _parse_sweep(sweep_table, source)
     return Config._make(flat, sweep, zip_, source, text)
@@ -419,10 +403,6 @@ def load(path: str | os.PathLike) -> Config:
         raise ConfigError(f"{source}: not a UTF-8 text file (byte {data[exc.start]:#04x} at offset "
                           f"{exc.start})", source) from None
     return from_text(text, source)
-
-
-def _rebuild(d: dict, source: str, text: str) -> Config:
-    return from_dict(d, source, text)
 
 
 def defaults() -> Config:

@@ -1,5 +1,5 @@
 """Building blocks of the input schema: an `Option` (key, default, type, meaning, allowed values), the
-constraints on one value (`gt`, `ge`, `between`, `interval`, `one_of`, ...) and `Rule`s between options.
+constraints on one value (`ge`, `between`, `interval`, `one_of`, ...) and `Rule`s between options.
 
 The tables themselves live in `vmc.input.options`; `vmc.input.config` reads and validates input files with them.
 
@@ -64,10 +64,6 @@ class Check:
 def _num(x: float) -> str:
     """1e6 as '1e6', 0.001 as '0.001', integers in full."""
     return str(x) if isinstance(x, int) else re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{x:g}")
-
-
-def gt(lo: float) -> Check:
-    return Check(lambda v: v > lo, f"> {_num(lo)}")
 
 
 def ge(lo: float) -> Check:

@@ -37,8 +37,6 @@ def learning_rate(eta: float, schedule: str, decay: float, t: int) -> float:
 class Optimizer:
     """Generic first-order optimizer on a flat parameter vector (see module doc for the rules)."""
 
-    needs_s_matrix = False
-
     def __init__(self, kind: str, n_params: int, learning_rate: float = 0.01, schedule: str = "constant",
                  decay: float = 0.0, momentum: float = 0.9, beta1: float = 0.9, beta2: float = 0.999,
                  epsilon: float = 1e-8, sr_shift: float = 1e-3, max_step: float = 0.0):

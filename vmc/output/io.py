@@ -24,6 +24,7 @@ writes it. The number of valid rows is `/optimization.iterations_done` and
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -106,76 +107,69 @@ def open_for_resume(path: str, record: dict) -> tuple[h5py.File, int]:
 # Layout
 # ----------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Entry:
-    path: str
-    shape: str
-    contents: str
-
-
-LAYOUT: tuple[Entry, ...] = (
-    Entry("`/` attributes", "",
-          "`format` = \"vmc-run\", `format_version`, `vmc_version`, `input_text` (the input file), `config` "
-          "(resolved configuration, JSON), `n_ranks`, `threads_per_rank` (BLAS/OpenMP threads per rank: 1 unless "
-          "set by `OMP_NUM_THREADS` and the like), `seed`, `started`, `finished`, `host`, `command`, `status` "
-          "(pending / running / complete / failed / interrupted), `message`, `summary` (JSON of the final "
-          "numbers, with `warnings`), `resumed` (JSON list of resumes: time, ranks, overrides)"),
-    Entry("`/optimization/{" + ",".join(ITERATION_FIELDS) + "}`", "(iterations,) f8",
-          "one entry per iteration; attribute `iterations_done` counts the valid ones; `error` from the spread "
-          "of walker means; `learning_rate` is the one the update used"),
-    Entry("`/optimization/params`", "(iterations, n_params) f8",
-          "the parameters at which each iteration's energy was measured"),
-    Entry("`/optimization/timing`, `/production/timing`", "(iterations or chunks, " + str(len(TIMING_FIELDS))
-          + ") f8", "where the time went, per iteration and per production chunk of " + str(PRODUCTION_CHUNK)
-          + " steps, in seconds; columns (attribute `fields`): " + ", ".join(f"`{f}`" for f in TIMING_FIELDS)
-          + ": rank 0's sampling, the slowest and the fastest rank's sampling, the allreduce (waiting for the "
-          "slowest rank included), the parameter update, output and checkpoints (rank 0)"),
-    Entry("`/wavefunction/params`, `/wavefunction/<factor>/<name>`", "f8",
-          "final parameters (written when the optimization ends): the flat vector (every factor's variational "
-          "parameters in factor order, then the fixed ones such as sigma) and each factor's parameters in their "
-          "natural shapes: `rbm/{a,b,W}` (M, N, (M, N); the symmetric RBM: `rbm/{a,b,W,c,V}`), `jastrow/beta`, "
-          "`backflow/{v,c,U}` ((2, K), (2, K), (2, 3, K)); "
-          "attributes `sigma`, `g`, `beta`, `particles`, `dimensions`, `hidden`, `optimize_sigma`, `rbm`, "
-          "`jastrow`, `slater`, `backflow`, `n_opt`"),
-    Entry("`/production/{" + ",".join(SERIES) + "}`", "(walkers, steps) f8",
-          "per-walker series of the production run at fixed parameters (E_L = kinetic + trap + interaction; "
-          "pair_distance = mean r_ij); attributes `steps_done` (valid columns), `acceptance`, `accepted`, "
-          "`proposed`, `walkers`, `sampler`, `wall_seconds`, `cpu_seconds`"),
-    Entry("`/production/density/{r_edges,r,counts,density}`", "(bins,) f8",
-          "radial one-body density from the production run, normalised so that the integral of density over "
-          "d^D r equals the number of particles"),
-    Entry("`/dmc/{" + ",".join(DMC_FIELDS) + "}`", "(equilibration + steps,) f8",
-          "only with `dmc.steps > 0`: one entry per DMC step, equilibration included: the mixed estimates "
-          "(weighted averages over the walkers) of E and of its parts and <r_ij>, the trial energy E_T used in "
-          "the step's branching, the total weight W (the population; target `dmc.walkers`), the effective number "
-          "of walkers W^2 / sum w^2, the step's acceptance, tau_eff, the largest weight relative to the mean; "
-          "attributes `steps_done`, `equilibration`, `time_step`, `walkers`, `accepted`, `proposed`, "
-          "`acceptance` (measured steps), `node_crossings` (proposals rejected by the fixed-node rule), "
-          "`wall_seconds`, `cpu_seconds`"),
-    Entry("`/checkpoint/slot0`, `/checkpoint/slot1`", "",
-          "what `--resume` needs, in two alternating slots (attribute `/checkpoint.current` names the complete "
-          "one, -1 before the first): `params`, walker `positions` (walkers, M), `optimizer_{t,m,v}`, "
-          "`density_counts`, `state` (the run's counters, among them `sweeps`, the walkers' sweeps so far; names "
-          "in its attribute `fields`); with DMC also `dmc_positions` (dmc walkers, M) and `dmc_walkers` (dmc "
-          "walkers, 2: E_L and the drift-limiting ratio); no random-generator states: the streams are "
-          "counter-based (`vmc.mc.streams`), found from the sweep or step count"),
-    Entry("every dataset", "chunked, Fletcher32",
-          "from `format_version` 4 on, every dataset is chunked (a fixed-size one as one chunk of its whole "
-          "shape) with HDF5's Fletcher32 checksum filter, so any HDF5 reader verifies what it reads; `vmc info`, "
-          "`analyze`, `report`, `vmc.load`, `--resume` and `wavefunction.from_file` first read the whole file "
-          "(`vmc.output.io.verify`; the checkpoint slot that is not current is skipped) and report a dataset that "
-          "fails as damage (one line, exit code 2); files without checksums are read unverified"),
-    Entry("study files", "",
-          "root attributes `format` = \"vmc-study\", `n_points`, `config` (with the sweep), ...; one run group "
-          "with the layout above per point under `/points/000`, `/points/001`, ..., all created when the "
-          "study starts"),
+LAYOUT: tuple[tuple[str, str, str], ...] = (   # path, shape / type, contents
+    ("`/` attributes", "",
+     "`format` = \"vmc-run\", `format_version`, `vmc_version`, `input_text` (the input file), `config` "
+     "(resolved configuration, JSON), `n_ranks`, `threads_per_rank` (BLAS/OpenMP threads per rank: 1 unless "
+     "set by `OMP_NUM_THREADS` and the like), `seed`, `started`, `finished`, `host`, `command`, `status` "
+     "(pending / running / complete / failed / interrupted), `message`, `summary` (JSON of the final "
+     "numbers, with `warnings`), `resumed` (JSON list of resumes: time, ranks, overrides)"),
+    ("`/optimization/{" + ",".join(ITERATION_FIELDS) + "}`", "(iterations,) f8",
+     "one entry per iteration; attribute `iterations_done` counts the valid ones; `error` from the spread "
+     "of walker means; `learning_rate` is the one the update used"),
+    ("`/optimization/params`", "(iterations, n_params) f8",
+     "the parameters at which each iteration's energy was measured"),
+    ("`/optimization/timing`, `/production/timing`", "(iterations or chunks, " + str(len(TIMING_FIELDS))
+     + ") f8", "where the time went, per iteration and per production chunk of " + str(PRODUCTION_CHUNK)
+     + " steps, in seconds; columns (attribute `fields`): " + ", ".join(f"`{f}`" for f in TIMING_FIELDS)
+     + ": rank 0's sampling, the slowest and the fastest rank's sampling, the allreduce (waiting for the "
+     "slowest rank included), the parameter update, output and checkpoints (rank 0)"),
+    ("`/wavefunction/params`, `/wavefunction/<factor>/<name>`", "f8",
+     "final parameters (written when the optimization ends): the flat vector (every factor's variational "
+     "parameters in factor order, then the fixed ones such as sigma) and each factor's parameters in their "
+     "natural shapes: `rbm/{a,b,W}` (M, N, (M, N); the symmetric RBM: `rbm/{a,b,W,c,V}`), `jastrow/beta`, "
+     "`backflow/{v,c,U}` ((2, K), (2, K), (2, 3, K)); "
+     "attributes `sigma`, `g`, `beta`, `particles`, `dimensions`, `hidden`, `optimize_sigma`, `rbm`, "
+     "`jastrow`, `slater`, `backflow`, `n_opt`"),
+    ("`/production/{" + ",".join(SERIES) + "}`", "(walkers, steps) f8",
+     "per-walker series of the production run at fixed parameters (E_L = kinetic + trap + interaction; "
+     "pair_distance = mean r_ij); attributes `steps_done` (valid columns), `acceptance`, `accepted`, "
+     "`proposed`, `walkers`, `sampler`, `wall_seconds`, `cpu_seconds`"),
+    ("`/production/density/{r_edges,r,counts,density}`", "(bins,) f8",
+     "radial one-body density from the production run, normalised so that the integral of density over "
+     "d^D r equals the number of particles"),
+    ("`/dmc/{" + ",".join(DMC_FIELDS) + "}`", "(equilibration + steps,) f8",
+     "only with `dmc.steps > 0`: one entry per DMC step, equilibration included: the mixed estimates "
+     "(weighted averages over the walkers) of E and of its parts and <r_ij>, the trial energy E_T used in "
+     "the step's branching, the total weight W (the population; target `dmc.walkers`), the effective number "
+     "of walkers W^2 / sum w^2, the step's acceptance, tau_eff, the largest weight relative to the mean; "
+     "attributes `steps_done`, `equilibration`, `time_step`, `walkers`, `accepted`, `proposed`, "
+     "`acceptance` (measured steps), `node_crossings` (proposals rejected by the fixed-node rule), "
+     "`wall_seconds`, `cpu_seconds`"),
+    ("`/checkpoint/slot0`, `/checkpoint/slot1`", "",
+     "what `--resume` needs, in two alternating slots (attribute `/checkpoint.current` names the complete "
+     "one, -1 before the first): `params`, walker `positions` (walkers, M), `optimizer_{t,m,v}`, "
+     "`density_counts`, `state` (the run's counters, among them `sweeps`, the walkers' sweeps so far; names "
+     "in its attribute `fields`); with DMC also `dmc_positions` (dmc walkers, M) and `dmc_walkers` (dmc "
+     "walkers, 2: E_L and the drift-limiting ratio); no random-generator states: the streams are "
+     "counter-based (`vmc.mc.streams`), found from the sweep or step count"),
+    ("every dataset", "chunked, Fletcher32",
+     "from `format_version` 4 on, every dataset is chunked (a fixed-size one as one chunk of its whole "
+     "shape) with HDF5's Fletcher32 checksum filter, so any HDF5 reader verifies what it reads; `vmc info`, "
+     "`analyze`, `report`, `vmc.load`, `--resume` and `wavefunction.from_file` first read the whole file "
+     "(`vmc.output.io.verify`; the checkpoint slot that is not current is skipped) and report a dataset that "
+     "fails as damage (one line, exit code 2); files without checksums are read unverified"),
+    ("study files", "",
+     "root attributes `format` = \"vmc-study\", `n_points`, `config` (with the sweep), ...; one run group "
+     "with the layout above per point under `/points/000`, `/points/001`, ..., all created when the "
+     "study starts"),
 )
 
 
 def layout_markdown() -> str:
     """The README's HDF5 layout table."""
     rows = ["| path | shape / type | contents |", "|---|---|---|"]
-    rows += [f"| {e.path} | {e.shape} | {e.contents} |" for e in LAYOUT]
+    rows += [f"| {path} | {shape} | {contents} |" for path, shape, contents in LAYOUT]
     return "\n".join(rows) + "\n"
 
 
@@ -211,11 +205,8 @@ class RunShape:
 
 def _early(shape, maxshape=None, chunks=None):
     """Dataset creation keywords: space allocated and filled when the dataset is created, and every chunk
-    checksummed (HDF5's Fletcher32 filter; a fixed-size dataset is one chunk of its whole shape).
-
-    The checksum adds 4 bytes to each chunk and never changes its size, so early allocation still lays the
-    file out in full and rewriting a chunk overwrites it in place (measured: file size and chunk addresses
-    unchanged over thousands of row writes). Every HDF5 reader then verifies what it reads (`verify`)."""
+    checksummed (HDF5's Fletcher32 filter; a fixed-size dataset is one chunk of its whole shape). The checksum
+    never changes a chunk's size: measured, file size and chunk addresses unchanged over thousands of row writes."""
     if chunks is None and all(n > 0 for n in shape):
         chunks = tuple(shape)
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
@@ -306,13 +297,6 @@ def _create_timing(group: h5py.Group, rows: int) -> None:
     ds.attrs["fields"] = list(TIMING_FIELDS)
 
 
-def _grow_timing(group: h5py.Group, rows: int) -> None:
-    if "timing" in group and rows > group["timing"].shape[0]:
-        old = group["timing"].shape[0]
-        group["timing"].resize((rows, len(TIMING_FIELDS)))
-        group["timing"][old:] = np.nan
-
-
 def _checkpoint_arrays(shape: RunShape):
     return (("params", (shape.n_params,), "f8"), ("positions", (shape.walkers, shape.n_visible), "f8"),
             ("optimizer_t", (1,), "f8"),
@@ -326,23 +310,23 @@ def extend_run(group: h5py.Group, iterations: int, production_steps: int, dmc_st
     """Grow the optimization record, the production series and the DMC record (a resume with more iterations
     or steps)."""
     opt, prod = group["optimization"], group["production"]
-    if iterations > opt["energy"].shape[0]:
-        for name in ITERATION_FIELDS:
-            opt[name].resize((iterations,))
-            opt[name][int(opt.attrs["iterations_done"]):] = np.nan
-        opt["params"].resize((iterations, opt["params"].shape[1]))
-    _grow_timing(opt, iterations)
-    _grow_timing(prod, production_chunks(production_steps))
-    if production_steps > prod["local_energy"].shape[1]:
-        for name in SERIES:
-            old = prod[name].shape[1]
-            prod[name].resize((prod[name].shape[0], production_steps))
-            prod[name][:, old:] = np.nan
-    if "dmc" in group and dmc_steps > group["dmc"]["energy"].shape[0]:
-        for name in DMC_FIELDS:
-            old = group["dmc"][name].shape[0]
-            group["dmc"][name].resize((dmc_steps,))
-            group["dmc"][name][old:] = np.nan
+    done_before = int(opt.attrs["iterations_done"])
+    for ds in [opt[name] for name in ITERATION_FIELDS] + [opt["params"]]:
+        _grow(ds, iterations, valid=done_before)
+    _grow(opt["timing"], iterations)
+    _grow(prod["timing"], production_chunks(production_steps))
+    for name in SERIES:
+        _grow(prod[name], production_steps, axis=1)
+    for name in DMC_FIELDS if "dmc" in group else ():
+        _grow(group["dmc"][name], dmc_steps)
+
+
+def _grow(ds: h5py.Dataset, size: int, axis: int = 0, valid: int | None = None) -> None:
+    """Resize `ds` to `size` along `axis` if it is shorter; NaN from row `valid` (default: the old size) on."""
+    old = ds.shape[axis]
+    if size > old:
+        ds.resize(size, axis=axis)
+        ds[(slice(None),) * axis + (slice(old if valid is None else valid, None),)] = np.nan
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,27 +348,16 @@ class _Rows:
     selections built once: about a quarter of the cost of `ds[i] = value`, paid every iteration."""
 
     def __init__(self, ds: h5py.Dataset):
-        self._id = ds.id
-        self._file_space = ds.id.get_space()
-        row = ds.shape[1:]
-        self._count = (1, *row)
-        self._memory = h5py.h5s.create_simple(self._count)
-        self._dtype = ds.dtype
-
-    def __setitem__(self, i: int, value) -> None:
-        self._file_space.select_hyperslab((i,) + (0,) * (len(self._count) - 1), self._count)
-        row = np.ascontiguousarray(value, dtype=self._dtype).reshape(self._count)
-        self._id.write(self._memory, self._file_space, row)
+        self._id, self._file_space, self._dtype, self._row = ds.id, ds.id.get_space(), ds.dtype, ds.shape[1:]
+        self._memory = h5py.h5s.create_simple((1, *self._row))      # the one-row selection, built once
 
     def write(self, i: int, values) -> None:
         """Rows i, i + 1, ... of `values` (k rows) in one write."""
-        values = np.asarray(values, dtype=self._dtype)
-        if values.shape[0] == 1:
-            self[i] = values[0]
-            return
-        count = (values.shape[0], *self._count[1:])
-        self._file_space.select_hyperslab((i,) + (0,) * (len(count) - 1), count)
-        self._id.write(h5py.h5s.create_simple(count), self._file_space, np.ascontiguousarray(values).reshape(count))
+        values = np.ascontiguousarray(values, dtype=self._dtype)
+        count = (values.shape[0], *self._row)
+        self._file_space.select_hyperslab((i,) + (0,) * len(self._row), count)
+        memory = self._memory if count[0] == 1 else h5py.h5s.create_simple(count)
+        self._id.write(memory, self._file_space, values.reshape(count))
 
 
 class RunWriter:
@@ -406,8 +379,7 @@ class RunWriter:
         self._prod = prod
         self._density = prod["density"]
         self._ck = group["checkpoint"]
-        self._timing = {name: _Rows(g["timing"]) for name, g in (("optimization", opt), ("production", prod))
-                        if "timing" in g}
+        self._timing = {name: _Rows(g["timing"]) for name, g in (("optimization", opt), ("production", prod))}
 
     def _fail(self, exc: Exception, what: str) -> OutputError:
         held = (f"the file holds {int(self._opt.attrs['iterations_done'])} complete iterations, "
@@ -430,12 +402,9 @@ class RunWriter:
 
     def timings(self, phase: str, first: int, rows: np.ndarray) -> None:
         """Rows first, first + 1, ... of /<phase>/timing (rows (k, len(TIMING_FIELDS))) in one write, flushed with
-        the next record (files written before version 3 have no timing: nothing is written)."""
-        ds = self._timing.get(phase)
-        if ds is None:
-            return
+        the next record."""
         try:
-            ds.write(first, rows)
+            self._timing[phase].write(first, rows)
         except (OSError, RuntimeError) as exc:
             which = f"row {first}" if len(rows) == 1 else f"rows {first}-{first + len(rows) - 1}"
             raise self._fail(exc, f"the timing of {phase} {which}") from None
@@ -466,7 +435,9 @@ class RunWriter:
             self._series[0][:, start:stop] = columns[:N_TERMS].sum(axis=0)
             for ds, col in zip(self._series[1:], columns):
                 ds[:, start:stop] = col
-            self._write_density(density, r_max, particles, dimensions)
+            edges, r, profile = density_profile(density, r_max, particles, dimensions)
+            for name, values in (("counts", density), ("r_edges", edges), ("r", r), ("density", profile)):
+                self._density[name][...] = values
             self._prod.attrs.modify("accepted", float(accepted))
             self._prod.attrs.modify("proposed", float(proposed))
             self._prod.attrs.modify("acceptance", float(accepted / proposed) if proposed else math.nan)
@@ -474,14 +445,6 @@ class RunWriter:
             self.group.file.flush()
         except (OSError, RuntimeError) as exc:
             raise self._fail(exc, f"production steps {start}-{stop}") from None
-
-    def _write_density(self, counts, r_max, particles, dimensions) -> None:
-        edges, r, density = density_profile(counts, r_max, particles, dimensions)
-        d = self._density
-        d["counts"][...] = counts
-        d["r_edges"][...] = edges
-        d["r"][...] = r
-        d["density"][...] = density
 
     def dmc(self, start: int, records: np.ndarray, attrs: dict) -> None:
         """DMC steps [start, start + n) (records (n, len(DMC_FIELDS))) and the group's attributes."""
@@ -617,9 +580,21 @@ def open_for_reading(path: str) -> h5py.File:
     return f
 
 
-def _in_use(path: str) -> OutputError:
-    return OutputError(f"{path} is in use: another vmc run is writing it (wait for it to end, or "
-                       "choose another output file)")
+@contextlib.contextmanager
+def reading(path: str, error: type[Exception] = OutputError, damaged: str = "damaged or incomplete vmc file"):
+    """The output file at `path` opened (`open_for_reading`) and verified (`verify`). Whatever fails inside
+    reaches the caller as one `error` line: an `error` raised inside as it is, an OutputError with its message,
+    any other read failure (a missing dataset, a bad attribute) as "<path>: <damaged> (<why>)"."""
+    try:
+        with open_for_reading(path) as f:
+            verify(f, path)
+            yield f
+    except error:
+        raise
+    except OutputError as exc:
+        raise error(str(exc)) from None
+    except (KeyError, OSError, RuntimeError, ValueError) as exc:
+        raise error(f"{path}: {damaged} ({str(exc).splitlines()[0]})") from None
 
 
 VERIFY_BLOCK_BYTES = 1 << 25   # 32 MB: what `verify` reads at a time
@@ -694,7 +669,8 @@ def _lock_fd(fd: int, path: str) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise _in_use(path) from None
+        raise OutputError(f"{path} is in use: another vmc run is writing it (wait for it to end, or "
+                          "choose another output file)") from None
     except OSError:
         pass   # a file system without locks: nothing to enforce
     return fd
@@ -801,12 +777,8 @@ def _place(tmp: str, path: str, force: bool) -> None:
 
 def describe(path: str) -> str:
     """A few lines on what an output file holds (for `vmc info`)."""
-    with open_for_reading(path) as f:
-        verify(f, path)
-        try:
-            return _describe(f, path)
-        except (KeyError, OSError, RuntimeError, ValueError) as exc:
-            raise OutputError(f"{path}: damaged or incomplete vmc file ({str(exc).splitlines()[0]})") from None
+    with reading(path) as f:
+        return _describe(f, path)
 
 
 def _run_lines(g: h5py.Group, indent: str = "  ") -> list[str]:
