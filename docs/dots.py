@@ -22,7 +22,8 @@ their `factors` ending in `+backflow`; `table` lists the cells that have them wi
 Checks of the DMC numbers (inputs/checks/<input>.toml -> runs/checks/<input>.h5, all DMC) join it as well: the
 same nodes from another trial state (the fixed-node energy at tau -> 0 must not depend on anything but the nodes),
 and other populations; `table` puts them beside the cell's own DMC rows.
-docs/dots.csv has one row per run and method (`vmc`, `dmc`, `dmc_extrapolated`) with the columns of `COLUMNS`;
+docs/dots.csv has one row per run and method (`vmc`, `dmc`, `dmc_extrapolated`) with the columns of `COLUMNS`
+(`population_corrected`: the DMC energy with UNR's population-control correction, `vmc analyze`; same error);
 the references (exact, DMC, published RBM + Padé-Jastrow VMC) come from docs/references.csv, with sources.
 """
 from __future__ import annotations
@@ -46,7 +47,8 @@ CELLS = ([(2, n, w) for n in (2, 6, 12, 20) for w in OMEGAS] + [(2, n, w) for n 
          + [(3, n, w) for n in (8, 20) for w in (1.0, 0.5)])
 EXTRAPOLATED = {(2, 12, 1.0), (2, 20, 1.0)}   # cells whose DMC sweeps the time step
 TIME_STEPS = (0.005, 0.01, 0.02)              # x 1/omega
-COLUMNS = ("dimensions", "particles", "omega", "method", "factors", "energy", "error", "variance", "reference",
+COLUMNS = ("dimensions", "particles", "omega", "method", "factors", "energy", "error", "population_corrected",
+           "variance", "reference",
            "reference_error", "walkers", "steps", "time_step", "wall_seconds", "cores", "input")
 TABLE_BEGIN, TABLE_END = "<!-- BEGIN DOT TABLE (docs/dots.py table) -->", "<!-- END DOT TABLE -->"
 
@@ -232,7 +234,8 @@ def rows_of(path: Path, kind: str) -> list[dict]:
                              "time_step": cfg["sampler"]["dt"], "wall_seconds": round(summary["wall_time"], 1)})
             elif "mean" in r.get("dmc", {}) and not r["dmc"].get("failures"):   # an untrusted DMC is no result
                 d = r["dmc"]
-                rows.append({**base, "method": "dmc", "energy": d["mean"], "error": d["error"], "walkers": d["walkers"],
+                rows.append({**base, "method": "dmc", "energy": d["mean"], "error": d["error"],
+                             "population_corrected": d["population_corrected"]["mean"], "walkers": d["walkers"],
                              "steps": d["measured"], "time_step": d["time_step"],
                              "wall_seconds": round(d["wall_seconds"], 1)})
     return rows + extrapolated([r for r in rows if r["method"] == "dmc"], rows[0]["input"] if rows else "")
@@ -246,7 +249,13 @@ def extrapolated(dmc: list[dict], inp: str) -> list[dict]:
     if len(set(tau)) < 3:
         return []
     fit = extrapolate(tau, [float(r["energy"]) for r in dmc], [float(r["error"]) for r in dmc])
+    corrected = [r.get("population_corrected") for r in dmc]
+    if all(c not in (None, "") for c in corrected):    # older rows have no population-corrected energy
+        corrected = extrapolate(tau, [float(c) for c in corrected], [float(r["error"]) for r in dmc])["e0"]
+    else:
+        corrected = None
     return [{**dmc[0], "method": "dmc_extrapolated", "energy": fit["e0"], "error": fit["error"], "input": inp,
+             "population_corrected": corrected,
              "steps": sum(int(r["steps"]) for r in dmc), "time_step": 0.0,
              "cores": max(int(r["cores"]) for r in dmc), "wall_seconds": sum(float(r["wall_seconds"]) for r in dmc)}]
 
