@@ -373,6 +373,10 @@ def test_dmc_mpi_reproducible_and_resumable(trial_file):
     assert p.returncode == 0, p.stderr
     extended, attrs = _dmc_result(short)
     assert attrs["steps_done"] == 900 and np.all(np.isfinite(extended["energy"]))
+    before = short.read_bytes()
+    p = run_cli("run", "--resume", short, "--set", "dmc.steps=700")      # as many as it has: nothing to do
+    assert p.returncode == 0 and "already complete, nothing to do" in p.stdout + p.stderr, p.stderr
+    assert short.read_bytes() == before
     for k in b:
         assert np.array_equal(extended[k][:800], b[k])
     p = run_cli("run", "--resume", d / "opt.h5", "--set", "dmc.steps=100")

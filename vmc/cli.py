@@ -143,13 +143,16 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (InputError, JobError) as exc:
-        code = exc.code if isinstance(exc, JobError) else EXIT_USAGE
-        if isinstance(exc, JobError) or exc.everywhere:     # every rank has it: rank 0 says it
+    except InputError as exc:
+        if exc.everywhere:
             if _rank() == 0:
                 print(f"vmc: error: {exc}", file=sys.stderr)
-            return code
-        return _fail(f"vmc: error: {exc}", code)
+            return EXIT_USAGE
+        return _fail(f"vmc: error: {exc}", EXIT_USAGE)
+    except JobError as exc:
+        if _rank() == 0:
+            print(f"vmc: error: {exc}", file=sys.stderr)
+        return exc.code
     except Interrupted as exc:   # a signal before the run started (during it, `execute` checkpoints first)
         return _fail(f"vmc: {exc}", EXIT_INTERRUPTED)
     except BrokenPipeError:   # output piped into head & co.

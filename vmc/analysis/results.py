@@ -387,8 +387,9 @@ def format_table(result: dict, name: str = "") -> str:
     if "virial_ratio" in result and not result.get("interacting", True):
         lines.append(f"virial check <T>/<V_trap> = {result['virial_ratio']:.5f} "
                      "(1 for the exact non-interacting state)")
-    lines += [f"warning: {w}" for w in result.get("warnings", [])] + (dmc_lines(result["dmc"]) if "dmc" in result
-                                                                       else [])
+    lines += [f"warning: {w}" for w in result.get("warnings", [])]
+    if "dmc" in result:
+        lines += dmc_lines(result["dmc"])
     return "\n".join(lines)
 
 
@@ -431,8 +432,9 @@ def summary_text(summary: dict, spec: Spec, path: str) -> str:
     ]
     if summary.get("timing"):
         lines.append(f"time: {summary['timing']}")
-    lines += [f"warning: {w}" for w in summary.get("warnings", [])] + (dmc_lines(summary["dmc"])
-                                                                        if "dmc" in summary else [])
+    lines += [f"warning: {w}" for w in summary.get("warnings", [])]
+    if "dmc" in summary:
+        lines += dmc_lines(summary["dmc"])
     return "\n".join(lines)
 
 

@@ -208,12 +208,12 @@ def _check_resume_overrides(path: str, overrides: dict, progress: list[dict]) ->
             raise InputError(f"{path}: --set {key} cannot change on --resume: it fixes the physics or the shape "
                              f"of the stored state (a resume may change: {', '.join(allowed)})")
     for p in progress:
-        if p["status"] == "complete" and "dmc.steps" not in overrides:
-            continue
         optimizing = p["phase"] == 0
         for key, value in overrides.items():
             if key == "dmc.steps":
                 _check_dmc_extension(path, value, p)
+                continue
+            if p["status"] == "complete":      # only dmc.steps can still take effect
                 continue
             late = (key.startswith("optimizer.") or key in ("sampler.steps", "sampler.thermalize")) and not optimizing \
                 or key.startswith("production.") and p["phase"] >= 2   # the production is over (DMC or done)
@@ -280,13 +280,9 @@ def _plan(request: Request, n_ranks: int, ranks_on_node: int) -> Plan:
         if request.resume:
             path = request.resume
             stored, text, progress = _read_stored(path)
-            if all(p["status"] == "complete" for p in progress) and "dmc.steps" not in overrides:
-                if overrides:
-                    raise InputError(f"{path}: the run is complete; nothing to resume (the overrides were not "
-                                     "applied; only dmc.steps may continue a complete run)")
-                return Plan(path, False, [], text, overrides, True,
-                            nothing_to_do=f"{path}: the run is already complete, nothing to do "
-                                          f"(`vmc analyze {path}` shows its results)")
+            if all(p["status"] == "complete" for p in progress) and set(overrides) - {"dmc.steps"}:
+                raise InputError(f"{path}: the run is complete; nothing to resume (the overrides were not "
+                                 "applied; only dmc.steps may continue a complete run)")
             _check_resume_overrides(path, overrides, progress)
             config = config_mod.from_dict(stored, source=path, text=text)
         else:
@@ -295,6 +291,10 @@ def _plan(request: Request, n_ranks: int, ranks_on_node: int) -> Plan:
         if overrides:
             config = config.with_overrides(overrides)
         points = _points(config, n_ranks, progress)
+        if request.resume and all(p.state == "complete" for p in points):
+            return Plan(path, False, [], text, overrides, True,
+                        nothing_to_do=f"{path}: the run is already complete, nothing to do "
+                                      f"(`vmc analyze {path}` shows its results)")
         _check_points(points, config.source, n_ranks, ranks_on_node)
         if request.resume:     # the file is locked, and the disk has room for its growth
             fd = io.lock(path)
