@@ -137,8 +137,9 @@ OPTIONS: tuple[Option, ...] = (
     # ---- [dmc]
     Option("dmc.steps", 0, int, "Measured steps of fixed-node diffusion Monte Carlo after the VMC production "
            "(`vmc/mc/dmc.py`); 0: no DMC. At least 16 when on. A resume may raise it, also of a complete or "
-           "failed run: the DMC continues from its last population, bit for bit as one longer run when the steps "
-           "done are a multiple of 100 (a chunk of `vmc.mc.dmc.CHUNK` steps starts by rebuilding the factors' caches).",
+           "failed run: the DMC continues from its last population, bit for bit as one longer run when the measured "
+           "steps done are a multiple of 100 (a chunk of `vmc.mc.dmc.CHUNK` steps starts by rebuilding the factors' "
+           "caches).",
            between(0, 10**9), on_resume=True),
     Option("dmc.equilibration", 1000, int, "DMC steps before the measured ones (recorded, discarded by the "
            "analysis together with any further equilibration it detects).", between(0, 10**9)),
